@@ -1,0 +1,3 @@
+"""mammo-breastseg."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,71 @@
+"""Errors that carry what a user needs to act: the file, the field, the problem and the fix.
+
+Every command-line entry point catches :class:`MammoError` and prints its message instead of a
+traceback, exiting with :attr:`MammoError.exit_code`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: Exit codes used by all ``mammo`` command-line tools (documented in the README).
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class MammoError(Exception):
+    """A user-facing error: names the file, the field, what is wrong and how to fix it.
+
+    Args:
+        problem: What is wrong, in one sentence.
+        path: The file or store concerned, if any.
+        field: The field, column, array or attribute concerned, if any.
+        fix: What the user should do about it.
+        exit_code: The process exit code a CLI should use.
+    """
+
+    exit_code: int = EXIT_BAD_INPUT
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.field = field
+        self.fix = fix
+        if exit_code is not None:
+            self.exit_code = exit_code
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The full one-paragraph message: ``path: field: problem. Fix: fix``."""
+        where = ": ".join(p for p in (self.path, self.field) if p)
+        text = f"{where}: {self.problem}" if where else self.problem
+        if self.fix:
+            text = f"{text.rstrip('.')}. Fix: {self.fix}"
+        return text
+
+
+class StoreError(MammoError):
+    """A Zarr store is missing, of the wrong kind or version, or internally inconsistent."""
+
+
+class InputFileError(MammoError):
+    """An input file (DICOM, CSV, XML, image) cannot be used."""
+
+
+class ConfigError(MammoError):
+    """A configuration or parameter file is invalid."""
+
+
+class ModelFolderError(MammoError):
+    """A model folder is missing, incomplete or incompatible."""

@@ -1,0 +1,106 @@
+"""Atomic outputs: write under a hidden temporary name, then rename into place.
+
+A reader therefore sees a store (or file) whole or not at all, and an interrupted command leaves
+at most a hidden ``.<name>.tmp-<pid>-<token>`` folder, which the next run removes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mammo_common.errors import MammoError
+
+TMP_MARK = ".tmp-"
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A fresh hidden path next to ``path`` for staging its replacement."""
+    return path.with_name(f".{path.name}{TMP_MARK}{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete staging folders/files left next to ``path`` by interrupted runs."""
+    parent = path.parent
+    if not parent.is_dir():
+        return
+    prefix = f".{path.name}{TMP_MARK}"
+    for entry in parent.iterdir():
+        if entry.name.startswith(prefix):
+            _remove(entry)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def check_output_path(path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
+    """Refuse to write over an existing output (unless asked) or over one of the inputs."""
+    resolved = path.resolve()
+    for source in inputs:
+        src = Path(source).resolve()
+        if resolved == src or src in resolved.parents or resolved in src.parents:
+            raise MammoError(
+                "the output would overwrite or sit inside an input",
+                path=path,
+                fix=f"choose an output outside {source}",
+            )
+    if path.exists() and not overwrite:
+        raise MammoError(
+            "the output already exists",
+            path=path,
+            fix="choose another output path, delete it, or pass --overwrite",
+        )
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Move a finished staging path into place, replacing ``final`` if it exists."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists() or final.is_symlink():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        _remove(old)
+    else:
+        os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a staging path; on success rename it to ``final``, on any error remove it.
+
+    Example:
+        >>> with atomic_path("out.zarr") as tmp:  # doctest: +SKIP
+        ...     write_everything(tmp)
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
+    tmp = temporary_sibling(final)
+    try:
+        yield tmp
+    except BaseException:
+        _remove(tmp)
+        raise
+    commit(tmp, final)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON (sorted keys, indented, trailing newline) atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -1,0 +1,3 @@
+"""mammo-massclass."""
+
+__version__ = "0.1.0"

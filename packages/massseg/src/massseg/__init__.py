@@ -1,0 +1,3 @@
+"""mammo-massseg."""
+
+__version__ = "0.1.0"
