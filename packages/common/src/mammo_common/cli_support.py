@@ -1,0 +1,94 @@
+"""Helpers shared by every mammo command-line tool: error handling and progress bars.
+
+A command only parses, validates, calls one importable function and prints. Errors a user can fix
+(:class:`~mammo_common.errors.MammoError`, invalid configs) end in one clear message and a
+documented exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from mammo_common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, MammoError
+
+T = TypeVar("T")
+
+err_console = Console(stderr=True)
+console = Console()
+
+
+def pydantic_message(exc: pydantic.ValidationError, source: str = "") -> str:
+    """Turn a pydantic error into one readable paragraph naming every bad field."""
+    parts = []
+    for err in exc.errors()[:8]:
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "(root)"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = len(exc.errors()) - 8
+    if more > 0:
+        parts.append(f"... and {more} more")
+    where = f"{source}: " if source else ""
+    return where + "; ".join(parts)
+
+
+def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a Typer command so user errors print a message and exit non-zero."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except MammoError as exc:
+            err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+            raise typer.Exit(exc.exit_code) from None
+        except pydantic.ValidationError as exc:
+            err_console.print(
+                f"[bold red]error:[/] invalid settings: {pydantic_message(exc)}", highlight=False
+            )
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except KeyboardInterrupt:
+            err_console.print("[yellow]interrupted[/]: no partial output was kept")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+
+    return wrapper
+
+
+def progress_enabled() -> bool:
+    """Progress bars show on a terminal unless ``MAMMO_NO_PROGRESS`` is set."""
+    return sys.stderr.isatty() and not os.environ.get("MAMMO_NO_PROGRESS")
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a Rich progress bar on a terminal, or plainly otherwise."""
+    if not progress_enabled():
+        yield from items
+        return
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        task = progress.add_task(description, total=total)
+        for item in items:
+            yield item
+            progress.advance(task)
