@@ -1,0 +1,159 @@
+"""The ``mammo`` command: synthesise, ingest, split, validate, inspect and show stores.
+
+Every command parses its arguments, validates them, calls one importable function and prints.
+Exit codes: 0 success, 1 unexpected failure, 2 bad input (message names the file, field and fix),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mammo_common import __version__
+from mammo_common.cli_support import console, handle_errors
+
+app = typer.Typer(
+    name="mammo",
+    help=(
+        "Shared tools of the mammo pipeline: make synthetic data, ingest real datasets into a "
+        "validated Zarr store, split by patient, and inspect any store.\n\n"
+        "Typical start: mammo synth data/raw && mammo ingest data/raw data/mammograms.zarr "
+        "&& mammo split data/mammograms.zarr -o data/splits.json"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mammo-common {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Shared tools of the mammo pipeline."""
+
+
+@app.command()
+@handle_errors
+def validate(
+    store: Annotated[Path, typer.Argument(help="Store to check (any kind).")],
+    kind: Annotated[
+        str | None, typer.Option(help="Require this kind: mammograms, breast, masses, diagnosis.")
+    ] = None,
+    shallow: Annotated[
+        bool, typer.Option("--shallow", help="Check metadata and shapes only, not mask values.")
+    ] = False,
+) -> None:
+    """Check that STORE follows the data contract (kind, version, arrays, mask values).
+
+    Example: mammo validate data/mammograms.zarr --kind mammograms
+    """
+    from mammo_common.store import open_store
+
+    opened = open_store(store, kind, deep=not shallow)
+    console.print(
+        f"[green]valid[/] {opened.kind} store, schema {opened.meta.schema_version}, "
+        f"{len(opened)} cases: {store}"
+    )
+
+
+@app.command()
+@handle_errors
+def info(
+    store: Annotated[Path, typer.Argument(help="Store to describe (any kind).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    max_cases: Annotated[int, typer.Option(help="List at most this many cases.")] = 20,
+) -> None:
+    """Describe STORE: kind, schema version, cases, attributes, arrays, mask sizes, lineage.
+
+    Example: mammo info data/breast.zarr --json
+    """
+    from mammo_common.store import open_store
+    from mammo_common.summary import store_summary
+
+    summary = store_summary(open_store(store), max_cases=None if as_json else max_cases)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    console.print(
+        f"[bold]{summary['path']}[/]: {summary['kind']} store, schema "
+        f"{summary['schema_version']}, {summary['n_cases']} cases, "
+        f"{summary['counts']['patients']} patients"
+    )
+    prod = summary["producer"]
+    console.print(f"producer: {prod['package']} {prod['version']} ({prod['command']})")
+    for parent in summary["parents"]:
+        console.print(f"parent: {parent['kind']} {parent['path']} {parent['digest'][:19]}")
+    for key, counts in summary["counts"].items():
+        if isinstance(counts, dict):
+            console.print(f"{key}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    arrays = Table("array", "shape", "dtype", title="arrays")
+    for name, spec in summary["arrays"].items():
+        arrays.add_row(name, str(spec.get("shape", "per case")), spec["dtype"])
+    console.print(arrays)
+    if summary["cases"]:
+        cols = list(summary["cases"][0].keys())
+        table = Table(*cols, title=f"first {len(summary['cases'])} cases")
+        for case in summary["cases"]:
+            table.add_row(*(str(case.get(c, "")) for c in cols))
+        console.print(table)
+    if summary.get("skipped"):
+        console.print(f"[yellow]{len(summary['skipped'])} source files were skipped at ingest[/]")
+
+
+@app.command()
+@handle_errors
+def show(
+    store: Annotated[Path, typer.Argument(help="Store to draw (mammograms, breast or masses).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="PNG file to write.")],
+    max_cases: Annotated[int, typer.Option(help="Draw at most this many cases.")] = 24,
+    tile: Annotated[int, typer.Option(help="Tile size in pixels.")] = 192,
+    columns: Annotated[int, typer.Option(help="Tiles per row.")] = 6,
+) -> None:
+    """Draw a contact sheet of STORE with masks as contours (green breast, yellow truth, red
+    prediction).
+
+    Example: mammo show data/mammograms.zarr -o sheet.png
+    """
+    from mammo_common.store import open_store
+    from mammo_common.viz import write_contact_sheet
+
+    path = write_contact_sheet(
+        open_store(store), out, max_cases=max_cases, tile=tile, columns=columns
+    )
+    console.print(f"wrote {path}")
+
+
+@app.command("schema")
+@handle_errors
+def schema_cmd(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the *.schema.json files.")] = Path(
+        "docs/schema"
+    ),
+) -> None:
+    """Export the JSON Schema of every data-contract model (stores, case record, splits, model
+    card).
+
+    Example: mammo schema docs/schema
+    """
+    from mammo_common.json_schema import export_json_schemas
+
+    for path in export_json_schemas(out_dir):
+        console.print(f"wrote {path}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,474 @@
+"""Mass classifiers: a ``keras.applications`` backbone with the reference's dense head.
+
+Architecture (docs ARCHITECTURES.md, "Classifiers"), for every backbone::
+
+    input (H, W, 3) in [0, 1]
+      -> BackbonePreprocess (the backbone's own input scaling, in the graph)
+      -> backbone, include_top=False           (layer "backbone")
+      -> GlobalAveragePooling2D                (layer "gap")
+      -> Dense 256 ReLU -> Dropout 0.5 -> Dense 128 ReLU
+      -> Dense 1 sigmoid, float32              (layer "malignancy"; positive = malignant)
+
+The backbone is frozen by default. With ``weights=None`` at 224x224x3 the reference's counts
+are reproduced exactly (:data:`REFERENCE_COUNTS`).
+
+Backbones (:func:`list_backbones`):
+
+* Every ``keras.applications`` constructor, by its lower-case name without separators
+  (``vgg16``, ``resnet50v2``, ``inceptionv3``, ``efficientnetb0``, ``densenet121``,
+  ``mobilenetv2``, ``convnexttiny``...), each with its family's input preprocessing.
+* ``tinycnn``: a small convolutional backbone (three [3x3 conv-BN-ReLU -> 2x2 max-pool]
+  blocks, widths 16/32/64 by default) for CPU tests and demos; it has no pretrained weights.
+* Anything registered with :func:`register_backbone`.
+
+Inputs are float images scaled to [0, 1] (see :mod:`massclass.rois`); the model maps them to
+what the backbone expects, so a saved model needs nothing outside its file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import keras
+from keras import layers, ops
+
+__all__ = [
+    "REFERENCE_COUNTS",
+    "Backbone",
+    "BackbonePreprocess",
+    "MassClassifier",
+    "PreprocessMode",
+    "build_model",
+    "count_parameters",
+    "get_backbone",
+    "list_backbones",
+    "register_backbone",
+    "set_trainable",
+]
+
+logger = logging.getLogger("mammo")
+
+PreprocessMode = Literal["caffe", "tf", "torch", "none"]
+
+#: (total, non-trainable) parameters at 224x224x3 with the base frozen (ARCHITECTURES.md).
+REFERENCE_COUNTS: dict[str, tuple[int, int]] = {
+    "vgg16": (14_879_041, 14_714_688),
+    "resnet50v2": (24_122_369, 23_564_800),
+    "inceptionv3": (22_360_353, 21_802_784),
+}
+
+# keras.applications module -> how its preprocess_input scales [0, 255] RGB.
+_MODULE_PREPROCESS: dict[str, PreprocessMode] = {
+    "vgg16": "caffe",
+    "vgg19": "caffe",
+    "resnet": "caffe",
+    "resnet_v2": "tf",
+    "inception_v3": "tf",
+    "inception_resnet_v2": "tf",
+    "xception": "tf",
+    "mobilenet": "tf",
+    "mobilenet_v2": "tf",
+    "nasnet": "tf",
+    "densenet": "torch",
+    "mobilenet_v3": "none",
+    "efficientnet": "none",
+    "efficientnet_v2": "none",
+    "convnext": "none",
+}
+
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+_TORCH_MEAN = (0.485, 0.456, 0.406)
+_TORCH_STD = (0.229, 0.224, 0.225)
+
+
+@keras.saving.register_keras_serializable(package="massclass")
+class BackbonePreprocess(layers.Layer):
+    """Map [0, 1] images to a backbone's expected input, as its ``preprocess_input`` does.
+
+    Modes (``x`` is the input in [0, 1]):
+
+    * ``"caffe"`` (VGG, ResNet v1): ``255 x``, RGB -> BGR, ImageNet BGR means subtracted.
+    * ``"tf"`` (ResNet v2, Inception, Xception, MobileNet v1/v2, NASNet): ``2 x - 1``.
+    * ``"torch"`` (DenseNet): ImageNet mean/std normalisation of ``x``.
+    * ``"none"`` (EfficientNet, MobileNet v3, ConvNeXt: they rescale inside): ``255 x``.
+
+    Args:
+        mode: One of the modes above.
+        **kwargs: Passed to :class:`keras.layers.Layer`.
+    """
+
+    def __init__(self, mode: PreprocessMode = "tf", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "tf", "torch", "none"):
+            raise ValueError(f"unknown preprocessing mode {mode!r}; use caffe, tf, torch or none")
+        self.mode = mode
+
+    def call(self, inputs):  # noqa: D102
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "tf":
+            return x * 2.0 - 1.0
+        if self.mode == "none":
+            return x * 255.0
+        if self.mode == "torch":
+            mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=self.compute_dtype)
+            std = ops.convert_to_tensor(_TORCH_STD, dtype=self.compute_dtype)
+            return (x - mean) / std
+        x = ops.flip(x * 255.0, axis=-1)
+        return x - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):  # noqa: D102
+        return input_shape
+
+    def get_config(self) -> dict:  # noqa: D102
+        return {**super().get_config(), "mode": self.mode}
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """A registered backbone.
+
+    Attributes:
+        name: Registry name (lower case).
+        preprocess: Input preprocessing mode (see :class:`BackbonePreprocess`).
+        builder: ``fn(input_shape, weights, **options) -> keras.Model`` (include_top=False).
+        source: ``"keras.applications.<Constructor>"`` or ``"massclass"`` / ``"custom"``.
+        pretrained: Whether ImageNet weights exist for it.
+        description: One line for ``massclass models``.
+    """
+
+    name: str
+    preprocess: PreprocessMode
+    builder: Callable[..., keras.Model]
+    source: str
+    pretrained: bool = True
+    description: str = ""
+
+
+_REGISTRY: dict[str, Backbone] = {}
+_APPS_SCANNED = False
+_warned_scratch: set[str] = set()
+
+
+def _key(name: str) -> str:
+    return "".join(ch for ch in str(name).lower() if ch.isalnum())
+
+
+def register_backbone(
+    name: str,
+    builder: Callable[..., keras.Model],
+    *,
+    preprocess: PreprocessMode = "tf",
+    pretrained: bool = False,
+    description: str = "",
+    source: str = "custom",
+) -> Backbone:
+    """Register a backbone under ``name`` (replacing any earlier one of that name).
+
+    Args:
+        name: Registry name; matched case- and separator-insensitively.
+        builder: ``fn(input_shape, weights, **options)`` returning a model without a top whose
+            output is a 4-D feature map.
+        preprocess: How [0, 1] inputs are scaled for it.
+        pretrained: Whether ``weights="imagenet"`` is meaningful.
+        description: Shown by ``massclass models``.
+        source: Where it comes from.
+
+    Returns:
+        The registered :class:`Backbone`.
+    """
+    spec = Backbone(_key(name), preprocess, builder, source, pretrained, description)
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _resolve_other_weights(name: str, weights: Any) -> Any:
+    """Weights for an application mammo_common.keras.weights does not know."""
+    if weights is None:
+        return None
+    text = str(weights).strip().lower() if isinstance(weights, str) else None
+    if text == "imagenet":
+        return "imagenet"
+    if text == "auto":
+        allowed = os.environ.get("MAMMO_ALLOW_WEIGHT_DOWNLOAD", "").strip().lower()
+        if allowed in {"1", "true", "yes"}:
+            return "imagenet"
+        if name not in _warned_scratch:
+            _warned_scratch.add(name)
+            logger.warning(
+                "%s: weights='auto' does not look for cached ImageNet weights of this backbone "
+                "offline; it is initialised randomly. Pass weights='imagenet' (uses the Keras "
+                "cache or downloads), a weights file, or set MAMMO_ALLOW_WEIGHT_DOWNLOAD=1.",
+                name,
+            )
+        return None
+    path = Path(os.fspath(weights)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file for {name} not found: {str(path)!r}")
+    return str(path)
+
+
+def _application_builder(constructor_name: str) -> Callable[..., keras.Model]:
+    def build(input_shape: Sequence[int], weights: Any = "auto", **options: Any) -> keras.Model:
+        key = _key(constructor_name)
+        try:
+            from mammo_common.keras import weights as mweights
+
+            mweights.canonical_app_name(key)
+            known = True
+        except (ImportError, ValueError):
+            known = False
+        try:
+            if known:
+                return mweights.build_application(
+                    key, input_shape=tuple(input_shape), weights=weights, include_top=False,
+                    **options,
+                )
+            constructor = getattr(keras.applications, constructor_name)
+            return constructor(
+                include_top=False,
+                weights=_resolve_other_weights(key, weights),
+                input_shape=tuple(input_shape),
+                **options,
+            )
+        except ValueError as exc:
+            raise ValueError(
+                f"backbone {key!r} cannot be built at input shape {tuple(input_shape)}: {exc}"
+            ) from None
+
+    return build
+
+
+def _scan_applications() -> None:
+    global _APPS_SCANNED
+    if _APPS_SCANNED:
+        return
+    _APPS_SCANNED = True
+    for attr in dir(keras.applications):
+        obj = getattr(keras.applications, attr)
+        if not (inspect.isfunction(obj) and attr[:1].isupper()):
+            continue
+        module = obj.__module__.rsplit(".", 1)[-1]
+        mode = _MODULE_PREPROCESS.get(module)
+        if mode is None or _key(attr) in _REGISTRY:
+            continue
+        register_backbone(
+            attr,
+            _application_builder(attr),
+            preprocess=mode,
+            pretrained=True,
+            description=f"keras.applications.{attr} (ImageNet weights available)",
+            source=f"keras.applications.{attr}",
+        )
+
+
+def _tinycnn(
+    input_shape: Sequence[int], weights: Any = None, widths: Sequence[int] = (16, 32, 64)
+) -> keras.Model:
+    """Small CPU backbone: [3x3 conv-BN-ReLU -> 2x2 max-pool] per width."""
+    if weights not in (None, "auto"):
+        raise ValueError("tinycnn has no pretrained weights; use weights=None")
+    inputs = keras.Input(shape=tuple(input_shape), name="tinycnn_input")
+    x = inputs
+    for i, width in enumerate(widths, start=1):
+        x = layers.Conv2D(int(width), 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{i}_bn")(x)
+        x = layers.ReLU(name=f"block{i}_relu")(x)
+        x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    return keras.Model(inputs, x, name="tinycnn")
+
+
+register_backbone(
+    "tinycnn",
+    _tinycnn,
+    preprocess="tf",
+    pretrained=False,
+    description="3 conv-BN-ReLU-pool blocks (16/32/64), no pretrained weights: CPU tests, demos",
+    source="massclass",
+)
+
+
+def list_backbones() -> list[Backbone]:
+    """All registered backbones (every ``keras.applications`` model, ``tinycnn``, custom ones)."""
+    _scan_applications()
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+
+
+def get_backbone(name: str) -> Backbone:
+    """The registered backbone ``name`` (case/separator-insensitive).
+
+    Raises:
+        ValueError: Unknown name; the message lists the valid names.
+    """
+    key = _key(name)
+    if key not in _REGISTRY:
+        _scan_applications()
+    if key not in _REGISTRY:
+        names = ", ".join(b.name for b in list_backbones())
+        raise ValueError(f"unknown backbone {name!r}; valid names: {names}")
+    return _REGISTRY[key]
+
+
+@keras.saving.register_keras_serializable(package="massclass")
+class MassClassifier(keras.Model):
+    """Backbone + the reference head (functional model, keras-hub style).
+
+    Args:
+        backbone: Registry name of the backbone.
+        input_shape: ``(height, width, channels)``; channels must be 3 for ImageNet backbones.
+        dense_units: Widths of the two hidden dense layers (reference: 256, 128).
+        dropout: Dropout after the first dense layer (reference: 0.5).
+        backbone_options: Extra keyword arguments of the backbone builder (e.g. ``alpha`` for
+            MobileNet, ``widths`` for tinycnn).
+        weights: Backbone weights: ``"auto"``, ``"imagenet"``, ``None`` or a file. Not saved in
+            the config; a loaded model gets its weights from its file.
+        trainable_base: ``False`` (frozen, default), ``True`` (all) or a fraction in (0, 1)
+            of the backbone's layers, counted from the top, made trainable.
+        name: Model name.
+        **kwargs: Passed to :class:`keras.Model`.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "vgg16",
+        input_shape: Sequence[int] = (224, 224, 3),
+        dense_units: Sequence[int] = (256, 128),
+        dropout: float = 0.5,
+        backbone_options: dict[str, Any] | None = None,
+        weights: Any = None,
+        trainable_base: bool | float = False,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        spec = get_backbone(backbone)
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) != 3 or min(shape) < 1:
+            raise ValueError(f"input_shape must be (height, width, channels), got {input_shape}")
+        if len(dense_units) != 2:
+            raise ValueError(f"dense_units must hold two widths, got {dense_units}")
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        options = dict(backbone_options or {})
+
+        inputs = keras.Input(shape=shape, name="roi")
+        x = BackbonePreprocess(spec.preprocess, name="preprocess")(inputs)
+        base = spec.builder(shape, weights, **options)
+        base.name = "backbone"
+        x = base(x)
+        x = layers.GlobalAveragePooling2D(name="gap")(x)
+        x = layers.Dense(int(dense_units[0]), activation="relu", name="dense1")(x)
+        x = layers.Dropout(float(dropout), name="dropout")(x)
+        x = layers.Dense(int(dense_units[1]), activation="relu", name="dense2")(x)
+        outputs = layers.Dense(1, activation="sigmoid", dtype="float32", name="malignancy")(x)
+        super().__init__(inputs=inputs, outputs=outputs, name=name or f"massclass_{spec.name}",
+                         **kwargs)
+
+        self.backbone_name = spec.name
+        self.image_shape = shape
+        self.dense_units = [int(u) for u in dense_units]
+        self.dropout_rate = float(dropout)
+        self.backbone_options = options
+        self.preprocess_mode = spec.preprocess
+        set_trainable(self, trainable_base)
+
+    @property
+    def base(self) -> keras.Model:
+        """The backbone sub-model."""
+        return self.get_layer("backbone")
+
+    def get_config(self) -> dict:
+        """Constructor arguments, so ``.keras`` files round-trip."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": self.backbone_name,
+            "input_shape": list(self.image_shape),
+            "dense_units": list(self.dense_units),
+            "dropout": self.dropout_rate,
+            "backbone_options": dict(self.backbone_options),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> MassClassifier:
+        """Rebuild from :meth:`get_config` (random backbone; the weights follow from the file)."""
+        return cls(**config)
+
+
+def set_trainable(model: MassClassifier, trainable_base: bool | float | str) -> int:
+    """Freeze or unfreeze the backbone; the head always stays trainable.
+
+    Args:
+        model: A :class:`MassClassifier`.
+        trainable_base: ``False``/``"head"`` (frozen), ``True``/``"all"`` (all layers) or a
+            fraction in (0, 1): the top ``ceil(fraction * n_layers)`` backbone layers
+            trainable, the rest frozen (the reference's "top 25%" phase uses 0.25).
+
+    Returns:
+        The number of backbone layers left trainable. Recompile afterwards.
+    """
+    base = model.base
+    base_layers = base.layers
+    if trainable_base in ("head", False) or trainable_base is None:
+        n = 0
+    elif trainable_base in ("all", True):
+        n = len(base_layers)
+    else:
+        frac = float(trainable_base)
+        if not 0.0 <= frac <= 1.0:
+            raise ValueError(f"trainable fraction must be in [0, 1], got {trainable_base}")
+        n = -(-int(round(frac * len(base_layers) * 1e6)) // 1_000_000)  # ceil, float-safe
+    base.trainable = n > 0
+    cut = len(base_layers) - n
+    for i, layer in enumerate(base_layers):
+        layer.trainable = i >= cut
+    for layer in model.layers:
+        if layer is not base:
+            layer.trainable = True
+    return n
+
+
+def count_parameters(model: keras.Model) -> dict[str, int]:
+    """Total, trainable and non-trainable parameter counts."""
+    trainable = sum(int(ops.size(w)) for w in model.trainable_weights)
+    non_trainable = sum(int(ops.size(w)) for w in model.non_trainable_weights)
+    return {"total": trainable + non_trainable, "trainable": trainable,
+            "non_trainable": non_trainable}
+
+
+def build_model(
+    name: str,
+    input_shape: Sequence[int] = (224, 224, 3),
+    *,
+    weights: Any = "auto",
+    trainable: bool | float = False,
+    **kwargs: Any,
+) -> MassClassifier:
+    """Build a mass classifier.
+
+    Args:
+        name: Backbone name (``vgg16``, ``resnet50v2``, ``inceptionv3``, any other
+            ``keras.applications`` model, ``tinycnn``); see :func:`list_backbones`.
+        input_shape: ``(height, width, channels)``.
+        weights: ``"auto"`` (ImageNet if available offline, else random, with a message),
+            ``"imagenet"``, ``None`` (random) or a backbone weights file.
+        trainable: Backbone trainability, see :func:`set_trainable` (frozen by default).
+        **kwargs: ``dense_units``, ``dropout``, ``backbone_options``, ``name``.
+
+    Returns:
+        The model (not compiled).
+
+    Raises:
+        ValueError: Unknown backbone or an input shape it cannot take.
+    """
+    spec = get_backbone(name)
+    if not spec.pretrained and isinstance(weights, str) and weights.lower() == "auto":
+        weights = None
+    return MassClassifier(
+        backbone=spec.name, input_shape=input_shape, weights=weights,
+        trainable_base=trainable, **kwargs,
+    )

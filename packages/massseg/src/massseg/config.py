@@ -1,0 +1,384 @@
+"""Validated settings of every massseg command (the ``massseg`` section of ``params.yaml``).
+
+``params.yaml`` layout (every key optional; unknown keys are errors)::
+
+    massseg:
+      train:            # TrainSettings: massseg train and massseg cv
+        arch: unetpp_xception
+        input_size: [640, 640]
+        epochs: 100
+        batch_size: 2
+        loss: dice
+      predict:          # PredictSettings
+        threshold: 0.5
+        min_object_pixels: 30
+        tta: false
+      evaluate:         # EvaluateSettings
+        overlays: 3
+
+Command-line options override the file. Paths (data, splits, output) are given on the command
+line only; the ``*Config`` models add them to the settings.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mammo_common.params import load_config
+
+__all__ = [
+    "LOSS_NAMES",
+    "CVConfig",
+    "EvaluateConfig",
+    "EvaluateSettings",
+    "MassSegParams",
+    "PredictConfig",
+    "PredictSettings",
+    "TrainConfig",
+    "TrainSettings",
+    "load_cv_config",
+    "load_evaluate_config",
+    "load_predict_config",
+    "load_train_config",
+    "parse_kwargs",
+    "parse_size",
+    "reference_learning_rate",
+]
+
+LOSS_NAMES = ("dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice")
+"""Losses offered by mammo_common.keras.losses.get_loss."""
+
+MixedPrecision = Literal["bfloat16", "float16"]
+
+
+def parse_size(value: Any) -> tuple[int, int] | None:
+    """``"640x640"``, ``"640"``, ``[640, 640]`` or ``None`` -> ``(rows, cols)`` or ``None``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        parts = re.split(r"[x,X* ]+", value.strip())
+        if len(parts) == 1:
+            parts = parts * 2
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"size {value!r} must look like 640x640 (rows x columns)")
+        return int(parts[0]), int(parts[1])
+    if isinstance(value, int):
+        return value, value
+    values = list(value)
+    if len(values) != 2:
+        raise ValueError(f"size {value!r} must have two values (rows, columns)")
+    return int(values[0]), int(values[1])
+
+
+def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
+    """``["filters=4", "dropout=0.1,deep_supervision=false"]`` -> typed keyword arguments."""
+    result: dict[str, Any] = {}
+    for item in items or []:
+        for part in item.split(","):
+            if not part.strip():
+                continue
+            if "=" not in part:
+                raise ValueError(f"{part!r} must look like key=value (e.g. filters=4)")
+            key, raw = (s.strip() for s in part.split("=", 1))
+            if not key.isidentifier():
+                raise ValueError(f"{key!r} is not a valid keyword name")
+            result[key] = _typed(raw)
+    return result
+
+
+def _typed(raw: str) -> Any:
+    low = raw.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def reference_learning_rate(arch: str) -> float:
+    """The reference's Adam learning rate: 1e-3 for unet5l, 1e-4 for every other network."""
+    return 1e-3 if arch == "unet5l" else 1e-4
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TrainSettings(_Strict):
+    """Training hyper-parameters (``massseg.train``); defaults are the reference recipe.
+
+    Attributes:
+        arch: Registry name of the network (``massseg models`` lists them).
+        input_size: Network input (rows, cols); ``None`` uses the store's image size. Sides must
+            be multiples of the network's input multiple (32; 16 for unet5l).
+        model_kwargs: Keyword arguments for ``build_model`` (widths such as ``filters``,
+            ``weights``), e.g. ``{"filters": 4}`` for a CPU-sized network.
+        epochs: Maximum number of epochs (reference 100).
+        batch_size: Images per batch (reference 2).
+        learning_rate: Adam learning rate; ``None`` is the reference's (1e-3 for unet5l, else
+            1e-4).
+        loss: Loss name (soft Dice pooled over the batch is the reference).
+        steps_multiplier: Steps per epoch = multiplier x (training images // batch) (reference 3).
+        augment: On-the-fly augmentation of the training batches (mass preset).
+        reduce_lr_patience: ReduceLROnPlateau patience on validation loss (reference 3).
+        reduce_lr_factor: ReduceLROnPlateau factor (reference 0.1).
+        min_lr: ReduceLROnPlateau floor (reference 1e-8).
+        early_stopping_patience: Early stopping patience on validation loss (reference 5).
+        threshold: Decision threshold recorded in the model card (reference 0.5).
+        seed: Seed of weights, shuffling and augmentation.
+        mixed_precision: ``None``, ``"bfloat16"`` (CPU) or ``"float16"`` (GPU).
+        deterministic: Ask the backend for deterministic kernels (slower).
+        resume: Continue an interrupted training from its checkpoint.
+        overwrite: Replace a finished model folder instead of refusing (train) or reusing
+            it (cv).
+    """
+
+    arch: str = "unetpp_xception"
+    input_size: tuple[int, int] | None = None
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=2, ge=1)
+    learning_rate: float | None = Field(default=None, gt=0)
+    loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "dice"
+    steps_multiplier: int = Field(default=3, ge=1)
+    augment: bool = True
+    reduce_lr_patience: int = Field(default=3, ge=1)
+    reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
+    min_lr: float = Field(default=1e-8, ge=0)
+    early_stopping_patience: int | None = Field(default=5, ge=1)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    seed: int = 0
+    mixed_precision: MixedPrecision | None = None
+    deterministic: bool = False
+    resume: bool = True
+    overwrite: bool = False
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value)
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and min(value) <= 0:
+            raise ValueError(f"input_size {value} must be positive")
+        return value
+
+    @field_validator("arch")
+    @classmethod
+    def _arch(cls, value: str) -> str:
+        from massseg.models import MODEL_NAMES
+
+        if value not in MODEL_NAMES:
+            raise ValueError(f"unknown network {value!r}; choose one of {', '.join(MODEL_NAMES)}")
+        return value
+
+    @property
+    def effective_learning_rate(self) -> float:
+        """The learning rate used: the setting, or the reference's for the network."""
+        return self.learning_rate or reference_learning_rate(self.arch)
+
+
+class TrainConfig(TrainSettings):
+    """``massseg train``: one fold of one network.
+
+    Attributes:
+        data: The ``breast`` store (with ground-truth ``mass_masks``).
+        splits: ``splits.json`` made by ``mammo split``.
+        fold: 1-based fold to train (its ``train`` cases) and validate (its ``valid`` cases).
+        out: The model folder to write, e.g. ``models/massseg/unet5l/fold_1``.
+    """
+
+    data: Path
+    splits: Path
+    fold: int = Field(ge=1)
+    out: Path
+
+
+class CVConfig(TrainSettings):
+    """``massseg cv``: every fold (or ``folds``) of one network, then the CV table.
+
+    Attributes:
+        data: The ``breast`` store.
+        splits: ``splits.json``.
+        out: The network's folder; fold ``k`` goes to ``out/fold_<k>``, the table to
+            ``out/cv.json`` and ``out/cv.md``.
+        folds: 1-based folds to train; ``None`` trains all folds of the splits file.
+    """
+
+    data: Path
+    splits: Path
+    out: Path
+    folds: list[int] | None = None
+
+    @field_validator("folds", mode="before")
+    @classmethod
+    def _folds(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(v) for v in re.split(r"[,\s]+", value.strip()) if v]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @field_validator("folds")
+    @classmethod
+    def _positive_folds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None:
+            if not value or min(value) < 1 or len(set(value)) != len(value):
+                raise ValueError(f"folds {value} must be distinct 1-based fold numbers")
+        return value
+
+    def fold_config(self, fold: int) -> TrainConfig:
+        """The :class:`TrainConfig` of one fold (model folder ``out/fold_<fold>``)."""
+        values = self.model_dump(exclude={"folds", "out"})
+        return TrainConfig(**values, fold=fold, out=self.out / f"fold_{fold}")
+
+
+class PredictSettings(_Strict):
+    """Prediction settings (``massseg.predict``).
+
+    Attributes:
+        threshold: Probability threshold of the binary mask; ``None`` uses the models' card
+            threshold (0.5 in the reference).
+        min_object_pixels: Predicted objects smaller than this are removed (reference 30).
+        largest_component: Keep only the largest predicted object per image.
+        tta: Average the predictions of the image and its horizontal/vertical flips.
+        batch_size: Images per prediction batch (memory stays constant).
+        overwrite: Replace an existing output store.
+    """
+
+    threshold: float | None = Field(default=None, gt=0, lt=1)
+    min_object_pixels: int = Field(default=30, ge=0)
+    largest_component: bool = False
+    tta: bool = False
+    batch_size: int = Field(default=4, ge=1)
+    overwrite: bool = False
+
+
+class PredictConfig(PredictSettings):
+    """``massseg predict``.
+
+    Attributes:
+        models: One model folder, or several (an ensemble; probabilities are averaged).
+        data: The ``breast`` store to segment.
+        out: The ``masses`` store to write.
+    """
+
+    models: list[Path] = Field(min_length=1)
+    data: Path
+    out: Path
+
+
+class EvaluateSettings(_Strict):
+    """Evaluation settings (``massseg.evaluate``).
+
+    Attributes:
+        part: Restrict to a part of the splits (``test``, or ``valid``/``train`` of ``fold``);
+            needs ``splits``. ``None`` evaluates every case of the store.
+        fold: Fold of ``part`` ``valid``/``train``.
+        overlays: How many cases of each of best/median/worst to draw (0 = none).
+    """
+
+    part: Literal["train", "valid", "test"] | None = None
+    fold: int | None = Field(default=None, ge=1)
+    overlays: int = Field(default=1, ge=0)
+
+
+class EvaluateConfig(EvaluateSettings):
+    """``massseg evaluate``: a ``masses`` store against its ground truth, or a CV folder.
+
+    Attributes:
+        data: The ``masses`` store to score (needs ground-truth ``mass_masks``).
+        cv: A network folder with ``fold_<k>`` model folders: summarise the CV instead.
+        splits: ``splits.json``, to select ``part``.
+        out: Metrics JSON (flat keys, for ``dvc metrics``).
+        per_case: Optional per-case JSON (case id, Dice, Jaccard, AUC, areas).
+        overlays_dir: Folder for the PNG overlays of the best, median and worst cases.
+        markdown: Optional Markdown table (the CV table, or the metrics).
+    """
+
+    data: Path | None = None
+    cv: Path | None = None
+    splits: Path | None = None
+    out: Path
+    per_case: Path | None = None
+    overlays_dir: Path | None = None
+    markdown: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EvaluateConfig:
+        if (self.data is None) == (self.cv is None):
+            raise ValueError("give exactly one of data (a masses store) or cv (a CV folder)")
+        if self.part is not None and self.splits is None:
+            raise ValueError(f"part={self.part!r} needs splits (a splits.json)")
+        if self.part in ("train", "valid") and self.fold is None:
+            raise ValueError(f"part={self.part!r} needs a fold")
+        return self
+
+
+class MassSegParams(_Strict):
+    """The whole ``massseg`` section of ``params.yaml`` (for validating it in one go)."""
+
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    predict: PredictSettings = Field(default_factory=PredictSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
+
+
+def _load(
+    settings_model: type[_Strict],
+    config_model: type[_Strict],
+    section: str,
+    params_file: str | Path | None,
+    settings: dict[str, Any],
+    paths: dict[str, Any],
+) -> Any:
+    """Validate ``params_file[section]`` + ``settings`` as settings, then add ``paths``."""
+    validated = load_config(
+        settings_model, params_file=params_file, section=section, overrides=settings
+    )
+    values = validated.model_dump(exclude_unset=True)
+    return load_config(config_model, overrides={**values, **paths})
+
+
+def load_train_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> TrainConfig:
+    """Train config from ``massseg.train`` of ``params_file``, options and paths.
+
+    Raises:
+        ConfigError: naming the file, the bad key and the fix.
+    """
+    return _load(TrainSettings, TrainConfig, "massseg.train", params_file, settings, paths)
+
+
+def load_cv_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> CVConfig:
+    """CV config from ``massseg.train`` of ``params_file``, options and paths."""
+    return _load(TrainSettings, CVConfig, "massseg.train", params_file, settings, paths)
+
+
+def load_predict_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> PredictConfig:
+    """Predict config from ``massseg.predict`` of ``params_file``, options and paths."""
+    return _load(PredictSettings, PredictConfig, "massseg.predict", params_file, settings, paths)
+
+
+def load_evaluate_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> EvaluateConfig:
+    """Evaluate config from ``massseg.evaluate`` of ``params_file``, options and paths."""
+    return _load(
+        EvaluateSettings, EvaluateConfig, "massseg.evaluate", params_file, settings, paths
+    )

@@ -1,0 +1,167 @@
+"""Registry of the ten mass-segmentation networks.
+
+Each network lives in its own module ``massseg.models.<name>`` that defines
+``DEFAULT_INPUT_SHAPE`` and ``build(input_shape=DEFAULT_INPUT_SHAPE, *, weights=None,
+**kwargs) -> keras.Model``. The registry imports those modules (and so Keras) only when a
+network is asked for, so ``import massseg.models`` is cheap and works without a backend.
+
+Example:
+    >>> from massseg.models import MODEL_NAMES, build_model
+    >>> model = build_model("unet5l", (64, 64, 1), filters=4)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import keras
+
+__all__ = [
+    "MODEL_NAMES",
+    "build_model",
+    "count_parameters",
+    "default_input_shape",
+    "describe_models",
+    "input_multiple",
+]
+
+MODEL_NAMES: tuple[str, ...] = (
+    "unet5l",
+    "unetpp_xception",
+    "unet_xception",
+    "unet_vgg16",
+    "unet_resnet50",
+    "resunet",
+    "deeplabv3plus",
+    "multiresunet",
+    "attention_unet",
+    "unetpp",
+)
+"""Registry names, in the order of docs ARCHITECTURES.md."""
+
+_INPUT_MULTIPLES: dict[str, int] = {name: 32 for name in MODEL_NAMES} | {"unet5l": 16}
+"""Height and width of a network's input must be multiples of these. 32 for every
+network but unet5l (16), a multiple of each network's own structural requirement
+(the module's ``INPUT_MULTIPLE`` where it defines one)."""
+
+
+def _check_name(name: str) -> str:
+    if name not in MODEL_NAMES:
+        raise ValueError(
+            f"Unknown mass-segmentation model {name!r}; valid names: {', '.join(MODEL_NAMES)}"
+        )
+    return name
+
+
+def _module(name: str) -> ModuleType:
+    """Import ``massseg.models.<name>`` (this imports Keras)."""
+    return importlib.import_module(f"{__name__}.{_check_name(name)}")
+
+
+def default_input_shape(name: str) -> tuple[int, int, int]:
+    """Default ``(height, width, channels)`` of a network (its module's ``DEFAULT_INPUT_SHAPE``).
+
+    Raises:
+        ValueError: If ``name`` is not a registry name.
+    """
+    return tuple(int(d) for d in _module(name).DEFAULT_INPUT_SHAPE)
+
+
+def input_multiple(name: str) -> int:
+    """Height and width of the network's input must be multiples of this (no Keras import).
+
+    Raises:
+        ValueError: If ``name`` is not a registry name.
+    """
+    return _INPUT_MULTIPLES[_check_name(name)]
+
+
+def build_model(
+    name: str, input_shape: Sequence[int | None] | None = None, **kwargs: Any
+) -> keras.Model:
+    """Build a registered network.
+
+    Args:
+        name: One of :data:`MODEL_NAMES`.
+        input_shape: ``(height, width, channels)``; ``None`` for the network's default.
+            Height and width must be multiples of :func:`input_multiple`.
+        **kwargs: Passed to the module's ``build`` (``weights`` and width parameters).
+
+    Returns:
+        The (uncompiled) Keras model.
+
+    Raises:
+        ValueError: If the name is unknown or the input shape is invalid.
+    """
+    module = _module(name)
+    if input_shape is None:
+        input_shape = module.DEFAULT_INPUT_SHAPE
+    from mammo_common.keras.networks import validate_input_shape
+
+    validate_input_shape(input_shape, input_multiple(name), name)
+    return module.build(tuple(input_shape), **kwargs)
+
+
+def count_parameters(model: keras.Model) -> tuple[int, int]:
+    """Return ``(total, non_trainable)`` parameter counts of a built model."""
+    import numpy as np
+
+    non_trainable = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
+    return int(model.count_params()), non_trainable
+
+
+def describe_models(
+    names: Iterable[str] | None = None, *, count_params: bool = False
+) -> list[dict[str, Any]]:
+    """Describe registered networks, e.g. for the ``massseg models`` command.
+
+    Args:
+        names: Registry names to describe; ``None`` for all of :data:`MODEL_NAMES`.
+        count_params: Build each network (random weights, default input shape) to count
+            its parameters. Slow (seconds per network); the Keras session is cleared after
+            each build.
+
+    Returns:
+        One dict per network: ``name``, ``module``, ``available`` (the module imports),
+        ``error`` (import or build error, else ``None``), ``default_input_shape``,
+        ``input_multiple``, ``total_params`` and ``non_trainable_params`` (``None`` unless
+        counted).
+
+    Raises:
+        ValueError: If a name is not a registry name.
+    """
+    selected = MODEL_NAMES if names is None else tuple(_check_name(n) for n in names)
+    rows: list[dict[str, Any]] = []
+    for name in selected:
+        row: dict[str, Any] = {
+            "name": name,
+            "module": f"{__name__}.{name}",
+            "available": False,
+            "error": None,
+            "default_input_shape": None,
+            "input_multiple": input_multiple(name),
+            "total_params": None,
+            "non_trainable_params": None,
+        }
+        try:
+            row["default_input_shape"] = default_input_shape(name)
+            row["available"] = True
+        except ImportError as exc:
+            row["error"] = f"{type(exc).__name__}: {exc}"
+        if row["available"] and count_params:
+            import keras
+
+            try:
+                model = build_model(name, weights=None)
+                row["total_params"], row["non_trainable_params"] = count_parameters(model)
+                del model
+            except Exception as exc:  # noqa: BLE001 - reported per network, not raised
+                row["error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                keras.backend.clear_session()
+        rows.append(row)
+    return rows

@@ -1,0 +1,38 @@
+"""Shared test setup for mammo-massseg.
+
+The Keras backend and TensorFlow's log level are set here, before any test module imports
+Keras. Modules holding ``keras`` or ``tensorflow`` at top level are marked ``keras``
+automatically (as in mammo-common), so a session can select or skip them by marker.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MAMMO_NO_PROGRESS", "1")
+
+import pytest  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "keras: needs Keras and a backend (TensorFlow)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        names = vars(module) if module is not None else {}
+        if "keras" in names or "tensorflow" in names or "tf" in names:
+            item.add_marker(pytest.mark.keras)
+
+
+@pytest.fixture
+def keras_session():
+    """Clear the Keras session (global state, layer-name counters) before and after a test."""
+    import keras
+
+    keras.backend.clear_session()
+    yield
+    keras.backend.clear_session()

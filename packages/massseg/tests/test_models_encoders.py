@@ -1,0 +1,328 @@
+"""Tests of the encoder-based mass segmentation networks and the shared encoder code.
+
+Covers ``unetpp_xception``, ``unet_xception``, ``unet_vgg16``, ``unet_resnet50`` and
+``deeplabv3plus`` (published parameter counts, tiny forward/backward passes, ``.keras``
+round trips, input validation) plus ``mammo_common.keras.encoders`` and
+``mammo_common.keras.weights``. Everything is built with ``weights=None``; nothing touches
+the network.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from mammo_common.keras import encoders as enc  # noqa: E402
+from mammo_common.keras import weights as wts  # noqa: E402
+
+# name -> (total, non-trainable) at 640x640x3, from ARCHITECTURES.md.
+PUBLISHED_COUNTS = {
+    "unetpp_xception": (17_222_989, 46_560),
+    "unet_xception": (23_159_489, 53_376),
+    "unet_vgg16": (25_862_337, 3_840),
+    "unet_resnet50": (20_676_545, 34_432),
+    "deeplabv3plus": (17_869_697, 34_784),
+}
+
+# Small widths for CPU tests; the encoders keep their ImageNet architecture.
+TINY_KWARGS = {
+    "unetpp_xception": {"filters": 2},
+    "unet_xception": {"start_filters": 2},
+    "unet_vgg16": {"decoder_filters": (8, 8, 4, 4)},
+    "unet_resnet50": {"decoder_filters": (8, 8, 4, 4)},
+    "deeplabv3plus": {"aspp_filters": 16, "low_level_filters": 8},
+}
+TINY_SHAPE = (64, 96, 3)  # non-square, multiples of 32: exercises the tap padding
+
+MODELS = sorted(PUBLISHED_COUNTS)
+
+
+def _module(name: str):
+    return importlib.import_module(f"massseg.models.{name}")
+
+
+def _non_trainable(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_session():
+    keras.backend.clear_session()
+    yield
+    keras.backend.clear_session()
+
+
+@pytest.fixture
+def no_download(monkeypatch):
+    """Make any weight download attempt fail loudly."""
+
+    def _fail(*args, **kwargs):
+        raise AssertionError(f"unexpected download attempt: {args}")
+
+    monkeypatch.setattr(keras.utils, "get_file", _fail)
+
+
+# --------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_published_parameter_counts(name):
+    module = _module(name)
+    assert module.DEFAULT_INPUT_SHAPE == (640, 640, 3)
+    model = module.build(weights=None)
+    total, non_trainable = PUBLISHED_COUNTS[name]
+    assert model.count_params() == total
+    assert _non_trainable(model) == non_trainable
+    assert model.output_shape == (None, 640, 640, 1)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_tiny_forward_backward_and_save_load(name, tmp_path):
+    model = _module(name).build(TINY_SHAPE, weights=None, **TINY_KWARGS[name])
+    assert model.get_layer("mask").dtype_policy.compute_dtype == "float32"
+    rng = np.random.default_rng(0)
+    x = rng.random((2, *TINY_SHAPE), dtype=np.float32)
+    y = (rng.random((2, *TINY_SHAPE[:2], 1)) > 0.7).astype(np.float32)
+
+    pred = model.predict(x, verbose=0)
+    assert pred.shape == (2, *TINY_SHAPE[:2], 1)
+    assert np.all(pred >= 0.0) and np.all(pred <= 1.0)
+
+    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(float(np.ravel(loss)[0]))
+
+    before = model.predict(x, verbose=0)
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path)
+    assert type(restored) is type(model)
+    assert restored.get_config() == model.get_config()
+    np.testing.assert_allclose(restored.predict(x, verbose=0), before, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("shape", [(100, 100, 3), (64, 80, 3)])
+def test_input_not_multiple_of_32_is_rejected(name, shape):
+    with pytest.raises(ValueError, match="multiples of 32"):
+        _module(name).build(shape, weights=None)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_wrong_channel_count_is_rejected(name):
+    with pytest.raises(ValueError, match="3 input channels"):
+        _module(name).build((64, 64, 1), weights=None)
+
+
+def test_from_config_never_fetches_imagenet(no_download):
+    module = _module("unet_vgg16")
+    model = module.build((32, 32, 3), weights=None, decoder_filters=(4, 4, 4, 4))
+    config = {**model.get_config(), "weights": "imagenet"}
+    keras.backend.clear_session()
+    rebuilt = type(model).from_config(config)
+    assert rebuilt.count_params() == model.count_params()
+
+
+def test_unetpp_deep_supervision_outputs():
+    model = _module("unetpp_xception").build((32, 32, 3), filters=2, deep_supervision=True)
+    assert [tuple(t.shape) for t in model.outputs] == [(None, 32, 32, 1)] * 4
+    for head in ("mask_1_2", "mask_1_3", "mask_1_4", "mask"):
+        assert model.get_layer(head).dtype_policy.compute_dtype == "float32"
+
+
+def test_unetpp_node_names():
+    model = _module("unetpp_xception").build((32, 32, 3), filters=2)
+    names = {layer.name for layer in model.layers}
+    for j in range(2, 6):
+        for i in range(1, 7 - j):
+            for part in ("up", "concat", "conv1", "bn1", "drop1", "conv2", "bn2", "drop2"):
+                assert f"x_{i}_{j}_{part}" in names
+    assert {"block2_sepconv2_bn_pad", "block3_sepconv2_bn_pad"} <= names
+
+
+def test_mixed_precision_output_is_float32():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = _module("deeplabv3plus").build((32, 32, 3), aspp_filters=8, low_level_filters=8)
+        assert model.get_layer("decoder_conv1").dtype_policy.compute_dtype == "float16"
+        assert keras.backend.standardize_dtype(model.outputs[0].dtype) == "float32"
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+# --------------------------------------------------------------------------- encoders
+
+
+def test_unknown_encoder_lists_valid_names():
+    with pytest.raises(ValueError, match="valid encoders: resnet50, vgg16, xception"):
+        enc.get_encoder_spec("efficientnet")
+    with pytest.raises(ValueError, match="xception"):
+        enc.build_encoder("nope", keras.Input((64, 64, 3)), weights=None)
+
+
+def test_encoder_specs_have_published_taps():
+    assert enc.get_encoder_spec("Xception").taps_at(2) == ["block2_sepconv2_bn"]
+    vgg = enc.get_encoder_spec("vgg16")
+    assert [vgg.taps_at(s)[0] for s in (1, 2, 4, 8, 16)] == [
+        "block1_conv2",
+        "block2_conv2",
+        "block3_conv3",
+        "block4_conv3",
+        "block5_conv3",
+    ]
+    resnet = enc.get_encoder_spec("resnet50")
+    assert resnet.taps_at(4) == ["conv2_block2_out", "conv2_block3_out"]
+    assert resnet.preprocessing == "caffe" and enc.get_encoder_spec("xception").input_multiple == 32
+
+
+@pytest.mark.parametrize("shape", [(96, 128, 3), (640, 640, 3)])
+def test_xception_taps_padded_to_stride(shape):
+    h, w, _ = shape
+    _, taps = enc.build_encoder("xception", keras.Input(shape), weights=None)
+    strides = enc.get_encoder_spec("xception").strides
+    for tap, tensor in taps.items():
+        assert tuple(tensor.shape[1:3]) == (h // strides[tap], w // strides[tap]), tap
+    assert taps["block2_sepconv2_bn"].shape[-1] == 128
+
+
+def test_xception_raw_taps_are_short_without_padding():
+    _, taps = enc.build_encoder(
+        "xception", keras.Input((96, 128, 3)), taps=["block2_sepconv2_bn"], weights=None, pad=False
+    )
+    assert tuple(taps["block2_sepconv2_bn"].shape[1:3]) == (45, 61)
+
+
+def test_pad_to_stride_top_left_and_errors():
+    x = keras.Input((45, 61, 2))
+    padded = enc.pad_to_stride(x, (96, 128), 2, name="p")
+    assert tuple(padded.shape[1:]) == (48, 64, 2)
+    probe = keras.Model(x, padded)
+    out = probe.predict(np.ones((1, 45, 61, 2), np.float32), verbose=0)
+    assert out[0, :3].sum() == 0 and out[0, :, :3].sum() == 0  # zeros on top and left
+    assert out[0, 3:, 3:].min() == 1.0
+    assert enc.pad_to_stride(x, (90, 122), 2) is x  # already the target size
+    with pytest.raises(ValueError, match="larger"):
+        enc.pad_to_stride(x, (64, 64), 2)
+
+
+def test_unknown_tap_is_rejected():
+    with pytest.raises(ValueError, match="valid taps"):
+        enc.build_encoder("vgg16", keras.Input((32, 32, 3)), taps=["block9_conv1"], weights=None)
+
+
+def test_check_input_shape():
+    assert enc.check_input_shape((96, 128, 3)) == (96, 128, 3)
+    with pytest.raises(ValueError, match="multiples of 32"):
+        enc.check_input_shape((97, 128, 3))
+    with pytest.raises(ValueError, match="concrete"):
+        enc.check_input_shape((None, 128, 3))
+
+
+# --------------------------------------------------------------------------- weights
+
+
+@pytest.fixture
+def offline_home(tmp_path, monkeypatch):
+    """An empty Keras home, downloads not allowed, and a fresh 'logged once' state."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.delenv(wts.ALLOW_DOWNLOAD_ENV, raising=False)
+    monkeypatch.setattr(wts, "_logged_offline", set())
+    return tmp_path
+
+
+def test_weight_file_names():
+    assert wts.weights_file_name("xception") == (
+        "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("vgg16") == "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert wts.weights_file_name("resnet50") == (
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("ResNet50V2") == (
+        "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("inceptionv3") == (
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("vgg16", include_top=True) == (
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    )
+
+
+def test_resolve_none_and_imagenet():
+    assert wts.resolve_weights("xception", None) is None
+    assert wts.resolve_weights("xception", "imagenet") == "imagenet"
+
+
+def test_resolve_unknown_application():
+    with pytest.raises(ValueError, match="valid names: inception_v3, resnet50"):
+        wts.resolve_weights("mobilenet", None)
+
+
+def test_resolve_auto_offline_logs_once(offline_home, caplog):
+    caplog.set_level(logging.WARNING, logger="mammo")
+    assert wts.resolve_weights("xception", "auto") is None
+    assert wts.resolve_weights("xception") is None
+    records = [r for r in caplog.records if r.name == "mammo"]
+    assert len(records) == 1
+    assert "unavailable offline" in records[0].getMessage()
+    assert "from scratch" in records[0].getMessage()
+
+
+def test_resolve_auto_uses_cache(offline_home):
+    models = offline_home / "models"
+    models.mkdir()
+    (models / wts.weights_file_name("vgg16")).write_bytes(b"")
+    assert wts.resolve_weights("vgg16", "auto") == "imagenet"
+    assert wts.resolve_weights("resnet50", "auto") is None
+
+
+def test_resolve_auto_download_allowed(offline_home, monkeypatch):
+    monkeypatch.setenv(wts.ALLOW_DOWNLOAD_ENV, "1")
+    assert wts.resolve_weights("resnet50", "auto") == "imagenet"
+
+
+def test_resolve_paths(tmp_path):
+    missing = tmp_path / "nothing_here.weights.h5"
+    with pytest.raises(FileNotFoundError, match="nothing_here.weights.h5"):
+        wts.resolve_weights("xception", str(missing))
+    present = tmp_path / "w.h5"
+    present.write_bytes(b"")
+    assert wts.resolve_weights("xception", present) == str(present)
+
+
+def test_build_application_offline_auto_builds_from_scratch(offline_home, no_download):
+    model = wts.build_application("vgg16", input_shape=(32, 32, 3))
+    assert model.count_params() == 14_714_688
+
+
+def test_build_application_imagenet_unobtainable(offline_home, monkeypatch):
+    def _fail(*args, **kwargs):
+        raise Exception("URL fetch failure: no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", _fail)
+    with pytest.raises(RuntimeError, match="could not be obtained") as info:
+        wts.build_application("xception", input_shape=(64, 64, 3), weights="imagenet")
+    message = str(info.value)
+    assert "xception_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
+    assert "~/.keras/models" in message and "weights=" in message
+
+
+def test_build_application_loads_weight_file(tmp_path):
+    source = wts.build_application("vgg16", input_shape=(32, 32, 3), weights=None)
+    path = tmp_path / "vgg16.weights.h5"
+    source.save_weights(path)
+    keras.backend.clear_session()
+    loaded = wts.build_application("vgg16", input_shape=(32, 32, 3), weights=path)
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded.weights[0]), keras.ops.convert_to_numpy(source.weights[0])
+    )
