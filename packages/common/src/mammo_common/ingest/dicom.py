@@ -1,0 +1,282 @@
+"""Read DICOM mammograms safely with pydicom: checked header, LUTs, MONOCHROME1, 16 bits.
+
+:func:`read_dicom` refuses non-DICOM, truncated, absurdly large, non-finite and blank images
+with an :class:`~mammo_common.errors.InputFileError` naming the file and the fix. The image
+dimensions are checked from the header before the pixel data is decoded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+from mammo_common.errors import InputFileError
+from mammo_common.imageio import DEFAULT_MAX_PIXELS, check_pixel_count
+
+#: Pixel data larger than this stays on disk until it is decoded (after the header checks).
+_DEFER = "512 KB"
+
+_FIX_DAMAGED = "re-download or re-copy the file, or remove it from the source folder"
+
+
+@dataclass
+class DicomInfo:
+    """What ingest keeps from a DICOM header.
+
+    Attributes:
+        shape: (rows, cols) of the image.
+        photometric_interpretation: As stored (``MONOCHROME1`` images are returned inverted).
+        bits_stored: Bits stored per pixel.
+        bits_allocated: Bits allocated per pixel.
+        pixel_spacing: Row and column spacing in mm (PixelSpacing, else ImagerPixelSpacing).
+        laterality: ``L``/``R`` from ImageLaterality or Laterality, when present.
+        view: ViewPosition (e.g. ``CC``, ``MLO``), when present.
+        patient_id: PatientID, when present.
+        manufacturer: Manufacturer, when present.
+        notes: Processing applied (LUTs, inversion, rescaling).
+    """
+
+    shape: tuple[int, int]
+    photometric_interpretation: str
+    bits_stored: int | None
+    bits_allocated: int | None
+    pixel_spacing: tuple[float, float] | None = None
+    laterality: str | None = None
+    view: str | None = None
+    patient_id: str | None = None
+    manufacturer: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _looks_like_raw_dicom(path: Path) -> bool:
+    """Whether a file without preamble starts like a little-endian DICOM dataset (group 0008)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    return len(head) == 4 and head[:2] in (b"\x08\x00", b"\x02\x00")
+
+
+def read_header(path: str | Path, *, with_pixels: bool = False) -> Dataset:
+    """Read a DICOM file's dataset; large pixel data is deferred (not loaded) by default.
+
+    Args:
+        path: The file.
+        with_pixels: Keep the pixel data element (deferred when large) instead of stopping
+            before it.
+
+    Raises:
+        InputFileError: The file is missing, empty, not DICOM or its header is damaged.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError("is not a file", path=path, fix="check the path")
+    if path.stat().st_size == 0:
+        raise InputFileError("is empty (0 bytes)", path=path, fix=_FIX_DAMAGED)
+    kwargs = {"stop_before_pixels": not with_pixels, "defer_size": _DEFER}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                return pydicom.dcmread(path, **kwargs)
+            except InvalidDicomError:
+                if not _looks_like_raw_dicom(path):
+                    raise
+                return pydicom.dcmread(path, force=True, **kwargs)
+    except InvalidDicomError:
+        raise InputFileError(
+            "is not a DICOM file (no 'DICM' marker and no DICOM header)",
+            path=path,
+            fix="remove it from the source folder, or convert it to DICOM",
+        ) from None
+    except Exception as exc:  # pydicom raises many types for damaged headers
+        raise InputFileError(
+            f"has a damaged DICOM header ({type(exc).__name__}: {exc})",
+            path=path,
+            fix=_FIX_DAMAGED,
+        ) from None
+
+
+def _int(ds: Dataset, name: str) -> int | None:
+    value = ds.get(name)
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _spacing(ds: Dataset) -> tuple[float, float] | None:
+    for name in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = ds.get(name)
+        try:
+            if value is not None and len(value) >= 2:
+                row, col = float(value[0]), float(value[1])
+                if row > 0 and col > 0 and np.isfinite(row) and np.isfinite(col):
+                    return (row, col)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def _text(ds: Dataset, *names: str) -> str | None:
+    for name in names:
+        value = ds.get(name)
+        if value not in (None, ""):
+            return str(value).strip() or None
+    return None
+
+
+def header_info(ds: Dataset, path: str | Path) -> DicomInfo:
+    """The :class:`DicomInfo` of a dataset read by :func:`read_header` (no pixels decoded)."""
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    if rows is None or cols is None:
+        raise InputFileError(
+            "has no Rows/Columns, so it holds no image",
+            path=path,
+            field="Rows/Columns",
+            fix="point ingest at image files only; remove structured reports and the like",
+        )
+    return DicomInfo(
+        shape=(rows, cols),
+        photometric_interpretation=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip()
+        or "MONOCHROME2",
+        bits_stored=_int(ds, "BitsStored"),
+        bits_allocated=_int(ds, "BitsAllocated"),
+        pixel_spacing=_spacing(ds),
+        laterality=_text(ds, "ImageLaterality", "Laterality"),
+        view=_text(ds, "ViewPosition"),
+        patient_id=_text(ds, "PatientID"),
+        manufacturer=_text(ds, "Manufacturer"),
+    )
+
+
+def check_dimensions(ds: Dataset, path: str | Path, max_pixels: int) -> None:
+    """Refuse absurd Rows x Columns x SamplesPerPixel x frames before decoding pixels."""
+    rows, cols = _int(ds, "Rows") or 0, _int(ds, "Columns") or 0
+    samples = _int(ds, "SamplesPerPixel") or 1
+    frames = _int(ds, "NumberOfFrames") or 1
+    bits = _int(ds, "BitsAllocated") or 16
+    if bits not in (1, 8, 16, 32, 64):
+        raise InputFileError(
+            f"BitsAllocated is {bits}, not 1, 8, 16, 32 or 64",
+            path=path,
+            field="BitsAllocated",
+            fix=_FIX_DAMAGED,
+        )
+    check_pixel_count(Path(path), rows, cols, samples * max(frames, 1), max_pixels)
+
+
+def _decode(ds: Dataset, path: Path) -> np.ndarray:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            arr = ds.pixel_array
+    except Exception as exc:  # truncated data, unsupported compression, ...
+        text = str(exc)
+        problem = (
+            "is truncated: its pixel data is shorter than the header promises"
+            if "length" in text.lower() or "truncat" in text.lower() or isinstance(exc, EOFError)
+            else f"has pixel data that cannot be decoded ({type(exc).__name__}: {text})"
+        )
+        fix = _FIX_DAMAGED
+        if "decoder" in text.lower() or "plugin" in text.lower():
+            fix = "install a decoder for its transfer syntax (e.g. pylibjpeg), or convert the file"
+        raise InputFileError(problem, path=path, field="PixelData", fix=fix) from None
+    return np.asarray(arr)
+
+
+def _frame_and_grey(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
+    samples = _int(ds, "SamplesPerPixel") or 1
+    frames = _int(ds, "NumberOfFrames") or 1
+    if frames > 1 and arr.ndim >= 3:
+        arr = arr[0]
+        notes.append(f"multi-frame DICOM ({frames} frames): first frame used")
+    if samples > 1 and arr.ndim == 3:
+        arr = arr[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        notes.append("colour DICOM converted to grey")
+    return arr
+
+
+def _to_uint16(values: np.ndarray, nominal_max: int, notes: list[str]) -> tuple[np.ndarray, int]:
+    """Keep integer values that fit 16 bits; otherwise rescale min..max to 0..65535."""
+    lo, hi = float(values.min()), float(values.max())
+    integral = values.dtype.kind in "ui" or bool(np.all(values == np.round(values)))
+    if lo >= 0 and hi <= 65535 and (integral or hi - lo >= 256):
+        kept = values if values.dtype.kind in "ui" else np.rint(values)
+        return kept.astype(np.uint16), max(nominal_max, int(np.ceil(hi)))
+    scaled = (values.astype(np.float64) - lo) / (hi - lo) * 65535.0
+    notes.append(f"values {lo:g}..{hi:g} rescaled linearly to 0..65535")
+    return np.rint(scaled).astype(np.uint16), 65535
+
+
+def read_dicom(
+    path: str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    apply_luts: bool = True,
+) -> tuple[np.ndarray, DicomInfo]:
+    """Read a DICOM image as uint16 with LUTs applied and MONOCHROME1 inverted.
+
+    Steps: read the header (pixel data deferred), refuse absurd dimensions, decode, apply the
+    Modality LUT (rescale slope/intercept or LUT) and the VOI LUT (window or LUT) when present,
+    refuse NaN/inf and constant images, keep 16-bit integer values as they are (otherwise rescale
+    linearly to 0..65535, preserving order), and invert MONOCHROME1 so that dense tissue is bright.
+
+    Args:
+        path: The DICOM file.
+        max_pixels: Largest accepted ``Rows * Columns * SamplesPerPixel * frames``.
+        apply_luts: Apply the modality and VOI LUTs and MONOCHROME1 inversion (turn off for
+            masks, whose stored values are labels).
+
+    Returns:
+        The 2-D uint16 image (dense tissue bright) and its :class:`DicomInfo`.
+
+    Raises:
+        InputFileError: Naming the file, the problem and the fix.
+    """
+    path = Path(path)
+    ds = read_header(path, with_pixels=True)
+    info = header_info(ds, path)
+    check_dimensions(ds, path, max_pixels)
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        raise InputFileError(
+            "has no pixel data", path=path, field="PixelData", fix="remove it from the source"
+        )
+    arr = _frame_and_grey(_decode(ds, path), ds, info.notes)
+    if arr.ndim != 2:
+        raise InputFileError(
+            f"decoded to shape {arr.shape}, not a 2-D image", path=path, fix=_FIX_DAMAGED
+        )
+    values: np.ndarray = arr
+    if apply_luts:
+        if "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds:
+            values = apply_modality_lut(values, ds)
+            slope, icpt = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
+            if "ModalityLUTSequence" in ds or float(slope) != 1 or float(icpt) != 0:
+                info.notes.append("modality LUT applied")
+        if "VOILUTSequence" in ds or "WindowCenter" in ds:
+            values = apply_voi_lut(values, ds, index=0)
+            info.notes.append("VOI LUT applied (first window/LUT)")
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+        raise InputFileError(
+            "holds NaN or infinite pixel values", path=path, field="PixelData", fix=_FIX_DAMAGED
+        )
+    if values.size == 0 or values.min() == values.max():
+        raise InputFileError(
+            f"is blank: every pixel has the value {values.flat[0] if values.size else 'n/a'}",
+            path=path,
+            field="PixelData",
+            fix="remove the blank image from the source folder",
+        )
+    bits = info.bits_stored if info.bits_stored and 1 <= info.bits_stored <= 16 else 16
+    image, nominal_max = _to_uint16(values, (1 << bits) - 1, info.notes)
+    if apply_luts and info.photometric_interpretation.upper() == "MONOCHROME1":
+        image = (nominal_max - image.astype(np.int64)).clip(0, 65535).astype(np.uint16)
+        info.notes.append("MONOCHROME1 inverted so that dense tissue is bright")
+    info.shape = (int(image.shape[0]), int(image.shape[1]))
+    return image, info
