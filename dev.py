@@ -27,7 +27,7 @@ def _bin(env: Path, name: str) -> Path:
     return env / sub / (name + (".exe" if os.name == "nt" else ""))
 
 
-def _run(cmd: list[str | Path], **kwargs) -> int:  # noqa: ANN003
+def _run(cmd: list[str | Path], **kwargs) -> int:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.call([str(c) for c in cmd], **kwargs)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,8 +230,9 @@ labels = st.lists(st.integers(0, 1), min_size=1, max_size=60)
 @given(st.data())
 def test_label_metrics_match_sklearn(data: st.DataObject) -> None:
     y_true = np.array(data.draw(labels))
-    y_pred = np.array(data.draw(st.lists(st.integers(0, 1), min_size=len(y_true),
-                                         max_size=len(y_true))))
+    y_pred = np.array(
+        data.draw(st.lists(st.integers(0, 1), min_size=len(y_true), max_size=len(y_true)))
+    )
     tn, fp, fn, tp = skm.confusion_matrix(y_true, y_pred, labels=[0, 1]).ravel()
     assert confusion_matrix(y_true, y_pred) == (tn, fp, fn, tp)
     assert accuracy(y_true, y_pred) == pytest.approx(skm.accuracy_score(y_true, y_pred))
@@ -278,8 +280,15 @@ def test_label_validation() -> None:
 @given(st.data())
 def test_roc_auc_and_curve_match_sklearn(data: st.DataObject) -> None:
     y_true = np.array(data.draw(labels))
-    scores = np.array(data.draw(st.lists(st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 1.0]),
-                                         min_size=len(y_true), max_size=len(y_true))))
+    scores = np.array(
+        data.draw(
+            st.lists(
+                st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.9, 1.0]),
+                min_size=len(y_true),
+                max_size=len(y_true),
+            )
+        )
+    )
     fpr, tpr, thr = roc_curve(y_true, scores)
     if 0 < y_true.sum() < len(y_true):
         assert roc_auc(y_true, scores) == pytest.approx(skm.roc_auc_score(y_true, scores))
@@ -287,12 +296,13 @@ def test_roc_auc_and_curve_match_sklearn(data: st.DataObject) -> None:
         np.testing.assert_allclose(fpr, sk_fpr)
         np.testing.assert_allclose(tpr, sk_tpr)
         np.testing.assert_array_equal(thr, sk_thr)
-        j = [
-            sensitivity(y_true, scores >= t) + specificity(y_true, scores >= t) - 1
-            for t in thr[1:]
-        ]
+        n_pos, n_neg = int(y_true.sum()), int((1 - y_true).sum())
+        j = []  # J * n_pos * n_neg in integers, so that ties are exact
+        for t in thr[1:]:
+            cm = confusion_matrix(y_true, scores >= t)
+            j.append(cm.tp * n_neg + cm.tn * n_pos - n_pos * n_neg)
         best = youden_threshold(y_true, scores)
-        assert best == thr[1:][int(np.argmax(j))]
+        assert best == max(t for t, v in zip(thr[1:], j, strict=True) if v == max(j))
     else:
         assert math.isnan(roc_auc(y_true, scores))
         assert np.isnan(tpr).all() or np.isnan(fpr).all()
@@ -437,7 +447,9 @@ def test_dice_accumulator_equals_pure_functions() -> None:
     for p, t in zip(probs, truths, strict=True):
         acc.update(p, t)
     out = acc.compute()
-    assert out["per_image"] == [dice(p, t, empty="zero") for p, t in zip(probs, truths, strict=True)]
+    assert out["per_image"] == [
+        dice(p, t, empty="zero") for p, t in zip(probs, truths, strict=True)
+    ]
     assert out["pooled"] == pooled_dice(probs, truths, empty="zero")
     assert out["mean"] == pytest.approx(np.mean(out["per_image"]))
     acc.reset()
@@ -454,3 +466,18 @@ def test_classification_accumulator_equals_report() -> None:
     acc.reset()
     with pytest.raises(ValueError, match="empty"):
         acc.compute()
+
+
+def test_report_and_accumulator_read_zarr_arrays(tmp_path: Path) -> None:
+    zarr = pytest.importorskip("zarr")
+    probs, truths = _maps(np.random.default_rng(6), 5, size=24)
+    group = zarr.open_group(str(tmp_path / "m.zarr"), mode="w")
+    zp = group.create_array("p", shape=(5, 24, 24), dtype="float16", chunks=(1, 24, 24))
+    zt = group.create_array("t", shape=(5, 24, 24), dtype="uint8", chunks=(1, 24, 24))
+    zp[...] = np.stack(probs)
+    zt[...] = np.stack(truths)
+    want = segmentation_report(probs, truths)
+    np.testing.assert_equal(segmentation_report(zp, zt), want)
+    acc = SegmentationAccumulator()
+    acc.update_batch(zp, zt)
+    np.testing.assert_equal(acc.compute(), want)

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
-
 from mammo_common import open_store
 from mammo_common.errors import MammoError, StoreError
 from mammo_common.schema import CaseDiagnosis, CaseRecord, CaseTransform, Producer
@@ -46,7 +45,7 @@ def write_mammograms(path: Path, n: int = 3) -> Path:
     return path
 
 
-def write_breast(path: Path, parent, n: int = 3, size=(16, 12)) -> Path:  # noqa: ANN001
+def write_breast(path: Path, parent, n: int = 3, size=(16, 12)) -> Path:
     with StackedStoreWriter(
         path,
         kind="breast",
@@ -185,10 +184,9 @@ def test_stale_temporaries_are_cleaned(tmp_path: Path) -> None:
 
 def test_atomic_path_for_files(tmp_path: Path) -> None:
     out = tmp_path / "a.json"
-    with pytest.raises(ValueError):
-        with atomic_path(out) as tmp:
-            tmp.write_text("{}")
-            raise ValueError
+    with pytest.raises(ValueError), atomic_path(out) as tmp:
+        tmp.write_text("{}")
+        raise ValueError
     assert not out.exists()
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps({"ok": 1}))

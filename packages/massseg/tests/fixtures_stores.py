@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
-
 from mammo_common.schema import CaseRecord, CaseTransform, Producer
 from mammo_common.schema.splits import Fold, Splits
 from mammo_common.store import StackedStoreWriter
+from scipy import ndimage
 
 PRODUCER = Producer(package="massseg-tests", version="0", command="fixtures_stores")
 
@@ -103,7 +102,7 @@ def make_splits_for(ids: list[str], *, n_test: int, n_folds: int) -> Splits:
         test=test,
         folds=folds,
         patients={c: f"p{c}" for c in ids},
-        labels={c: "BENIGN" for c in ids},
+        labels=dict.fromkeys(ids, "BENIGN"),
     )
 
 

@@ -16,12 +16,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-
-from mammo_common.keras import encoders as enc  # noqa: E402
-from mammo_common.keras import weights as wts  # noqa: E402
+import keras
+import numpy as np
+import pytest
+from mammo_common.keras import encoders as enc
+from mammo_common.keras import weights as wts
 
 # name -> (total, non-trainable) at 640x640x3, from ARCHITECTURES.md.
 PUBLISHED_COUNTS = {

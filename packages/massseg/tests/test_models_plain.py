@@ -15,10 +15,9 @@ import subprocess
 import sys
 
 import keras
+import massseg.models as registry
 import numpy as np
 import pytest
-
-import massseg.models as registry
 from mammo_common.keras.networks import unet5l as shared_unet5l
 from mammo_common.keras.networks import validate_input_shape
 

@@ -7,7 +7,7 @@ TensorFlow or Keras; shared Keras code lives in :mod:`mammo_common.keras` (extra
 __version__ = "0.1.0"
 
 
-def open_store(path, kind=None, *, deep=False):  # noqa: ANN001, ANN201
+def open_store(path, kind=None, *, deep=False):
     """Open and validate a store of any kind (see :func:`mammo_common.store.open_store`)."""
     from mammo_common.store import open_store as _open
 

@@ -137,6 +137,42 @@ def show(
     console.print(f"wrote {path}")
 
 
+@app.command()
+@handle_errors
+def split(
+    store: Annotated[Path, typer.Argument(help="Store whose cases to split (usually mammograms).")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Splits JSON file to write.")],
+    folds: Annotated[int | None, typer.Option(help="Cross-validation folds [default: 5].")] = None,
+    test_fraction: Annotated[
+        float | None, typer.Option(help="Share of patients held out as test [default: 0.2].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
+    params: Annotated[
+        Path | None, typer.Option(help="Read defaults from the 'split' section of this YAML.")
+    ] = None,
+) -> None:
+    """Split cases into a fixed test set and k folds, grouped by patient and stratified by
+    pathology, and check the result for leakage.
+
+    Example: mammo split data/mammograms.zarr -o data/splits.json --folds 5 --seed 0
+    """
+    from mammo_common.params import load_config
+    from mammo_common.splits import SplitConfig, split_store
+
+    config = load_config(
+        SplitConfig,
+        params_file=params,
+        section="split" if params else None,
+        overrides={"folds": folds, "test_fraction": test_fraction, "seed": seed},
+    )
+    result = split_store(store, out, config)
+    sizes = ", ".join(f"fold {f.index}: {len(f.train)}/{len(f.valid)}" for f in result.folds)
+    console.print(
+        f"wrote {out}: {len(result.cases)} cases, test {len(result.test)}; "
+        f"train/valid {sizes}"
+    )
+
+
 @app.command("schema")
 @handle_errors
 def schema_cmd(

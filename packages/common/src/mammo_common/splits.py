@@ -27,9 +27,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.schema.splits import SPLITS_SCHEMA_VERSION, Fold, Splits
 
@@ -239,3 +241,49 @@ def fold_cases(splits: Splits, fold: int | None, part: Part) -> list[str]:
     if fold is None:
         raise ValueError(f"part={part!r} needs a fold number (1..{splits.n_folds})")
     return list(getattr(splits.fold(fold), part))
+
+
+class SplitConfig(BaseModel):
+    """Settings of ``mammo split`` (section ``split`` of params.yaml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    folds: int = Field(default=5, ge=2)
+    test_fraction: float = Field(default=0.2, ge=0.0, lt=1.0)
+    seed: int = 0
+
+
+def split_store(store_path: str | Path, out: str | Path, config: SplitConfig) -> Splits:
+    """Make seeded, patient-grouped, pathology-stratified splits of a store and save them.
+
+    Args:
+        store_path: Any store with case records (usually the ``mammograms`` store).
+        out: The splits JSON file to write (atomically).
+        config: Folds, test fraction and seed.
+
+    Returns:
+        The validated splits that were written.
+    """
+    from mammo_common.errors import MammoError
+    from mammo_common.store import open_store
+
+    store = open_store(store_path)
+    if hasattr(store, "records"):
+        records = store.records()
+    else:
+        records = list(store.meta.cases)
+    try:
+        splits = make_splits(
+            [r.case_id for r in records],
+            [r.patient_id for r in records],
+            [r.pathology for r in records],
+            n_folds=config.folds,
+            test_fraction=config.test_fraction,
+            seed=config.seed,
+        )
+    except ValueError as exc:
+        raise MammoError(
+            str(exc), path=store_path, fix="use fewer folds or a smaller test fraction"
+        ) from None
+    splits.save(out)
+    return splits

@@ -90,7 +90,7 @@ def store_summary(store: Store, *, max_cases: int | None = None) -> dict[str, An
     return out
 
 
-def _count(values) -> dict[str, int]:  # noqa: ANN001
+def _count(values) -> dict[str, int]:
     counts: dict[str, int] = {}
     for v in values:
         counts[str(v)] = counts.get(str(v), 0) + 1

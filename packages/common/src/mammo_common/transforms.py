@@ -125,8 +125,8 @@ def crop_box_from_mask(mask: NDArray, margin_fraction: float = 0.0) -> Box:
     cols = np.flatnonzero(mask.any(axis=0))
     y0, y1 = int(rows[0]), int(rows[-1]) + 1
     x0, x1 = int(cols[0]), int(cols[-1]) + 1
-    my = int(round((y1 - y0) * margin_fraction))
-    mx = int(round((x1 - x0) * margin_fraction))
+    my = round((y1 - y0) * margin_fraction)
+    mx = round((x1 - x0) * margin_fraction)
     return (max(0, y0 - my), max(0, x0 - mx), min(h, y1 + my), min(w, x1 + mx))
 
 

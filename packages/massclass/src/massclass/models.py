@@ -50,6 +50,7 @@ __all__ = [
     "list_backbones",
     "register_backbone",
     "set_trainable",
+    "weights_origin",
 ]
 
 logger = logging.getLogger("mammo")
@@ -109,7 +110,7 @@ class BackbonePreprocess(layers.Layer):
             raise ValueError(f"unknown preprocessing mode {mode!r}; use caffe, tf, torch or none")
         self.mode = mode
 
-    def call(self, inputs):  # noqa: D102
+    def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
         if self.mode == "tf":
             return x * 2.0 - 1.0
@@ -122,10 +123,10 @@ class BackbonePreprocess(layers.Layer):
         x = ops.flip(x * 255.0, axis=-1)
         return x - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
 
-    def compute_output_shape(self, input_shape):  # noqa: D102
+    def compute_output_shape(self, input_shape):
         return input_shape
 
-    def get_config(self) -> dict:  # noqa: D102
+    def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
 
 
@@ -421,7 +422,7 @@ def set_trainable(model: MassClassifier, trainable_base: bool | float | str) -> 
         frac = float(trainable_base)
         if not 0.0 <= frac <= 1.0:
             raise ValueError(f"trainable fraction must be in [0, 1], got {trainable_base}")
-        n = -(-int(round(frac * len(base_layers) * 1e6)) // 1_000_000)  # ceil, float-safe
+        n = -(-round(frac * len(base_layers) * 1e6) // 1_000_000)  # ceil, float-safe
     base.trainable = n > 0
     cut = len(base_layers) - n
     for i, layer in enumerate(base_layers):
@@ -472,3 +473,25 @@ def build_model(
         backbone=spec.name, input_shape=input_shape, weights=weights,
         trainable_base=trainable, **kwargs,
     )
+
+
+def weights_origin(name: str, weights: Any) -> str:
+    """What a ``weights`` request gives for backbone ``name``: ``imagenet``, ``scratch`` or a path.
+
+    ``"auto"`` is resolved as :func:`build_model` resolves it (ImageNet only when available
+    offline or downloads are allowed).
+    """
+    spec = get_backbone(name)
+    if weights is None or not spec.pretrained:
+        return "scratch"
+    if isinstance(weights, str) and weights.strip().lower() == "auto":
+        try:
+            from mammo_common.keras import weights as mweights
+
+            resolved = mweights.resolve_weights(spec.name, "auto")
+        except (ImportError, ValueError):
+            resolved = _resolve_other_weights(spec.name, "auto")
+        return "scratch" if resolved is None else "imagenet"
+    if isinstance(weights, str) and weights.strip().lower() == "imagenet":
+        return "imagenet"
+    return str(weights)

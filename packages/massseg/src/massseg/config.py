@@ -26,9 +26,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
 from mammo_common.params import load_config
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "LOSS_NAMES",
@@ -121,7 +120,11 @@ class TrainSettings(_Strict):
         input_size: Network input (rows, cols); ``None`` uses the store's image size. Sides must
             be multiples of the network's input multiple (32; 16 for unet5l).
         model_kwargs: Keyword arguments for ``build_model`` (widths such as ``filters``,
-            ``weights``), e.g. ``{"filters": 4}`` for a CPU-sized network.
+            dropout), e.g. ``{"filters": 4}`` for a CPU-sized network.
+        weights: Initial encoder weights for the networks with an ImageNet encoder: ``None``
+            (random, the default offline), ``"imagenet"`` (download or local cache),
+            ``"auto"`` (ImageNet when cached locally, else random with a message) or a
+            weights file.
         epochs: Maximum number of epochs (reference 100).
         batch_size: Images per batch (reference 2).
         learning_rate: Adam learning rate; ``None`` is the reference's (1e-3 for unet5l, else
@@ -145,6 +148,7 @@ class TrainSettings(_Strict):
     arch: str = "unetpp_xception"
     input_size: tuple[int, int] | None = None
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    weights: str | None = None
     epochs: int = Field(default=100, ge=1)
     batch_size: int = Field(default=2, ge=1)
     learning_rate: float | None = Field(default=None, gt=0)
@@ -233,9 +237,8 @@ class CVConfig(TrainSettings):
     @field_validator("folds")
     @classmethod
     def _positive_folds(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None:
-            if not value or min(value) < 1 or len(set(value)) != len(value):
-                raise ValueError(f"folds {value} must be distinct 1-based fold numbers")
+        if value is not None and (not value or min(value) < 1 or len(set(value)) != len(value)):
+            raise ValueError(f"folds {value} must be distinct 1-based fold numbers")
         return value
 
     def fold_config(self, fold: int) -> TrainConfig:

@@ -8,10 +8,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
-
 from mammo_common.store.atomic import atomic_path
 from mammo_common.viz import COLORS, overlay
+from PIL import Image, ImageDraw
 
 __all__ = ["draw_overlay", "pick_cases", "write_overlay"]
 

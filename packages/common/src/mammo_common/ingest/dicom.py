@@ -94,7 +94,7 @@ def read_header(path: str | Path, *, with_pixels: bool = False) -> Dataset:
             path=path,
             fix="remove it from the source folder, or convert it to DICOM",
         ) from None
-    except Exception as exc:  # pydicom raises many types for damaged headers
+    except Exception as exc:
         raise InputFileError(
             f"has a damaged DICOM header ({type(exc).__name__}: {exc})",
             path=path,
@@ -176,7 +176,7 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except Exception as exc:  # truncated data, unsupported compression, ...
+    except Exception as exc:
         text = str(exc)
         problem = (
             "is truncated: its pixel data is shorter than the header promises"

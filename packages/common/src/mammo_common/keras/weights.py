@@ -26,8 +26,8 @@ from typing import Any
 import keras
 
 __all__ = [
-    "APPLICATIONS",
     "ALLOW_DOWNLOAD_ENV",
+    "APPLICATIONS",
     "ApplicationSpec",
     "build_application",
     "cached_weights_path",
@@ -249,7 +249,7 @@ def _obtain_imagenet_file(app_name: str, include_top: bool) -> str:
             cache_subdir=models_dir.name,
             file_hash=fhash,
         )
-    except Exception as exc:  # noqa: BLE001 - any download failure gets the same advice
+    except Exception as exc:
         raise RuntimeError(
             f"ImageNet weights for {spec.name} could not be obtained ({exc}). Offline, put "
             f"{fname} into {models_dir} (or ~/.keras/models), or pass weights=<path to the "

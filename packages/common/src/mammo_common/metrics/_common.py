@@ -74,6 +74,16 @@ def float16_keys(values: NDArray[np.float16]) -> NDArray[np.int64]:
     return np.where(negative, 0xFFFF - bits, bits + 0x8000)
 
 
+def n_items(x: object) -> int:
+    """Number of items along the first axis (lists, numpy and Zarr arrays alike)."""
+    shape = getattr(x, "shape", None)
+    if shape is not None and not isinstance(x, list | tuple):
+        if len(shape) == 0:
+            raise ValueError("expected a sequence of images, got a scalar")
+        return int(shape[0])
+    return len(x)  # type: ignore[arg-type]
+
+
 def check_finite(x: NDArray, name: str) -> None:
     """Raises ValueError when ``x`` holds NaN or infinity."""
     if x.dtype.kind == "f" and not np.isfinite(x).all():

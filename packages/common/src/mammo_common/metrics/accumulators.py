@@ -31,6 +31,7 @@ from mammo_common.metrics._common import (
     check_finite,
     empty_value,
     float16_keys,
+    n_items,
 )
 from mammo_common.metrics.classification import classification_report
 from mammo_common.metrics.segmentation import (
@@ -78,9 +79,7 @@ class BinnedAUC:
         if self.bins == "float16":
             return float16_keys(scores.astype(np.float16))
         n_bins = self.pos.size
-        return np.clip(np.floor(scores.astype(np.float64) * n_bins), 0, n_bins - 1).astype(
-            np.intp
-        )
+        return np.clip(np.floor(scores.astype(np.float64) * n_bins), 0, n_bins - 1).astype(np.intp)
 
     def update(self, scores: ArrayLike, labels: ArrayLike) -> None:
         """Adds scores with their labels (any equal shapes; label foreground ``>= 0.5``)."""
@@ -193,9 +192,9 @@ class SegmentationAccumulator:
 
     def update_batch(self, probs: ArrayLike, truths: ArrayLike) -> None:
         """Adds a batch whose first axis is the image."""
-        if len(probs) != len(truths):
-            raise ValueError(f"got {len(probs)} predictions but {len(truths)} truths")
-        for i in range(len(probs)):
+        if n_items(probs) != n_items(truths):
+            raise ValueError(f"got {n_items(probs)} predictions but {n_items(truths)} truths")
+        for i in range(n_items(probs)):
             self.update(probs[i], truths[i])
 
     def compute(self) -> dict[str, Any]:

@@ -185,6 +185,21 @@ def roc_auc(y_true: ArrayLike, y_prob: ArrayLike) -> float:
     return auc_from_counts(pos, total - pos)
 
 
+def _roc_counts(
+    y_true: ArrayLike, y_prob: ArrayLike
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Cumulative true/false positive counts at ``inf`` and each distinct score, descending."""
+    t, s = _scores_pair(y_true, y_prob)
+    uniq, inv = np.unique(s, return_inverse=True)
+    inv = inv.reshape(-1)
+    total = np.bincount(inv, minlength=uniq.size)[::-1]
+    pos = np.bincount(inv[t], minlength=uniq.size)[::-1]
+    tps = np.concatenate([[0], np.cumsum(pos)]).astype(np.int64)
+    fps = np.concatenate([[0], np.cumsum(total - pos)]).astype(np.int64)
+    thresholds = np.concatenate([[np.inf], uniq[::-1].astype(np.float64)])
+    return tps, fps, thresholds
+
+
 def roc_curve(
     y_true: ArrayLike, y_prob: ArrayLike
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
@@ -202,34 +217,29 @@ def roc_curve(
     Returns:
         ``(fpr, tpr, thresholds)``, each of length ``n_distinct_scores + 1``.
     """
-    t, s = _scores_pair(y_true, y_prob)
-    uniq, inv = np.unique(s, return_inverse=True)
-    inv = inv.reshape(-1)
-    total = np.bincount(inv, minlength=uniq.size)[::-1]
-    pos = np.bincount(inv[t], minlength=uniq.size)[::-1]
-    tps = np.concatenate([[0], np.cumsum(pos)]).astype(np.float64)
-    fps = np.concatenate([[0], np.cumsum(total - pos)]).astype(np.float64)
-    n_pos, n_neg = tps[-1], fps[-1]
-    tpr = tps / n_pos if n_pos > 0 else np.full_like(tps, np.nan)
-    fpr = fps / n_neg if n_neg > 0 else np.full_like(fps, np.nan)
-    thresholds = np.concatenate([[np.inf], uniq[::-1].astype(np.float64)])
+    tps, fps, thresholds = _roc_counts(y_true, y_prob)
+    n_pos, n_neg = int(tps[-1]), int(fps[-1])
+    tpr = tps / n_pos if n_pos > 0 else np.full(tps.shape, np.nan)
+    fpr = fps / n_neg if n_neg > 0 else np.full(fps.shape, np.nan)
     return fpr, tpr, thresholds
 
 
 def youden_threshold(y_true: ArrayLike, y_prob: ArrayLike) -> float:
     """Threshold maximising Youden's J = sensitivity + specificity - 1.
 
-    Candidates are the distinct scores (``inf`` excluded); on ties the highest threshold
-    wins. Classify with ``y_prob >= threshold``.
+    Candidates are the distinct scores (``inf`` excluded). J is compared exactly (in
+    integer counts), and on ties the highest threshold wins. Classify with
+    ``y_prob >= threshold``.
 
     Raises:
         ValueError: If ``y_true`` holds a single class (J is undefined).
     """
-    fpr, tpr, thresholds = roc_curve(y_true, y_prob)
-    if np.isnan(fpr).any() or np.isnan(tpr).any():
+    tps, fps, thresholds = _roc_counts(y_true, y_prob)
+    n_pos, n_neg = int(tps[-1]), int(fps[-1])
+    if n_pos == 0 or n_neg == 0:
         raise ValueError("Youden threshold needs both classes in y_true (benign and malignant)")
-    j = tpr[1:] - fpr[1:]
-    return float(thresholds[1:][int(np.argmax(j))])
+    j_scaled = tps[1:] * n_neg - fps[1:] * n_pos  # J * n_pos * n_neg
+    return float(thresholds[1:][int(np.argmax(j_scaled))])
 
 
 def classification_report(

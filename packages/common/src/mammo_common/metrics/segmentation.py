@@ -36,6 +36,7 @@ from mammo_common.metrics._common import (
     check_finite,
     empty_value,
     float16_keys,
+    n_items,
 )
 
 __all__ = [
@@ -193,13 +194,9 @@ def pixel_auc(prob: ArrayLike, truth: ArrayLike, *, empty: EmptyPolicy = "nan") 
     return empty_value(empty) if math.isnan(value) else value
 
 
-def _items(x: Sequence[ArrayLike] | NDArray) -> list[Any]:
-    return [x[i] for i in range(len(x))]
-
-
 def _check_lengths(probs: Sequence[Any], truths: Sequence[Any]) -> None:
-    if len(probs) != len(truths):
-        raise ValueError(f"got {len(probs)} predictions but {len(truths)} truths")
+    if n_items(probs) != n_items(truths):
+        raise ValueError(f"got {n_items(probs)} predictions but {n_items(truths)} truths")
 
 
 def _pooled_counts(
@@ -207,7 +204,7 @@ def _pooled_counts(
 ) -> tuple[int, int, int]:
     _check_lengths(preds, truths)
     inter = n_pred = n_truth = 0
-    for i in range(len(preds)):
+    for i in range(n_items(preds)):
         a, b, c = overlap_counts(preds[i], truths[i], threshold=threshold)
         inter, n_pred, n_truth = inter + a, n_pred + b, n_truth + c
     return inter, n_pred, n_truth
@@ -264,15 +261,19 @@ class _ExactPooledAUC:
             return auc_from_counts(self.pos, self.neg)
         if not self.scores:
             return math.nan
-        return auc_from_counts(*score_counts(np.concatenate(self.scores),
-                                             np.concatenate(self.labels)))
+        return auc_from_counts(
+            *score_counts(np.concatenate(self.scores), np.concatenate(self.labels))
+        )
 
 
 def _all_float16(probs: Sequence[ArrayLike] | NDArray) -> bool:
     dtype = getattr(probs, "dtype", None)
     if dtype is not None and not isinstance(probs, list | tuple):
-        return np.dtype(dtype) == np.float16
-    return all(np.asarray(p).dtype == np.float16 for p in probs)
+        try:
+            return np.dtype(dtype) == np.float16
+        except TypeError:
+            pass
+    return all(np.asarray(probs[i]).dtype == np.float16 for i in range(n_items(probs)))
 
 
 def pooled_pixel_auc(
@@ -297,7 +298,7 @@ def pooled_pixel_auc(
     empty_value(empty)
     _check_lengths(probs, truths)
     acc = _ExactPooledAUC(_all_float16(probs))
-    for i in range(len(probs)):
+    for i in range(n_items(probs)):
         acc.add(probs[i], truths[i])
     value = acc.value()
     return empty_value(empty) if math.isnan(value) else value
@@ -321,7 +322,8 @@ def segmentation_report(
     """Per-image and pooled Dice, Jaccard and pixel AUC of a set of probability maps.
 
     Args:
-        probs: Probability maps (a list, or an array whose first axis is the image).
+        probs: Probability maps (a list, or a numpy/Zarr array whose first axis is the
+            image; arrays are read one image at a time).
         truths: Ground-truth masks, same length and shapes.
         threshold: Binarisation threshold for Dice and Jaccard.
         empty: Empty-mask policy for Dice and Jaccard (default ``"one"``).
@@ -341,17 +343,21 @@ def segmentation_report(
     pooled_auc = _ExactPooledAUC(_all_float16(probs))
     per: dict[str, list[float]] = {"dice": [], "jaccard": [], "auc": []}
     inter_sum = pred_sum = truth_sum = n_auc_defined = 0
-    for i in range(len(probs)):
+    for i in range(n_items(probs)):
         prob, truth = np.asarray(probs[i]), np.asarray(truths[i])
         counts = overlap_counts(prob, truth, threshold=threshold)
         inter_sum, pred_sum, truth_sum = (
-            inter_sum + counts[0], pred_sum + counts[1], truth_sum + counts[2]
+            inter_sum + counts[0],
+            pred_sum + counts[1],
+            truth_sum + counts[2],
         )
         per["dice"].append(dice_from_counts(*counts, empty=empty))
         per["jaccard"].append(jaccard_from_counts(*counts, empty=empty))
         hist = pooled_auc.add(prob, truth)
-        auc = auc_from_counts(*hist) if hist is not None else auc_from_counts(
-            *score_counts(prob, truth)
+        auc = (
+            auc_from_counts(*hist)
+            if hist is not None
+            else auc_from_counts(*score_counts(prob, truth))
         )
         n_auc_defined += not math.isnan(auc)
         per["auc"].append(empty_value(auc_empty) if math.isnan(auc) else auc)

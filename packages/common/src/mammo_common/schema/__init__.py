@@ -7,6 +7,7 @@ from mammo_common.schema.cases import (
     safe_case_id,
 )
 from mammo_common.schema.lineage import ParentRef, Producer, params_digest
+from mammo_common.schema.splits import Fold, Splits, SplitsFileError
 from mammo_common.schema.stores import (
     CASE_KEY,
     META_KEY,
@@ -37,6 +38,7 @@ __all__ = [
     "CaseRecord",
     "CaseTransform",
     "DiagnosisMeta",
+    "Fold",
     "MammogramsMeta",
     "MassDiagnosis",
     "MassRecord",
@@ -44,6 +46,8 @@ __all__ = [
     "ParentRef",
     "Producer",
     "SkippedFile",
+    "Splits",
+    "SplitsFileError",
     "StoreKind",
     "StoreMeta",
     "is_supported",

@@ -36,7 +36,7 @@ class Producer(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     params_digest: str = ""
 
-    def model_post_init(self, __context: Any) -> None:  # noqa: D105
+    def model_post_init(self, __context: Any) -> None:
         if not self.params_digest:
             self.params_digest = params_digest(self.params)
 

@@ -20,17 +20,30 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["SPLITS_SCHEMA_VERSION", "Fold", "Splits", "SplitsFileError"]
+from mammo_common.errors import InputFileError
+from mammo_common.schema.version import SCHEMA_VERSION, is_supported
 
-SPLITS_SCHEMA_VERSION = 1
-"""The ``schema_version`` this package writes and reads."""
+__all__ = [
+    "SPLITS_SCHEMA_VERSION",
+    "Fold",
+    "Splits",
+    "SplitsFileError",
+    "SplitsNotFoundError",
+]
+
+SPLITS_SCHEMA_VERSION = SCHEMA_VERSION
+"""The ``schema_version`` written (the data contract's); any supported major version reads."""
 
 _FIX = "regenerate the file with `mammo split` (mammo_common.splits.make_splits)"
 _SHOW = 5
 
 
-class SplitsFileError(ValueError):
+class SplitsFileError(InputFileError, ValueError):
     """A splits file that cannot be read or does not validate; the message names the file."""
+
+
+class SplitsNotFoundError(SplitsFileError, FileNotFoundError):
+    """The splits file does not exist."""
 
 
 def _ids(ids: Iterable[str]) -> str:
@@ -71,7 +84,8 @@ class Splits(BaseModel):
 
     Attributes:
         kind: Always ``"splits"``.
-        schema_version: Format version (:data:`SPLITS_SCHEMA_VERSION`).
+        schema_version: Data-contract version (``"major.minor"``); readers accept the
+            supported major versions.
         seed: Seed the split was drawn with.
         n_folds: Number of folds (>= 2).
         test_fraction: Requested fraction of cases in the test set (0 = no test set).
@@ -86,7 +100,7 @@ class Splits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: Literal["splits"] = "splits"
-    schema_version: int = SPLITS_SCHEMA_VERSION
+    schema_version: str = SPLITS_SCHEMA_VERSION
     seed: int
     n_folds: int = Field(ge=2)
     test_fraction: float = Field(ge=0.0, lt=1.0)
@@ -101,16 +115,14 @@ class Splits(BaseModel):
     def _check(self) -> Self:
         problems = self._problems()
         if problems:
-            raise ValueError(
-                "invalid splits:\n  - " + "\n  - ".join(problems) + f"\n  fix: {_FIX}"
-            )
+            raise ValueError("invalid splits:\n  - " + "\n  - ".join(problems) + f"\n  fix: {_FIX}")
         return self
 
     def _problems(self) -> list[str]:
-        if self.schema_version != SPLITS_SCHEMA_VERSION:
+        if not is_supported(self.schema_version):
             msg = (
-                f"schema_version: {self.schema_version} is not supported (this mammo-common "
-                f"reads {SPLITS_SCHEMA_VERSION}); upgrade mammo-common or regenerate the file"
+                f"schema_version: {self.schema_version!r} is not supported (this mammo-common "
+                f"writes {SPLITS_SCHEMA_VERSION!r}); upgrade mammo-common or regenerate the file"
             )
             return [msg]
         problems: list[str] = []
@@ -218,7 +230,7 @@ class Splits(BaseModel):
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise FileNotFoundError(
+            raise SplitsNotFoundError(
                 f"splits file {str(path)!r} does not exist; create it with `mammo split`"
             ) from None
         try:

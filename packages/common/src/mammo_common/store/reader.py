@@ -158,7 +158,7 @@ class MammogramsStore(Store):
         for case_id in self.case_ids:
             yield self.load(case_id)
 
-    def check(self, *, deep: bool = False) -> None:  # noqa: D102
+    def check(self, *, deep: bool = False) -> None:
         if "cases" not in self.group and self.case_ids:
             raise self._fail("cases", "the group of cases is missing", "re-run mammo ingest")
         for case_id in self.case_ids:
@@ -240,7 +240,7 @@ class StackedStore(Store):
         except ValueError:
             raise self._fail("cases", f"no case {case_id!r}", "check the case id") from None
 
-    def check(self, *, deep: bool = False) -> None:  # noqa: D102
+    def check(self, *, deep: bool = False) -> None:
         n = len(self.meta.cases)
         shape = (n, *self.image_size)
         for name, (dtype, required) in STACKED_ARRAYS[self.kind].items():
@@ -289,7 +289,7 @@ class DiagnosisStore(Store):
         """Case-level malignancy probabilities (NaN where no mass was found)."""
         return np.asarray(self.group["probabilities"][...])
 
-    def check(self, *, deep: bool = False) -> None:  # noqa: D102
+    def check(self, *, deep: bool = False) -> None:
         if "probabilities" not in self.group:
             raise self._fail("probabilities", "array is missing", "re-run massclass predict")
         arr = self.group["probabilities"]

@@ -43,7 +43,7 @@ MODEL_NAMES: tuple[str, ...] = (
 )
 """Registry names, in the order of docs ARCHITECTURES.md."""
 
-_INPUT_MULTIPLES: dict[str, int] = {name: 32 for name in MODEL_NAMES} | {"unet5l": 16}
+_INPUT_MULTIPLES: dict[str, int] = dict.fromkeys(MODEL_NAMES, 32) | {"unet5l": 16}
 """Height and width of a network's input must be multiples of these. 32 for every
 network but unet5l (16), a multiple of each network's own structural requirement
 (the module's ``INPUT_MULTIPLE`` where it defines one)."""
@@ -159,7 +159,7 @@ def describe_models(
                 model = build_model(name, weights=None)
                 row["total_params"], row["non_trainable_params"] = count_parameters(model)
                 del model
-            except Exception as exc:  # noqa: BLE001 - reported per network, not raised
+            except Exception as exc:
                 row["error"] = f"{type(exc).__name__}: {exc}"
             finally:
                 keras.backend.clear_session()

@@ -30,10 +30,9 @@ from collections.abc import Sequence
 
 import keras
 from keras import layers
-
 from mammo_common.keras.networks import load_weights_file, validate_input_shape
 
-__all__ = ["AttentionUNet", "DEFAULT_INPUT_SHAPE", "INPUT_MULTIPLE", "build"]
+__all__ = ["DEFAULT_INPUT_SHAPE", "INPUT_MULTIPLE", "AttentionUNet", "build"]
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (640, 640, 3)
 """Default ``(height, width, channels)``."""

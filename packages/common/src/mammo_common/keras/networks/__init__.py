@@ -12,9 +12,8 @@ the stages' own networks).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import os
+from collections.abc import Sequence
 
 __all__ = ["load_weights_file", "validate_input_shape"]
 

@@ -1,0 +1,210 @@
+"""Validated settings of the three commands (``extra="forbid"``: a typo is an error).
+
+Each command builds its config from the ``breastseg.<command>`` section of ``params.yaml``
+(optional) overridden by command-line options, through :func:`mammo_common.params.load_config`::
+
+    breastseg:
+      train:   {input_size: 128x96, filters: 8, epochs: 20, batch_size: 3}
+      predict: {output_size: 128x128, margin: 0.02}
+      evaluate: {part: test}
+
+Sizes are ``(rows, cols)``; they may be written ``1024x768`` or ``[1024, 768]``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from breastseg.labeller import LabellerConfig
+
+__all__ = [
+    "EvaluateConfig",
+    "MaskSource",
+    "PredictConfig",
+    "Size",
+    "TrainConfig",
+    "parse_size",
+]
+
+MaskSource = Literal["auto", "store", "labeller"]
+
+
+def parse_size(value: Any) -> Any:
+    """Accept ``"1024x768"`` (or ``"1024,768"``) as well as ``[1024, 768]``."""
+    if isinstance(value, str):
+        text = value.lower().replace(" ", "")
+        for sep in ("x", ","):
+            if sep in text:
+                parts = text.split(sep)
+                if len(parts) == 2 and all(p.isdigit() for p in parts):
+                    return (int(parts[0]), int(parts[1]))
+        raise ValueError(f"size {value!r} must look like ROWSxCOLS, e.g. 1024x768")
+    return value
+
+
+def _positive(size: tuple[int, int]) -> tuple[int, int]:
+    if min(size) <= 0:
+        raise ValueError(f"size {size} must be positive")
+    return size
+
+
+Size = Annotated[tuple[int, int], BeforeValidator(parse_size)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class TrainConfig(_Config):
+    """Settings of ``breastseg train`` (defaults: the reference recipe at full size).
+
+    Attributes:
+        data: ``mammograms`` store (from ``mammo ingest``).
+        splits: ``splits.json`` (from ``mammo split``).
+        fold: 1-based fold: trains on its ``train`` cases, validates on its ``valid`` cases.
+        out: Model folder to write (``model.keras``, ``model_card.json``, ``history.csv``).
+        model: Registered network (``unet5l``).
+        input_size: Network input (rows, cols), multiples of 16; 1024x768 in the reference.
+        filters: Width ``f`` of the first level (16 in the reference).
+        epochs: Maximum number of epochs (early stopping usually ends sooner).
+        batch_size: Images per step (3 in the reference).
+        learning_rate: Adam learning rate (1e-3).
+        loss: Loss name for ``mammo_common.keras.losses.get_loss`` (soft ``dice``).
+        steps_per_epoch_factor: Steps per epoch = factor x (train images // batch) (3).
+        augment: Random transform (the same on image and mask) on training batches.
+        lr_patience / lr_factor / min_lr: ReduceLROnPlateau on validation loss.
+        early_stopping_patience: Epochs without improvement before stopping.
+        mask_source: ``store`` (breast masks must be in the store), ``labeller`` (always the
+            threshold labeller) or ``auto`` (the store's mask where present, else the labeller).
+        seed: Seed of weights, shuffling and augmentation.
+        resume: Continue from the checkpoint in ``out`` if an earlier run was interrupted.
+        mixed_precision: ``bfloat16``, ``float16`` or ``float32`` compute (``None``: float16
+            on a GPU, float32 otherwise).
+        deterministic: Ask the backend for deterministic kernels (slower).
+    """
+
+    data: Path
+    splits: Path
+    fold: int = Field(default=1, ge=1)
+    out: Path
+    model: str = "unet5l"
+    input_size: Size = (1024, 768)
+    filters: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.5, ge=0, lt=1)
+    epochs: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=3, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    loss: str = "dice"
+    steps_per_epoch_factor: int = Field(default=3, ge=1)
+    augment: bool = True
+    lr_patience: int = Field(default=3, ge=1)
+    lr_factor: float = Field(default=0.1, gt=0, lt=1)
+    min_lr: float = Field(default=1e-8, ge=0)
+    early_stopping_patience: int = Field(default=5, ge=1)
+    mask_source: MaskSource = "auto"
+    labeller: LabellerConfig = Field(default_factory=LabellerConfig)
+    seed: int = 0
+    resume: bool = True
+    mixed_precision: Literal["bfloat16", "float16", "float32"] | None = None
+    deterministic: bool = False
+
+    @model_validator(mode="after")
+    def _sizes(self) -> TrainConfig:
+        _positive(self.input_size)
+        bad = [s for s in self.input_size if s % 16]
+        if bad:
+            raise ValueError(
+                f"input_size {self.input_size[0]}x{self.input_size[1]}: sides must be multiples "
+                "of 16 (the U-Net pools four times), e.g. 1024x768 or 128x96"
+            )
+        return self
+
+
+class PredictConfig(_Config):
+    """Settings of ``breastseg predict``.
+
+    Attributes:
+        data: ``mammograms`` store to segment.
+        out: ``breast`` store to write.
+        model: Model folder (from ``breastseg train``); needed for ``method="unet"``.
+        method: ``unet`` (the trained network) or ``threshold`` (Otsu plus morphology).
+        output_size: Size of the stored, cropped images (640x640 in the reference).
+        margin: Margin around the breast's bounding box, as a fraction of its sides.
+        threshold: Probability threshold of the breast mask.
+        tta_flips: Average the prediction over flipped copies.
+        batch_size: Images per prediction batch.
+        fill_holes: Fill holes in the breast mask (after keeping the largest component).
+        overwrite: Replace an existing output store.
+    """
+
+    data: Path
+    out: Path
+    model: Path | None = None
+    method: Literal["unet", "threshold"] = "unet"
+    output_size: Size = (640, 640)
+    margin: float = Field(default=0.02, ge=0, le=1)
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    tta_flips: bool = False
+    batch_size: int = Field(default=1, ge=1)
+    fill_holes: bool = True
+    labeller: LabellerConfig = Field(default_factory=LabellerConfig)
+    overwrite: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> PredictConfig:
+        _positive(self.output_size)
+        if self.method == "unet" and self.model is None:
+            raise ValueError("method 'unet' needs a model folder (--model DIR)")
+        return self
+
+
+class EvaluateConfig(_Config):
+    """Settings of ``breastseg evaluate``.
+
+    Attributes:
+        data: ``mammograms`` store with the cases to score.
+        out: Metrics JSON (flat keys, for ``dvc metrics``).
+        model: Model folder; needed for ``method="unet"``.
+        method: ``unet`` or ``threshold`` (scores the stand-in segmenter).
+        splits: ``splits.json``; without it every case of the store is scored.
+        part: ``test``, ``valid`` (of ``fold``), ``train`` (of ``fold``) or ``all``.
+        fold: 1-based fold for ``valid``/``train``; defaults to the model card's fold.
+        per_case: Per-case JSON (default: ``<out stem>.cases.json`` next to ``out``).
+        plot: PNG of the best and worst cases with contours (optional).
+        n_plot: How many best and how many worst cases the PNG shows.
+        reference: Masks scored against: ``store``, ``labeller`` or ``auto``.
+        threshold: Probability threshold.
+    """
+
+    data: Path
+    out: Path
+    model: Path | None = None
+    method: Literal["unet", "threshold"] = "unet"
+    splits: Path | None = None
+    part: Literal["test", "valid", "train", "all"] = "test"
+    fold: int | None = Field(default=None, ge=1)
+    per_case: Path | None = None
+    plot: Path | None = None
+    n_plot: int = Field(default=2, ge=1, le=8)
+    reference: MaskSource = "auto"
+    threshold: float = Field(default=0.5, gt=0, lt=1)
+    tta_flips: bool = False
+    batch_size: int = Field(default=1, ge=1)
+    fill_holes: bool = True
+    labeller: LabellerConfig = Field(default_factory=LabellerConfig)
+
+    @model_validator(mode="after")
+    def _check(self) -> EvaluateConfig:
+        if self.method == "unet" and self.model is None:
+            raise ValueError("method 'unet' needs a model folder (--model DIR)")
+        if self.part != "all" and self.splits is None:
+            raise ValueError(f"part {self.part!r} needs --splits (or use --part all)")
+        return self
+
+    @property
+    def per_case_path(self) -> Path:
+        """Where the per-case JSON goes."""
+        return self.per_case or self.out.with_name(f"{self.out.stem}.cases.json")

@@ -1,0 +1,275 @@
+"""``breastseg evaluate``: Dice and Jaccard of the stage's breast masks, per case and mean.
+
+Example:
+    >>> from breastseg.config import EvaluateConfig
+    >>> from breastseg.evaluate import evaluate
+    >>> result = evaluate(EvaluateConfig(  # doctest: +SKIP
+    ...     model="models/breastseg/unet5l/fold_1", data="mammograms.zarr",
+    ...     splits="splits.json", part="test", out="metrics/breastseg.json",
+    ...     plot="plots/breastseg_best_worst.png"))
+
+The scored mask is exactly the one ``breastseg predict`` uses (threshold, largest component,
+holes filled), at the mammogram's native resolution. The reference is the store's breast mask;
+where the store has none (or with ``reference="labeller"``) it is the threshold labeller's mask,
+and the metrics say so (``reference``, ``n_reference_store``, ``n_reference_labeller``).
+
+Outputs, written atomically:
+
+* ``out``: flat metrics for ``dvc metrics`` (``dice_mean``, ``jaccard_mean``, ``n_cases``, ...).
+* the per-case file (``<out stem>.cases.json``): one row per case.
+* ``plot`` (optional): PNG of the best and the worst cases, reference contour in yellow,
+  prediction in red.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from breastseg import __version__
+from breastseg.config import EvaluateConfig
+from breastseg.labeller import label_breast
+from breastseg.segment import Segmenter, breast_mask, make_segmenter
+from breastseg.train import check_cases
+from mammo_common.cli_support import track
+from mammo_common.errors import ConfigError, MammoError, StoreError
+from mammo_common.metrics import dice, jaccard
+from mammo_common.store import MammogramsStore, open_store, write_json_atomic
+from mammo_common.store.atomic import atomic_path
+
+__all__ = ["CaseScore", "EvaluateResult", "evaluate", "select_cases"]
+
+
+class CaseScore(BaseModel):
+    """Scores of one case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str
+    dice: float
+    jaccard: float
+    reference: str
+    pred_pixels: int
+    reference_pixels: int
+    empty_prediction: bool
+
+
+class EvaluateResult(BaseModel):
+    """What ``evaluate`` measured and wrote.
+
+    Attributes:
+        metrics: The flat metrics written to ``out``.
+        cases: Per-case scores (as in the per-case file).
+        out: Metrics JSON.
+        per_case: Per-case JSON.
+        plot: PNG (None when not asked for).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: dict[str, Any]
+    cases: list[CaseScore]
+    out: Path
+    per_case: Path
+    plot: Path | None
+
+
+def select_cases(config: EvaluateConfig, store: MammogramsStore, card_fold: int | None) -> list[str]:
+    """Case ids of the requested part (``all``: every case of the store, in store order)."""
+    if config.part == "all":
+        return store.case_ids
+    from mammo_common.schema.splits import Splits, SplitsFileError
+
+    assert config.splits is not None
+    try:
+        splits = Splits.load(config.splits)
+    except FileNotFoundError:
+        raise MammoError(
+            "splits file not found", path=config.splits, fix="create it with `mammo split`"
+        ) from None
+    except SplitsFileError as exc:
+        raise MammoError(str(exc), fix="regenerate it with `mammo split`") from None
+    if config.part == "test":
+        ids = list(splits.test)
+        if not ids:
+            raise ConfigError(
+                "the splits file has no test set",
+                path=config.splits,
+                fix="use --part valid (with --fold) or --part all",
+            )
+    else:
+        fold = config.fold or card_fold
+        if fold is None:
+            raise ConfigError(
+                f"part {config.part!r} needs a fold", field="fold", fix="pass --fold K (1-based)"
+            )
+        try:
+            ids = list(getattr(splits.fold(fold), config.part))
+        except KeyError:
+            raise ConfigError(
+                f"fold {fold} does not exist; this splits file has folds 1..{splits.n_folds}",
+                path=config.splits,
+                field="fold",
+                fix=f"pass --fold between 1 and {splits.n_folds}",
+            ) from None
+    check_cases(store, ids, config.part)
+    return ids
+
+
+def _reference(
+    store: MammogramsStore, case_id: str, image: np.ndarray, config: EvaluateConfig
+) -> tuple[np.ndarray, str]:
+    mask = None if config.reference == "labeller" else store.array(case_id, "breast_mask")
+    if mask is not None:
+        return mask, "store"
+    if config.reference == "store":
+        raise StoreError(
+            "has no breast_mask to score against",
+            path=store.path,
+            field=f"cases/{case_id}/breast_mask",
+            fix="use --reference auto (the threshold labeller fills in) or labeller",
+        )
+    return label_breast(image, config.labeller), "labeller"
+
+
+def _predict_mask(segmenter: Segmenter, image: np.ndarray, config: EvaluateConfig) -> np.ndarray:
+    prob = segmenter.probabilities(image)
+    return breast_mask(prob, config.threshold, holes=config.fill_holes)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    return {
+        "mean": float(arr.mean()),
+        "std": float(arr.std()),
+        "median": float(np.median(arr)),
+        "min": float(arr.min()),
+        "max": float(arr.max()),
+    }
+
+
+def _plot(
+    path: Path,
+    store: MammogramsStore,
+    segmenter: Segmenter,
+    scores: list[CaseScore],
+    config: EvaluateConfig,
+) -> Path:
+    from mammo_common.viz import contact_sheet, overlay
+
+    ranked = sorted(scores, key=lambda s: s.dice, reverse=True)
+    n = min(config.n_plot, len(ranked))
+    best = ranked[:n]
+    worst = [s for s in ranked[::-1][:n] if s not in best]
+    tiles = []
+    for tag, group in (("best", best), ("worst", worst)):
+        for score in group:
+            image = store.array(score.case_id, "image")
+            ref, _ = _reference(store, score.case_id, image, config)
+            pred = _predict_mask(segmenter, image, config)
+            rgb = overlay(image, {"truth": ref, "pred": pred}, width=max(1, max(image.shape) // 256))
+            tiles.append((rgb, f"{tag}: {score.case_id}\nDice {score.dice:.3f}"))
+    sheet = contact_sheet(tiles, tile=224, columns=max(1, n))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
+    return path
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateResult:
+    """Score the stage's breast masks on a part of the splits.
+
+    Args:
+        config: Validated settings.
+
+    Returns:
+        Metrics and per-case scores (also written to disk).
+
+    Raises:
+        StoreError: Invalid store, cases missing from it, or no reference mask with
+            ``reference="store"``.
+        ConfigError: Bad part or fold.
+        ModelFolderError: Missing or incompatible model folder.
+    """
+    if config.plot is not None and config.plot.suffix.lower() != ".png":
+        raise ConfigError("the plot is a PNG", path=config.plot, fix="give a path ending in .png")
+    store = open_store(config.data, "mammograms")
+    assert isinstance(store, MammogramsStore)
+    segmenter = make_segmenter(
+        config.method,
+        config.model,
+        tta_flips=config.tta_flips,
+        batch_size=config.batch_size,
+        labeller=config.labeller,
+    )
+    card = getattr(segmenter, "card", None)
+    card_fold = card.data.fold if card is not None else None
+    case_ids = select_cases(config, store, card_fold)
+    if not case_ids:
+        raise ConfigError(f"part {config.part!r} holds no case", fix="choose another part")
+
+    scores: list[CaseScore] = []
+    for case_id in track(case_ids, "breastseg evaluate"):
+        image = store.array(case_id, "image")
+        ref, source = _reference(store, case_id, image, config)
+        pred = _predict_mask(segmenter, image, config)
+        scores.append(
+            CaseScore(
+                case_id=case_id,
+                dice=dice(pred, ref),
+                jaccard=jaccard(pred, ref),
+                reference=source,
+                pred_pixels=int(pred.sum()),
+                reference_pixels=int(np.asarray(ref).astype(bool).sum()),
+                empty_prediction=not pred.any(),
+            )
+        )
+
+    n_store = sum(s.reference == "store" for s in scores)
+    n_label = len(scores) - n_store
+    reference = "store" if n_label == 0 else "labeller" if n_store == 0 else "mixed"
+    d = _summary([s.dice for s in scores])
+    j = _summary([s.jaccard for s in scores])
+    metrics: dict[str, Any] = {
+        "dice_mean": d["mean"],
+        "dice_std": d["std"],
+        "dice_median": d["median"],
+        "dice_min": d["min"],
+        "dice_max": d["max"],
+        "jaccard_mean": j["mean"],
+        "jaccard_std": j["std"],
+        "jaccard_min": j["min"],
+        "n_cases": len(scores),
+        "n_empty_predictions": sum(s.empty_prediction for s in scores),
+        "n_reference_store": n_store,
+        "n_reference_labeller": n_label,
+        "reference": reference,
+        "part": config.part,
+        "method": config.method,
+        "model_id": card.model_id if card is not None else None,
+        "threshold": config.threshold,
+    }
+    if config.part in ("valid", "train"):
+        metrics["fold"] = config.fold or card_fold
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            metrics[key] = None
+    write_json_atomic(config.out, metrics)
+    per_case = config.per_case_path
+    write_json_atomic(
+        per_case,
+        {
+            "producer": {"package": "mammo-breastseg", "version": __version__},
+            "metrics_file": str(config.out),
+            "cases": [s.model_dump() for s in scores],
+        },
+    )
+    plot = None
+    if config.plot is not None:
+        plot = _plot(Path(config.plot), store, segmenter, scores, config)
+    return EvaluateResult(
+        metrics=metrics, cases=scores, out=config.out, per_case=per_case, plot=plot
+    )

@@ -1,0 +1,155 @@
+"""``breastseg predict``: write the ``breast`` store the mass-segmentation stage reads.
+
+Example:
+    >>> from breastseg.config import PredictConfig
+    >>> from breastseg.predict import predict
+    >>> result = predict(PredictConfig(  # doctest: +SKIP
+    ...     model="models/breastseg/unet5l/fold_1", data="mammograms.zarr", out="breast.zarr"))
+
+Cases stream one at a time (read, segment, crop, write), so memory stays constant whatever the
+number of cases; the store appears only when complete (atomic rename).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from mammo_common.cli_support import track
+from mammo_common.errors import StoreError
+from mammo_common.schema import Producer
+from mammo_common.store import MammogramsStore, StackedStoreWriter, open_store
+from mammo_common.store.atomic import check_output_path
+from pydantic import BaseModel, ConfigDict
+
+from breastseg import __version__
+from breastseg.config import PredictConfig
+from breastseg.segment import breast_mask, crop_case, make_segmenter
+
+__all__ = ["PredictResult", "predict"]
+
+PACKAGE = "mammo-breastseg"
+
+
+class PredictResult(BaseModel):
+    """What ``predict`` wrote.
+
+    Attributes:
+        out: The ``breast`` store.
+        n_cases: Cases written.
+        method: ``unet`` or ``threshold``.
+        image_size: Stored (rows, cols).
+        with_mass_masks: Whether ground-truth mass masks were carried.
+        empty_cases: Cases where no breast was found (kept whole, not blanked).
+        seconds: Wall time.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path
+    n_cases: int
+    method: str
+    image_size: tuple[int, int]
+    with_mass_masks: bool
+    empty_cases: list[str]
+    seconds: float
+
+
+def _has_array(store: MammogramsStore, case_id: str, name: str) -> bool:
+    return name in store.group[f"cases/{case_id}"]
+
+
+def predict(config: PredictConfig) -> PredictResult:
+    """Segment, blank, crop and resize every case of a ``mammograms`` store.
+
+    Args:
+        config: Validated settings.
+
+    Returns:
+        A summary of the written store.
+
+    Raises:
+        StoreError: If the input is not a valid ``mammograms`` store.
+        ModelFolderError: If the model folder is missing or incompatible.
+        MammoError: If the output exists (without ``overwrite``) or would overwrite the input.
+    """
+    start = time.perf_counter()
+    inputs = (config.data,) + ((config.model,) if config.model else ())
+    check_output_path(Path(config.out), overwrite=config.overwrite, inputs=inputs)
+    store = open_store(config.data, "mammograms")
+    assert isinstance(store, MammogramsStore)
+    if len(store) == 0:
+        raise StoreError("holds no case", path=config.data, fix="re-run mammo ingest")
+    segmenter = make_segmenter(
+        config.method,
+        config.model,
+        tta_flips=config.tta_flips,
+        batch_size=config.batch_size,
+        labeller=config.labeller,
+    )
+    case_ids = store.case_ids
+    with_mass = any(_has_array(store, cid, "mass_mask") for cid in case_ids)
+    params = {
+        **segmenter.params,
+        "output_size": list(config.output_size),
+        "margin": config.margin,
+        "threshold": config.threshold,
+        "fill_holes": config.fill_holes,
+    }
+    producer = Producer(
+        package=PACKAGE,
+        version=__version__,
+        command=f"breastseg predict --method {config.method}",
+        model_ids=segmenter.model_ids,
+        params=params,
+    )
+    empty: list[str] = []
+    with StackedStoreWriter(
+        config.out,
+        kind="breast",
+        n_cases=len(case_ids),
+        image_size=config.output_size,
+        producer=producer,
+        parents=[store.as_parent()],
+        with_mass_masks=with_mass,
+        meta_fields={"method": config.method},
+        overwrite=config.overwrite,
+        inputs=inputs,
+    ) as writer:
+        for index, case_id in enumerate(track(case_ids, "breastseg predict")):
+            case = store.load(case_id)
+            prob = segmenter.probabilities(case.image)
+            mask = breast_mask(prob, config.threshold, holes=config.fill_holes)
+            cropped = crop_case(
+                case.image,
+                mask,
+                case.mass_mask,
+                output_size=config.output_size,
+                margin=config.margin,
+            )
+            record = case.record
+            notes = list(record.notes)
+            if cropped.empty:
+                empty.append(case_id)
+                notes.append(f"breastseg ({config.method}): no breast found; whole image kept")
+            if with_mass and case.mass_mask is None:
+                notes.append("no ground-truth mass mask in the source; mass_masks is all zero")
+            if notes != record.notes:
+                record = record.model_copy(update={"notes": notes})
+            arrays = {"images": cropped.image, "breast_masks": cropped.breast_mask}
+            if with_mass:
+                arrays["mass_masks"] = (
+                    cropped.mass_mask
+                    if cropped.mass_mask is not None
+                    else cropped.breast_mask * 0
+                )
+            writer.write_case(index, record, cropped.transform, **arrays)
+    return PredictResult(
+        out=config.out,
+        n_cases=len(case_ids),
+        method=config.method,
+        image_size=config.output_size,
+        with_mass_masks=with_mass,
+        empty_cases=empty,
+        seconds=round(time.perf_counter() - start, 3),
+    )

@@ -1,0 +1,190 @@
+"""What happens to one mammogram: probability map -> breast mask -> blanked, cropped, resized.
+
+Both ``predict`` and ``evaluate`` go through these functions, so the numbers ``evaluate``
+reports are those of the masks ``predict`` uses.
+
+Per case (see :func:`breast_mask` and :func:`crop_case`):
+
+1. A segmenter gives a breast probability map at the image's native size (the U-Net of a
+   model folder, or the threshold labeller).
+2. The mask is ``prob >= threshold``, reduced to its largest connected component, holes
+   filled.
+3. Pixels outside the mask are set to 0 (labels, scanner marks, film noise removed).
+4. The crop box is the mask's bounding box grown by ``margin`` of its sides; image, mask and
+   ground-truth mass mask are cropped to it and resized to the output size (image bilinear,
+   masks nearest); the :class:`~mammo_common.schema.CaseTransform` records the mapping.
+
+An empty mask (nothing found) keeps the whole, unblanked image and is reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from mammo_common.errors import ModelFolderError
+from mammo_common.postprocess import binarize, fill_holes, largest_component
+from mammo_common.schema import CaseTransform
+from mammo_common.transforms import apply_transform, crop_box_from_mask, make_transform
+from numpy.typing import NDArray
+
+__all__ = [
+    "CroppedCase",
+    "Segmenter",
+    "UNetSegmenter",
+    "breast_mask",
+    "crop_case",
+    "make_segmenter",
+]
+
+
+class Segmenter(Protocol):
+    """Anything that maps a native mammogram to a breast probability map."""
+
+    method: str
+    model_ids: list[str]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters recorded in the output's provenance."""
+        ...
+
+    def probabilities(self, image: NDArray) -> NDArray[np.float32]:
+        """Breast probability map of the image's shape."""
+        ...
+
+
+class UNetSegmenter:
+    """The trained network of a model folder (``breastseg train``).
+
+    Args:
+        model_dir: The model folder (``model.keras`` + ``model_card.json``).
+        tta_flips: Average over flipped copies.
+        batch_size: Images per forward pass.
+    """
+
+    method = "unet"
+
+    def __init__(self, model_dir: str | Path, *, tta_flips: bool = False, batch_size: int = 1):
+        from breastseg._keras import load_breast_model
+
+        self.model_dir = Path(model_dir)
+        self.model, self.card = load_breast_model(self.model_dir)
+        self.tta_flips = tta_flips
+        self.batch_size = batch_size
+        shape = self.model.input_shape
+        self.input_size = (int(shape[1]), int(shape[2]))
+        self.channels = int(shape[3])
+        self.model_ids = [self.card.model_id]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        card = self.card
+        return {
+            "method": self.method,
+            "model_dir": str(self.model_dir),
+            "input_size": list(self.input_size),
+            "tta_flips": self.tta_flips,
+            "model_id": card.model_id,
+            "training_masks": card.training.get("mask_sources"),
+        }
+
+    def probabilities(self, image: NDArray) -> NDArray[np.float32]:
+        from mammo_common.keras.inference import predict_probabilities
+
+        return predict_probabilities(
+            [self.model],
+            np.asarray(image)[None],
+            input_size=self.input_size,
+            channels=self.channels,
+            tta_flips=self.tta_flips,
+            batch_size=self.batch_size,
+        )[0]
+
+
+def make_segmenter(
+    method: str,
+    model: Path | None,
+    *,
+    tta_flips: bool = False,
+    batch_size: int = 1,
+    labeller: Any = None,
+) -> Segmenter:
+    """The segmenter of a ``--method``: ``unet`` (needs ``model``) or ``threshold``."""
+    if method == "threshold":
+        from breastseg.threshold import ThresholdSegmenter
+
+        return ThresholdSegmenter(labeller)
+    if model is None:
+        raise ModelFolderError(
+            "method 'unet' needs a model folder", field="model", fix="pass --model DIR"
+        )
+    return UNetSegmenter(model, tta_flips=tta_flips, batch_size=batch_size)
+
+
+def breast_mask(
+    prob: NDArray, threshold: float = 0.5, *, holes: bool = True
+) -> NDArray[np.uint8]:
+    """Binarise, keep the largest component, fill holes: the stage's breast mask (uint8 0/1)."""
+    mask = largest_component(binarize(prob, threshold))
+    if holes:
+        mask = fill_holes(mask)
+    return mask.astype(np.uint8)
+
+
+@dataclass
+class CroppedCase:
+    """One case mapped into the ``breast`` store."""
+
+    image: NDArray[np.uint16]
+    breast_mask: NDArray[np.uint8]
+    mass_mask: NDArray[np.uint8] | None
+    transform: CaseTransform
+    empty: bool
+
+
+def crop_case(
+    image: NDArray,
+    mask: NDArray,
+    mass_mask: NDArray | None,
+    *,
+    output_size: tuple[int, int],
+    margin: float,
+) -> CroppedCase:
+    """Blank the background, crop to the breast box with a margin and resize.
+
+    Args:
+        image: Native image (uint16).
+        mask: Native breast mask (0/1) of the same shape.
+        mass_mask: Native ground-truth mass mask, or ``None``.
+        output_size: Stored ``(rows, cols)``.
+        margin: Margin fraction around the breast's bounding box.
+
+    Returns:
+        The stored arrays and the case's transform; ``empty`` when no breast was found (then the
+        whole image is kept, not blanked).
+    """
+    image = np.asarray(image)
+    mask = np.asarray(mask).astype(np.uint8, copy=False)
+    empty = not mask.any()
+    if empty:
+        blanked = image
+        mask = np.ones_like(mask)
+    else:
+        blanked = np.where(mask > 0, image, 0).astype(image.dtype, copy=False)
+    box = crop_box_from_mask(mask, margin)
+    transform = make_transform(image.shape, box, output_size)
+    stored = apply_transform(blanked, transform, order=1)
+    stored_mask = apply_transform(mask, transform, order=0)
+    stored_mass = None
+    if mass_mask is not None:
+        stored_mass = apply_transform(np.asarray(mass_mask, np.uint8), transform, order=0)
+    return CroppedCase(
+        image=stored.astype(np.uint16, copy=False),
+        breast_mask=stored_mask,
+        mass_mask=stored_mass,
+        transform=transform,
+        empty=empty,
+    )

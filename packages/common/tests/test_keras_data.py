@@ -1,0 +1,157 @@
+"""SegmentationDataset / ClassificationDataset / load_arrays."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from mammo_common.keras.augment import AugmentConfig  # noqa: E402
+from mammo_common.keras.data import (  # noqa: E402
+    ClassificationDataset,
+    SegmentationDataset,
+    epoch_order,
+    load_arrays,
+    normalize_image,
+)
+
+
+@pytest.fixture(scope="module")
+def arrays() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 65536, (10, 24, 20), dtype=np.uint16)
+    images[:, 0, 0] = np.arange(10) * 1000  # identifies each image
+    masks = (rng.random((10, 24, 20)) > 0.6).astype(np.uint8)
+    return images, masks
+
+
+def ids(x: np.ndarray) -> list[int]:
+    return [round(float(v) * 65535 / 1000) for v in x[:, 0, 0, 0]]
+
+
+def test_normalize_image_by_dtype():
+    assert normalize_image(np.array([0, 65535], np.uint16)).tolist() == [0.0, 1.0]
+    assert normalize_image(np.array([0, 255], np.uint8)).tolist() == [0.0, 1.0]
+    assert normalize_image(np.array([0.25], np.float64)).dtype == np.float32
+    with pytest.raises(ValueError, match="int16"):
+        normalize_image(np.array([1], np.int16))
+
+
+def test_shapes_scaling_and_channels(arrays):
+    images, masks = arrays
+    ds = SegmentationDataset(images, masks, [0, 1, 2], batch_size=2, channels=3)
+    assert len(ds) == 2
+    x, y = ds[0]
+    assert x.shape == (2, 24, 20, 3) and y.shape == (2, 24, 20, 1)
+    assert x.dtype == np.float32 and y.dtype == np.float32
+    np.testing.assert_allclose(x[0, ..., 0], images[0] / 65535, rtol=1e-6)
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    np.testing.assert_array_equal(y[1, ..., 0], masks[1])
+    assert ds[1][0].shape == (1, 24, 20, 3)  # the last, partial batch
+    with pytest.raises(IndexError):
+        ds[2]
+
+
+def test_resize_to_model_input(arrays):
+    images, masks = arrays
+    ds = SegmentationDataset(images, masks * 255, batch_size=4, image_size=(32, 16))
+    x, y = ds[0]
+    assert x.shape == (4, 32, 16, 1) and y.shape == (4, 32, 16, 1)
+    assert x.min() >= 0 and x.max() <= 1
+    assert set(np.unique(y)) <= {0.0, 1.0}
+    xs, ys = load_arrays(images, masks * 255, [0, 1, 2, 3], image_size=(32, 16))
+    np.testing.assert_array_equal(xs, x)
+    np.testing.assert_array_equal(ys, y)
+
+
+def test_uint8_and_zarr_sources(arrays, tmp_path):
+    zarr = pytest.importorskip("zarr")
+    images, masks = arrays
+    zi = zarr.open_array(tmp_path / "i.zarr", mode="w", shape=images.shape, dtype="uint16",
+                         chunks=(1, 24, 20))
+    zi[:] = images
+    zm = zarr.open_array(tmp_path / "m.zarr", mode="w", shape=masks.shape, dtype="uint8",
+                         chunks=(1, 24, 20))
+    zm[:] = masks
+    a = SegmentationDataset(zi, zm, [3, 5], batch_size=2)[0]
+    b = SegmentationDataset(images, masks, [3, 5], batch_size=2)[0]
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    x8, _ = load_arrays((images >> 8).astype(np.uint8), None, [0])
+    np.testing.assert_allclose(x8[0, ..., 0], (images[0] >> 8) / 255, rtol=1e-6)
+
+
+def test_shuffle_is_deterministic_per_epoch(arrays):
+    images, masks = arrays
+    ds = SegmentationDataset(images, masks, range(8), batch_size=4, shuffle=True, seed=3)
+    e0 = ids(np.concatenate([ds[i][0] for i in range(len(ds))]))
+    assert sorted(e0) == list(range(8)) and e0 != list(range(8))
+    again = SegmentationDataset(images, masks, range(8), batch_size=4, shuffle=True, seed=3)
+    assert ids(np.concatenate([again[i][0] for i in range(2)])) == e0
+    ds.on_epoch_end()
+    e1 = ids(np.concatenate([ds[i][0] for i in range(2)]))
+    assert sorted(e1) == list(range(8)) and e1 != e0
+    view = again.for_epoch(1)
+    view.on_epoch_end()  # pinned views ignore it
+    assert ids(np.concatenate([view[i][0] for i in range(2)])) == e1
+    assert again.epoch == 0
+
+
+def test_steps_per_epoch_cycles_fresh_permutations(arrays):
+    images, masks = arrays
+    ds = SegmentationDataset(images, masks, range(6), batch_size=2, shuffle=True, seed=0,
+                             steps_per_epoch=3 * (6 // 2))
+    assert len(ds) == 9
+    seen = ids(np.concatenate([ds[i][0] for i in range(9)]))
+    assert [sorted(seen[k:k + 6]) for k in (0, 6, 12)] == [list(range(6))] * 3
+    order = epoch_order(5, 7, shuffle=False, seed=0, epoch=0)
+    assert order.tolist() == [0, 1, 2, 3, 4, 0, 1]
+
+
+def test_augmentation_is_paired_and_seeded(arrays):
+    _, masks = arrays
+    images = masks.astype(np.uint8) * 255  # image == mask
+    aug = AugmentConfig.mass().model_copy(update={"mask_interpolation": "linear"})
+    ds = SegmentationDataset(images, masks, batch_size=5, shuffle=True, seed=1, augment=aug)
+    x, y = ds[1]
+    np.testing.assert_array_equal(x > 0.5, y > 0.5)
+    assert not np.array_equal(x, load_arrays(images, None, ds.order()[5:10])[0])
+    x2, _ = SegmentationDataset(images, masks, batch_size=5, shuffle=True, seed=1,
+                                augment=aug)[1]
+    np.testing.assert_array_equal(x, x2)
+    x3, _ = ds.for_epoch(1)[1]
+    assert not np.array_equal(x, x3)
+
+
+def test_classification_dataset():
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 255, (s, s + 2), dtype=np.uint8) for s in (10, 14, 20, 9, 30)]
+    labels = [0, 1, 1, 0, 1]
+    ds = ClassificationDataset(crops, labels, [0, 1, 2, 4], batch_size=3, image_size=(16, 16),
+                               shuffle=True, seed=0, augment=AugmentConfig.classifier(),
+                               preprocess=lambda b: b * 2.0)
+    x, y = ds[0]
+    assert x.shape == (3, 16, 16, 3) and y.shape == (3, 1) and y.dtype == np.float32
+    assert x.max() <= 2.0 and x.max() > 1.0  # preprocess applied after [0, 1] scaling
+    expected = np.asarray(labels, np.float32)[np.array([0, 1, 2, 4])[ds.order()[:3]]]
+    np.testing.assert_array_equal(y[:, 0], expected)
+    assert len(ds) == 2 and ds[1][0].shape[0] == 1
+    with pytest.raises(ValueError, match="labels"):
+        ClassificationDataset(crops, [0, 1])
+
+
+def test_fits_a_keras_model(arrays):
+    images, masks = arrays
+    inputs = keras.Input((24, 20, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same",
+                                                    activation="sigmoid")(inputs))
+    model.compile("adam", "binary_crossentropy")
+    ds = SegmentationDataset(images, masks, range(6), batch_size=3, shuffle=True)
+    history = model.fit(ds, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

@@ -1,0 +1,259 @@
+"""fit_resumable: best weights, history, plateau/early stopping state, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+keras = pytest.importorskip("keras")
+
+from mammo_common.errors import ConfigError  # noqa: E402
+from mammo_common.keras.augment import AugmentConfig  # noqa: E402
+from mammo_common.keras.data import SegmentationDataset  # noqa: E402
+from mammo_common.keras.metrics import DiceCoefficient  # noqa: E402
+from mammo_common.keras.training import (  # noqa: E402
+    BEST_WEIGHTS,
+    HISTORY_CSV,
+    ReduceLROnPlateauConfig,
+    fit_resumable,
+    mixed_precision_policy,
+    read_history_csv,
+    set_global_determinism,
+)
+
+SIZE = 16
+
+
+def tiny_model(seed: int = 0) -> keras.Model:
+    set_global_determinism(seed)
+    inputs = keras.Input((SIZE, SIZE, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    outputs = keras.layers.Conv2D(1, 1, activation="sigmoid")(x)
+    return keras.Model(inputs, outputs)
+
+
+def data(n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n, SIZE, SIZE), np.uint8)
+    for i in range(n):
+        r, c = rng.integers(3, SIZE - 5, 2)
+        masks[i, r:r + 4, c:c + 5] = 1
+    images = (masks * 40000 + rng.integers(0, 20000, masks.shape)).astype(np.uint16)
+    return images, masks
+
+
+class Recorder(keras.callbacks.Callback):
+    """Keeps the weights after every epoch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weights: dict[int, list[np.ndarray]] = {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights[epoch + 1] = [np.array(w) for w in self.model.get_weights()]
+
+
+class Boom(keras.callbacks.Callback):
+    """Raises in the middle of a given epoch (an in-process 'kill')."""
+
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.at = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.at and batch == 1:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def datasets(seed: int = 0):
+    images, masks = data()
+    train = SegmentationDataset(images, masks, range(6), batch_size=2, shuffle=True, seed=seed,
+                                augment=AugmentConfig.mass())
+    valid = SegmentationDataset(images, masks, [6, 7], batch_size=2)
+    return train, valid
+
+
+def test_keeps_the_best_weights_and_stops_early(tmp_path):
+    images, masks = data()
+    train = SegmentationDataset(images, masks, range(6), batch_size=2)
+    # validation targets are the inverted masks: the better the fit, the worse val_loss
+    valid = SegmentationDataset(images, 1 - masks, [6, 7], batch_size=2)
+    model, rec = tiny_model(), Recorder()
+    result = fit_resumable(model, train, valid, out_dir=tmp_path, epochs=8, learning_rate=0.05,
+                           early_stopping_patience=2, metrics=[DiceCoefficient()],
+                           progress=False, callbacks=[rec], restore_best=False)
+    val = [row["val_loss"] for row in result.history]
+    assert result.best_epoch == int(np.argmin(val)) + 1
+    assert result.best_value == pytest.approx(min(val))
+    assert result.best_epoch < result.epochs_run
+    assert result.stopped_early and result.stop_reason == "early_stopping"
+    assert result.epochs_run == result.best_epoch + 2
+    # the last weights are in memory; best.weights.h5 holds the best epoch's
+    last = model.get_weights()
+    model.load_weights(tmp_path / BEST_WEIGHTS)
+    for got, want in zip(model.get_weights(), rec.weights[result.best_epoch], strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert not all(np.array_equal(a, b) for a, b in zip(last, model.get_weights(), strict=True))
+    rows = read_history_csv(tmp_path / HISTORY_CSV)
+    assert [r["epoch"] for r in rows] == list(range(1, result.epochs_run + 1))
+    header = (tmp_path / HISTORY_CSV).read_text().splitlines()[0].split(",")
+    assert header == ["epoch", "loss", "dice", "val_loss", "val_dice", "lr", "seconds"]
+    assert rows[0]["val_loss"] == pytest.approx(val[0])
+    # a finished run is not trained again
+    again = fit_resumable(tiny_model(), train, valid, out_dir=tmp_path, epochs=8,
+                          learning_rate=0.05, early_stopping_patience=2,
+                          metrics=[DiceCoefficient()], progress=False)
+    assert again.resumed_from == result.epochs_run and again.history == result.history
+
+
+def test_reduce_lr_on_plateau_and_history(tmp_path):
+    train, valid = datasets()
+    result = fit_resumable(tiny_model(), train, valid, out_dir=tmp_path, epochs=3,
+                           learning_rate=1e-2, early_stopping_patience=None,
+                           reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
+                           progress=False)
+    assert [r["lr"] for r in result.history] == pytest.approx([1e-2, 1e-3, 1e-4])
+    assert not result.stopped_early and result.epochs_run == 3
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch_0003",
+                                                                          "state.json"]
+
+
+def run_training(out: Path, epochs: int = 3, boom: int | None = None, resume: bool = True):
+    train, valid = datasets()
+    model = tiny_model()
+    callbacks = [] if boom is None else [Boom(boom)]
+    result = fit_resumable(model, train, valid, out_dir=out, epochs=epochs, learning_rate=1e-2,
+                           reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
+                           seed=0, deterministic=True, progress=False, callbacks=callbacks,
+                           restore_best=False, resume=resume)
+    return model, result
+
+
+def strip(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
+    ref_model, ref = run_training(tmp_path / "ref")
+    with pytest.raises(KeyboardInterrupt):
+        run_training(tmp_path / "cut", boom=1)
+    state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
+    assert state["epochs_done"] == 1
+    model, result = run_training(tmp_path / "cut")
+    assert result.resumed_from == 1 and result.epochs_run == 3
+    assert strip(result.history) == strip(ref.history)
+    for a, b in zip(model.get_weights(), ref_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # resume=False starts afresh
+    _, fresh = run_training(tmp_path / "cut", epochs=1, resume=False)
+    assert fresh.resumed_from == 0 and fresh.epochs_run == 1
+
+
+CHILD = textwrap.dedent(
+    """
+    import json, os, signal, sys
+    sys.path.insert(0, {tests!r})
+    import numpy as np
+    import keras
+    import test_keras_training as t
+
+    out, kill_at = sys.argv[1], int(sys.argv[2])
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == kill_at and batch == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    train, valid = t.datasets()
+    model = t.tiny_model()
+    result = t.fit_resumable(
+        model, train, valid, out_dir=out, epochs=3, learning_rate=1e-2, seed=0,
+        reduce_lr=t.ReduceLROnPlateauConfig(patience=1, min_delta=10.0), deterministic=True,
+        progress=False, callbacks=[Kill()], restore_best=False)
+    np.savez(os.path.join(out, "final.npz"), *model.get_weights())
+    print("RESULT" + json.dumps(result.model_dump()))
+    """
+)
+
+
+def _child(script: Path, out: Path, kill_at: int) -> subprocess.Popen:
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONHASHSEED": "0"}
+    return subprocess.Popen([sys.executable, str(script), str(out), str(kill_at)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _result(proc: subprocess.Popen) -> dict:
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-3000:]
+    line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT"))
+    return json.loads(line[len("RESULT"):])
+
+
+def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
+    ref_proc = _child(script, tmp_path / "ref", -1)
+    killed = _child(script, tmp_path / "cut", 1)
+    killed.communicate(timeout=300)
+    assert killed.returncode == -9  # SIGKILL during the second epoch
+    state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
+    assert state["epochs_done"] == 1
+    resumed = _result(_child(script, tmp_path / "cut", -1))
+    ref = _result(ref_proc)
+    assert resumed["resumed_from"] == 1 and resumed["epochs_run"] == 3
+    assert strip(resumed["history"]) == strip(ref["history"])
+    with np.load(tmp_path / "ref" / "final.npz") as a, np.load(tmp_path / "cut" / "final.npz") as b:
+        assert a.files == b.files
+        for name in a.files:
+            np.testing.assert_array_equal(a[name], b[name])
+    assert (tmp_path / "cut" / BEST_WEIGHTS).read_bytes() != b""
+    assert len(read_history_csv(tmp_path / "cut" / HISTORY_CSV)) == 3
+
+
+def test_refuses_bad_settings(tmp_path):
+    train, valid = datasets()
+    with pytest.raises(ConfigError, match="not among the logged values"):
+        fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "a", epochs=1,
+                      monitor="val_dice", progress=False)
+    with pytest.raises(ConfigError, match="needs validation data"):
+        fit_resumable(tiny_model(), train, None, out_dir=tmp_path / "b", epochs=1,
+                      progress=False)
+    with pytest.raises(ConfigError, match="mixed_bfloat16"):
+        fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "c", epochs=1,
+                      mixed_precision="bfloat16", progress=False)
+    fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "d", epochs=1, progress=False)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "d", epochs=2,
+                      learning_rate=0.5, progress=False)
+
+
+def test_mixed_precision_bfloat16(tmp_path):
+    train, valid = datasets()
+    with mixed_precision_policy("bfloat16") as policy:
+        model = tiny_model()
+    assert policy == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    result = fit_resumable(model, train, valid, out_dir=tmp_path, epochs=1, loss="bce_dice",
+                           mixed_precision="bfloat16", metrics=[DiceCoefficient()],
+                           progress=False)
+    assert np.isfinite(result.history[0]["loss"])
+    assert model.dtype_policy.name == "mixed_bfloat16"

@@ -1,0 +1,128 @@
+"""Native <-> store geometry: crop boxes, resizing, and the round trip back to the original."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mammo_common.schema import CaseTransform
+from mammo_common.transforms import (
+    apply_transform,
+    crop_box_from_mask,
+    invert_transform,
+    make_transform,
+    resize,
+)
+
+
+def _dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    return 2.0 * (a & b).sum() / (a.sum() + b.sum())
+
+
+def _ellipse(shape, centre, radii) -> np.ndarray:
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    return ((yy - centre[0]) / radii[0]) ** 2 + ((xx - centre[1]) / radii[1]) ** 2 <= 1
+
+
+def test_crop_box_tight_and_margin():
+    mask = np.zeros((100, 80), np.uint8)
+    mask[20:60, 10:50] = 1
+    assert crop_box_from_mask(mask) == (20, 10, 60, 50)
+    assert crop_box_from_mask(mask, 0.1) == (16, 6, 64, 54)
+    # a large margin is clipped to the image
+    assert crop_box_from_mask(mask, 5.0) == (0, 0, 100, 80)
+
+
+def test_crop_box_empty_mask_is_whole_image():
+    assert crop_box_from_mask(np.zeros((7, 5), bool)) == (0, 0, 7, 5)
+
+
+def test_crop_box_rejects_bad_input():
+    with pytest.raises(ValueError):
+        crop_box_from_mask(np.zeros((2, 2, 2)))
+    with pytest.raises(ValueError):
+        crop_box_from_mask(np.zeros((2, 2)), -0.1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, bool])
+def test_resize_keeps_dtype_and_range(dtype):
+    rng = np.random.default_rng(0)
+    a = (rng.random((50, 40)) * (1 if dtype in (bool, np.float32) else 200)).astype(dtype)
+    for order in (0, 1):
+        out = resize(a, (23, 31), order=order)
+        assert out.shape == (23, 31)
+        assert out.dtype == a.dtype
+        if dtype is not bool:
+            assert out.min() >= a.min() and out.max() <= a.max()
+
+
+def test_resize_nearest_keeps_labels():
+    a = np.zeros((64, 48), np.uint8)
+    a[10:30, 5:20] = 1
+    a[40:60, 30:45] = 3
+    out = resize(a, (128, 96), order=0)
+    assert set(np.unique(out)) == {0, 1, 3}
+    # up then down by an integer factor is exact
+    np.testing.assert_array_equal(resize(out, (64, 48), order=0), a)
+
+
+def test_resize_identity_and_errors():
+    a = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    np.testing.assert_array_equal(resize(a, (3, 4)), a)
+    with pytest.raises(ValueError):
+        resize(np.zeros((2, 2, 2)), (4, 4))
+    with pytest.raises(ValueError):
+        resize(a, (0, 4))
+
+
+def test_transform_shapes_and_validation():
+    tf = make_transform((300, 200), (10, 20, 210, 180), (64, 64))
+    assert isinstance(tf, CaseTransform)
+    img = np.zeros((300, 200), np.uint16)
+    assert apply_transform(img, tf).shape == (64, 64)
+    with pytest.raises(ValueError):
+        apply_transform(np.zeros((10, 10)), tf)
+    with pytest.raises(ValueError):
+        invert_transform(np.zeros((10, 10)), tf)
+    with pytest.raises(ValueError):  # crop box outside the image
+        make_transform((100, 100), (0, 0, 120, 50), (64, 64))
+
+
+@pytest.mark.parametrize(
+    ("native", "centre", "radii", "output", "margin"),
+    [
+        ((400, 300), (200, 120), (150, 100), (128, 128), 0.02),  # down-sampling, squashed
+        ((257, 193), (120, 90), (60, 40), (640, 640), 0.05),  # up-sampling
+        ((1024, 768), (500, 200), (400, 190), (160, 160), 0.0),  # ~5x down-sampling
+        ((300, 500), (150, 380), (40, 70), (96, 160), 0.1),  # small object, wide image
+    ],
+)
+def test_round_trip_lands_on_original(native, centre, radii, output, margin):
+    breast = _ellipse(native, centre, radii)
+    mass = _ellipse(native, centre, (radii[0] // 3, radii[1] // 3)).astype(np.uint8)
+    box = crop_box_from_mask(breast, margin)
+    tf = make_transform(native, box, output)
+    stored = apply_transform(mass, tf, order=0)
+    assert stored.shape == output and stored.dtype == np.uint8
+    back = invert_transform(stored, tf, order=0)
+    assert back.shape == native and back.dtype == np.uint8
+    assert _dice(back, mass) >= 0.98
+    # a stored pixel's native position follows the documented formula
+    r, c = box[0] + (box[2] - box[0]) // 2, box[1] + (box[3] - box[1]) // 2
+    sr, sc = (r - box[0]) * tf.scale_y, (c - box[1]) * tf.scale_x
+    assert 0 <= sr < output[0] and 0 <= sc < output[1]
+
+
+def test_invert_transform_blanks_outside_crop():
+    tf = make_transform((100, 100), (20, 30, 60, 90), (32, 32))
+    back = invert_transform(np.ones((32, 32), np.uint8), tf)
+    assert back.sum() == 40 * 60
+    assert back[:20].sum() == 0 and back[:, :30].sum() == 0
+
+
+def test_image_round_trip_is_close():
+    yy, xx = np.mgrid[:200, :160]
+    img = (yy * 100 + xx * 50).astype(np.uint16)
+    tf = make_transform(img.shape, (0, 0, 200, 160), (100, 80))
+    back = invert_transform(apply_transform(img, tf, order=1), tf, order=1)
+    assert np.abs(back.astype(float) - img).mean() < 0.02 * img.max()

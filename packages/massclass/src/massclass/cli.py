@@ -1,0 +1,369 @@
+"""The ``massclass`` command: train, predict, evaluate mass classifiers; list backbones.
+
+Every command parses its options, validates them into a config (``params.yaml`` section
+``massclass.<command>`` with the options on top), calls one importable function and prints a
+summary. Exit codes: 0 success, 1 unexpected failure, 2 bad input (the message names the file,
+the field and the fix), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from mammo_common.cli_support import console, handle_errors
+from mammo_common.errors import ConfigError
+from rich.table import Table
+
+from massclass import __version__
+
+app = typer.Typer(
+    name="massclass",
+    help=(
+        "Stage 3 of the mammo pipeline: classify each segmented mass as benign or malignant "
+        "with a transfer-learning CNN (VGG16, ResNet50V2, InceptionV3 or any keras.applications "
+        "backbone).\n\n"
+        "Typical run:\n\n"
+        "  massclass train --backbone vgg16 --data data/masses.zarr --splits data/splits.json "
+        "--fold 1 --out models/massclass/vgg16/fold_1\n\n"
+        "  massclass predict --model models/massclass/vgg16/fold_1 --data data/masses.zarr "
+        "--out data/diagnosis.zarr --threshold youden\n\n"
+        "  massclass evaluate --data data/diagnosis.zarr --splits data/splits.json --part test "
+        "--out metrics/massclass.json --roc plots/roc.json --roc-plot plots/roc.png"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ParamsOpt = Annotated[
+    Path | None,
+    typer.Option("--params", help="params.yaml; its massclass.<command> section sets defaults."),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mammo-massclass {__version__}")
+        raise typer.Exit()
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Benign versus malignant classification of segmented masses."""
+
+
+def _phase_epochs(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",") if v.strip() != ""]
+    except ValueError:
+        raise ConfigError(f"--epochs {text!r} is not a comma-separated list of integers",
+                          field="--epochs", fix="e.g. --epochs 3,10,100 (one per phase)") from None
+    if not values or min(values) < 0:
+        raise ConfigError(f"--epochs {text!r} needs non-negative integers",
+                          field="--epochs", fix="e.g. --epochs 1,1,2")
+    return values
+
+
+def _threshold(text: str | None) -> float | str | None:
+    if text is None:
+        return None
+    if text.strip().lower() in ("youden", "card"):
+        return text.strip().lower()
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"--threshold {text!r} is neither a number nor 'youden'/'card'",
+                          field="--threshold", fix="e.g. --threshold 0.5 or --threshold youden"
+                          ) from None
+
+
+@app.command()
+@handle_errors
+def train(
+    backbone: Annotated[str | None, typer.Option(help="Backbone (see `massclass models`).")] = None,
+    data: Annotated[Path, typer.Option(help="masses store (from massseg predict).")] = ...,
+    splits: Annotated[Path, typer.Option(help="splits.json (from mammo split).")] = ...,
+    fold: Annotated[int, typer.Option(help="Validation fold, 1-based.", min=1)] = ...,
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = ...,
+    params: ParamsOpt = None,
+    input_size: Annotated[int | None, typer.Option(help="Model input side (224).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size (8).")] = None,
+    epochs: Annotated[
+        str | None,
+        typer.Option(help="Epochs per phase, comma-separated (reference 3,10,100)."),
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="auto, imagenet, none or a backbone weights file.")
+    ] = None,
+    representation: Annotated[
+        str | None, typer.Option(help="ROI input: 'image' or 'image+mask'.")
+    ] = None,
+    roi_source: Annotated[
+        str | None, typer.Option(help="ROIs from 'pred' (mass_pred) or 'truth' (mass_masks).")
+    ] = None,
+    margin: Annotated[float | None, typer.Option(help="ROI context margin (0.25).")] = None,
+    class_weight: Annotated[str | None, typer.Option(help="'none' or 'balanced'.")] = None,
+    threshold: Annotated[
+        str | None, typer.Option(help="Card threshold: a number or 'youden'.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed.")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")
+    ] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress and logs.")] = False,
+) -> None:
+    """Train a classifier on fold K with the reference's three-stage fine-tuning.
+
+    Phases: head only (lr 1e-3, 3 epochs), top 25% of the backbone (1e-4, 10 epochs), all
+    layers (1e-5, up to 100 epochs, early stopping on validation loss, best weights restored).
+    Batch 8, binary cross-entropy, augmented training batches. Re-running an interrupted
+    command resumes at the phase and epoch where it stopped.
+
+    Examples:
+
+      massclass train --backbone resnet50v2 --data data/masses.zarr --splits data/splits.json
+      --fold 1 --out models/massclass/resnet50v2/fold_1
+
+      CPU demo: massclass train --backbone tinycnn --input-size 64 --epochs 1,1,2 ...
+
+      From params.yaml: massclass train --params params.yaml --data ... --fold 2 --out ...
+    """
+    from massclass.config import TrainConfig, load_section
+    from massclass.train import train_classifier
+
+    _logging(verbose)
+    roi = {"representation": representation, "source": roi_source, "margin": margin}
+    overrides: dict[str, Any] = {
+        "backbone": backbone, "input_size": input_size, "batch_size": batch_size,
+        "class_weight": class_weight, "seed": seed, "threshold": _threshold(threshold),
+        "roi": {k: v for k, v in roi.items() if v is not None},
+    }
+    if weights is not None:
+        overrides["weights"] = None if weights.lower() in ("none", "null", "scratch") else weights
+    config: TrainConfig = load_section(TrainConfig, params, "train", overrides)
+    if weights is not None and overrides["weights"] is None:
+        config = config.model_copy(update={"weights": None})
+    per_phase = _phase_epochs(epochs)
+    if per_phase is not None:
+        if len(per_phase) != len(config.phases):
+            raise ConfigError(
+                f"--epochs gives {len(per_phase)} values for {len(config.phases)} phases",
+                field="--epochs", fix="give one value per phase, e.g. 3,10,100",
+            )
+        phases = [p.model_copy(update={"epochs": e}) for p, e in zip(config.phases, per_phase,
+                                                                     strict=True)]
+        config = TrainConfig.model_validate({**config.model_dump(), "phases": phases})
+    result = train_classifier(data, splits, fold, out, config, resume=resume, progress=verbose)
+    console.print(
+        f"[green]trained[/] {result.model_id} -> {result.out}  ({result.epochs_run} epochs, "
+        f"{result.seconds:.0f} s{', resumed' if result.resumed else ''}, weights "
+        f"{result.weights_origin})"
+    )
+    for phase in result.phases:
+        state = "skipped" if phase.skipped else (
+            f"{phase.epochs_run} epochs, best {phase.best_epoch} "
+            f"(val_loss {phase.best_val_loss:.4f}), {phase.stop_reason}"
+            if phase.best_val_loss is not None else f"{phase.epochs_run} epochs"
+        )
+        console.print(f"  phase {phase.name} ({phase.trainable}, lr {phase.learning_rate:g}): "
+                      f"{state}")
+    vm = result.valid_metrics
+    console.print(
+        f"  train ROIs {result.train_rois['n_rois']} ({result.train_rois['n_missed_cases']} "
+        f"cases without a mass); valid ROIs {result.valid_rois['n_rois']} "
+        f"({result.valid_rois['n_missed_cases']} without a mass)"
+    )
+    youden = "n/a" if result.youden_threshold is None else f"{result.youden_threshold:.3f}"
+    console.print(
+        f"  validation: AUC {vm.get('roc_auc', float('nan')):.3f}, accuracy "
+        f"{vm.get('accuracy', float('nan')):.3f} at threshold {result.threshold:.3f}; "
+        f"Youden threshold {youden}"
+    )
+
+
+@app.command()
+@handle_errors
+def predict(
+    model: Annotated[
+        list[Path], typer.Option("--model", help="Model folder; repeat to average an ensemble.")
+    ] = ...,
+    data: Annotated[Path, typer.Option(help="masses store to classify.")] = ...,
+    out: Annotated[Path, typer.Option(help="diagnosis store to write.")] = ...,
+    threshold: Annotated[
+        str | None,
+        typer.Option(help="A number (0.5), 'youden' (chosen on the fold's validation masses) "
+                          "or 'card'."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Inference batch size.")] = None,
+    params: ParamsOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Logs.")] = False,
+) -> None:
+    """Classify every predicted mass of a masses store; write a diagnosis store.
+
+    Each case gets the probability of its most malignant mass; cases whose segmentation found
+    no mass are listed as no_mass_found.
+
+    Examples:
+
+      massclass predict --model models/massclass/vgg16/fold_1 --data data/masses.zarr
+      --out data/diagnosis.zarr
+
+      Fold ensemble with validation thresholds: massclass predict --model .../fold_1
+      --model .../fold_2 --threshold youden --data data/masses.zarr --out data/diagnosis.zarr
+    """
+    from massclass.config import PredictConfig, load_section
+    from massclass.predict import predict as run_predict
+
+    _logging(verbose)
+    config: PredictConfig = load_section(
+        PredictConfig, params, "predict",
+        {"threshold": _threshold(threshold), "batch_size": batch_size},
+    )
+    result = run_predict(model, data, out, config, overwrite=overwrite)
+    console.print(
+        f"[green]wrote[/] {result.out}: {result.n_cases} cases, {result.n_masses} masses, "
+        f"{result.n_malignant_cases} cases malignant at threshold {result.threshold:.3f} "
+        f"({result.threshold_method})"
+    )
+    if result.n_no_mass_found:
+        shown = ", ".join(result.no_mass_found[:10])
+        more = " ..." if result.n_no_mass_found > 10 else ""
+        console.print(f"  [yellow]{result.n_no_mass_found} case(s) with no mass found[/]: "
+                      f"{shown}{more}")
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    data: Annotated[Path, typer.Option(help="diagnosis store (from massclass predict).")] = ...,
+    out: Annotated[Path, typer.Option(help="Metrics JSON to write.")] = ...,
+    roc: Annotated[Path | None, typer.Option(help="ROC JSON for DVC plots.")] = None,
+    roc_plot: Annotated[Path | None, typer.Option(help="ROC PNG.")] = None,
+    splits: Annotated[Path | None, typer.Option(help="splits.json to select cases.")] = None,
+    part: Annotated[str, typer.Option(help="test, valid, train or all (with --splits).")] = "test",
+    fold: Annotated[int | None, typer.Option(help="Fold for --part valid/train.")] = None,
+    masses: Annotated[
+        Path | None,
+        typer.Option(help="masses store for mass-level metrics (default: the parent store)."),
+    ] = None,
+    n_bootstrap: Annotated[int | None, typer.Option(help="Bootstrap resamples (1000).")] = None,
+    missed: Annotated[
+        str | None, typer.Option(help="No-mass cases: 'benign' (default) or 'exclude'.")
+    ] = None,
+    params: ParamsOpt = None,
+) -> None:
+    """Compute accuracy, ROC AUC (bootstrap CI), sensitivity, specificity, precision, F1,
+    MCC, kappa and the confusion matrix, at case level and (with ground truth) mass level.
+
+    Examples:
+
+      massclass evaluate --data data/diagnosis.zarr --splits data/splits.json --part test
+      --out metrics/massclass.json --roc plots/massclass_roc.json --roc-plot plots/roc.png
+    """
+    from massclass.config import EvaluateConfig, load_section
+    from massclass.evaluate import evaluate as run_evaluate
+
+    if part not in ("test", "valid", "train", "all"):
+        raise ConfigError(f"--part {part!r} is unknown", field="--part",
+                          fix="use test, valid, train or all")
+    config: EvaluateConfig = load_section(
+        EvaluateConfig, params, "evaluate", {"n_bootstrap": n_bootstrap, "missed": missed}
+    )
+    result = run_evaluate(data, out, roc=roc, roc_plot=roc_plot, splits=splits, part=part,
+                          fold=fold, masses=masses, config=config)
+    case = result.case_level
+
+    def fmt(key: str, level: dict) -> str:
+        value = level.get(key)
+        return "n/a" if value is None else f"{value:.3f}"
+
+    ci = case.get("roc_auc_ci") or [None, None]
+    ci_text = "" if None in ci else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+    console.print(
+        f"[green]wrote[/] {result.metrics_path}: {result.part} cases {result.n_cases}, "
+        f"evaluated {result.n_evaluated}, no mass found {result.n_no_mass_found}, "
+        f"unknown truth {result.n_unknown_truth}"
+    )
+    console.print(
+        f"  case level @ {result.threshold:.3f}: AUC {fmt('roc_auc', case)}{ci_text}, accuracy "
+        f"{fmt('accuracy', case)}, sensitivity {fmt('sensitivity', case)}, specificity "
+        f"{fmt('specificity', case)}, F1 {fmt('f1', case)}, MCC {fmt('mcc', case)}"
+    )
+    if result.mass_level is not None:
+        mass = result.mass_level
+        console.print(
+            f"  mass level: {mass.get('n', 0)} masses on a true mass "
+            f"({mass.get('n_masses_without_truth_overlap', 0)} other detections): AUC "
+            f"{fmt('roc_auc', mass)}, accuracy {fmt('accuracy', mass)}"
+        )
+
+
+@app.command()
+@handle_errors
+def models(
+    count: Annotated[
+        bool, typer.Option("--count", help="Build each listed backbone (weights=None) to count.")
+    ] = False,
+    backbone: Annotated[
+        list[str] | None, typer.Option("--backbone", help="Only these backbones.")
+    ] = None,
+    input_size: Annotated[int, typer.Option(help="Input side for --count.")] = 224,
+) -> None:
+    """List the backbones (every keras.applications model, plus tinycnn) and their counts.
+
+    The reference counts (base frozen, 224x224x3) are shown for vgg16, resnet50v2 and
+    inceptionv3; --count builds each listed backbone to count its parameters.
+
+    Examples:
+
+      massclass models
+
+      massclass models --count --backbone efficientnetb0 --backbone densenet121
+    """
+    from massclass.models import (
+        REFERENCE_COUNTS,
+        build_model,
+        count_parameters,
+        get_backbone,
+        list_backbones,
+    )
+
+    try:
+        specs = [get_backbone(b) for b in backbone] if backbone else list_backbones()
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--backbone", fix="pick a listed name") from None
+    table = Table(title=f"massclass backbones (input {input_size}x{input_size}x3, base frozen)")
+    for col in ("name", "preprocess", "source", "total", "non-trainable"):
+        table.add_column(col)
+    for spec in specs:
+        total = frozen = ""
+        if spec.name in REFERENCE_COUNTS and input_size == 224:
+            total, frozen = (f"{v:,}" for v in REFERENCE_COUNTS[spec.name])
+        if count:
+            try:
+                counts = count_parameters(
+                    build_model(spec.name, (input_size, input_size, 3), weights=None))
+                total, frozen = f"{counts['total']:,}", f"{counts['non_trainable']:,}"
+            except ValueError as exc:
+                total, frozen = "n/a", str(exc)[:40]
+        table.add_row(spec.name, spec.preprocess, spec.source, total, frozen)
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,466 @@
+"""Training: the reference's three-stage fine-tuning of a classifier on mass ROIs, resumable.
+
+:func:`train_classifier` (``massclass train``):
+
+1. opens the ``masses`` store and the splits file, takes fold ``k``'s ``train`` and ``valid``
+   cases and cuts their ROIs (:mod:`massclass.rois`); cases without a mass and ROIs without a
+   known label are counted and reported, not silently dropped;
+2. builds the classifier (:func:`massclass.models.build_model`, base frozen);
+3. runs the phases of :attr:`TrainConfig.phases` (reference: head only at 1e-3 for 3 epochs;
+   top 25 % of the backbone's layers at 1e-4 for 10; all layers at 1e-5 for up to 100 with early
+   stopping on the validation loss), each with Adam and binary cross-entropy through
+   :func:`mammo_common.keras.training.fit_resumable`. Each phase keeps its best weights (by
+   validation loss) and the next phase starts from them. Training batches are augmented
+   (flips, rotation 90, shifts 0.2, zoom 0.2, constant fill); validation batches are not;
+4. predicts the validation ROIs, chooses the Youden threshold there, computes the validation
+   metrics, and writes the model folder (``model.keras``, ``model_card.json``,
+   ``history.csv`` with one row per epoch of every phase).
+
+Resuming: the work folder (default ``.<out name>.train`` next to ``out``) holds ``phases.json``
+(which phases are finished) and one ``fit_resumable`` checkpoint folder per phase (its epoch
+count and optimizer state). Re-running the same command continues at the phase and epoch where
+it stopped; ``resume=False`` starts over. The work folder is removed once the model folder is
+written (``keep_work=True`` keeps it).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+from mammo_common.errors import ConfigError, InputFileError, MammoError
+from mammo_common.keras.augment import AugmentConfig
+from mammo_common.keras.data import ClassificationDataset
+from mammo_common.keras.model_folder import save_model_folder
+from mammo_common.keras.training import TrainResult, fit_resumable
+from mammo_common.metrics import classification_report, youden_threshold
+from mammo_common.schema.lineage import params_digest
+from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
+from mammo_common.schema.splits import Splits, SplitsFileError
+from mammo_common.store import MassesStore, open_store, write_text_atomic
+from pydantic import BaseModel
+
+from massclass import __version__
+from massclass.config import PhaseConfig, TrainConfig
+from massclass.models import MassClassifier, build_model, set_trainable, weights_origin
+from massclass.rois import RoiSet, extract_rois
+
+__all__ = [
+    "NORMALIZATION",
+    "PhaseSummary",
+    "TrainSummary",
+    "WeightedDataset",
+    "fit_phases",
+    "predict_rois",
+    "train_classifier",
+]
+
+logger = logging.getLogger("mammo")
+
+#: How ROI pixels are scaled (recorded in the model card).
+NORMALIZATION = "divide_by_image_max"
+
+_HISTORY_COLUMNS = ["epoch", "phase", "phase_name", "phase_epoch", "loss", "auc", "accuracy",
+                    "val_loss", "val_auc", "val_accuracy", "lr", "seconds"]
+
+
+class PhaseSummary(BaseModel):
+    """Outcome of one fine-tuning phase."""
+
+    name: str
+    trainable: str
+    learning_rate: float
+    epochs_run: int
+    best_epoch: int | None = None
+    best_val_loss: float | None = None
+    stop_reason: str = "completed"
+    skipped: bool = False
+
+
+class TrainSummary(BaseModel):
+    """What :func:`train_classifier` did."""
+
+    out: str
+    model_id: str
+    backbone: str
+    fold: int
+    phases: list[PhaseSummary]
+    epochs_run: int
+    train_rois: dict[str, Any]
+    valid_rois: dict[str, Any]
+    valid_metrics: dict[str, Any]
+    threshold: float
+    youden_threshold: float | None
+    weights_origin: str
+    seconds: float
+    resumed: bool
+
+
+class WeightedDataset(ClassificationDataset):
+    """A :class:`ClassificationDataset` that also yields per-sample weights (class weights)."""
+
+    def __init__(self, *args: Any, class_weight: dict[int, float], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.class_weight = {int(k): float(v) for k, v in class_weight.items()}
+
+    def __getitem__(self, idx: int):
+        x, y = super().__getitem__(idx)
+        w = np.array([self.class_weight[int(v)] for v in y.reshape(-1)], dtype=np.float32)
+        return x, y, w
+
+
+def _to_uint16(images: np.ndarray) -> np.ndarray:
+    """ROIs in [0, 1] kept compactly (ClassificationDataset divides uint16 by 65535)."""
+    return np.round(np.clip(images, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def balanced_class_weight(labels: np.ndarray) -> dict[int, float]:
+    """``n / (2 n_c)`` per class (scikit-learn's "balanced")."""
+    labels = np.asarray(labels).astype(int)
+    n = labels.size
+    return {c: n / (2.0 * max(int((labels == c).sum()), 1)) for c in (0, 1)}
+
+
+def _freeze_batchnorm(model: MassClassifier) -> None:
+    for layer in model.base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+
+
+def _phase_dir(work: Path, k: int, phase: PhaseConfig) -> Path:
+    return work / f"phase{k + 1}_{phase.name}"
+
+
+def _history_rows(phases: list[PhaseConfig], results: dict[int, TrainResult]) -> list[dict]:
+    rows, epoch = [], 0
+    for k, phase in enumerate(phases):
+        result = results.get(k)
+        if result is None:
+            continue
+        for row in result.history:
+            epoch += 1
+            out = {"epoch": epoch, "phase": k + 1, "phase_name": phase.name,
+                   "phase_epoch": int(row.get("epoch", 0))}
+            out.update({key: v for key, v in row.items() if key != "epoch"})
+            rows.append(out)
+    return rows
+
+
+def _write_history(path: Path, rows: list[dict]) -> None:
+    extra = sorted({k for r in rows for k in r} - set(_HISTORY_COLUMNS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=_HISTORY_COLUMNS + extra, lineterminator="\n",
+                            extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    write_text_atomic(path, buf.getvalue())
+
+
+def _make_datasets(
+    train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray, valid_y: np.ndarray,
+    config: TrainConfig,
+) -> tuple[ClassificationDataset, ClassificationDataset]:
+    size = (int(train_x.shape[1]), int(train_x.shape[2]))
+    common = {"image_size": size, "channels": 3, "batch_size": config.batch_size}
+    augment = AugmentConfig.classifier() if config.augment else None
+    if config.class_weight == "balanced":
+        train_ds: ClassificationDataset = WeightedDataset(
+            _to_uint16(train_x), train_y, shuffle=True, seed=config.seed, augment=augment,
+            class_weight=balanced_class_weight(train_y), **common,
+        )
+    else:
+        train_ds = ClassificationDataset(
+            _to_uint16(train_x), train_y, shuffle=True, seed=config.seed, augment=augment,
+            **common,
+        )
+    valid_ds = ClassificationDataset(_to_uint16(valid_x), valid_y, shuffle=False, **common)
+    return train_ds, valid_ds
+
+
+def fit_phases(
+    model: MassClassifier,
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    valid_x: np.ndarray,
+    valid_y: np.ndarray,
+    config: TrainConfig,
+    work_dir: str | Path,
+    *,
+    resume: bool = True,
+    progress: bool = False,
+) -> tuple[list[PhaseSummary], list[dict]]:
+    """Run the fine-tuning phases on in-memory ROIs (float32 in [0, 1], labels 0/1).
+
+    Args:
+        model: The classifier (its weights change in place; it ends with the last phase's best).
+        train_x: Training ROIs ``(n, S, S, 3)``.
+        train_y: Their labels.
+        valid_x: Validation ROIs (never augmented).
+        valid_y: Their labels.
+        config: Phases, batch size, augmentation, class weights, seed.
+        work_dir: Checkpoints and ``phases.json`` (resumable).
+        resume: Continue from ``work_dir`` when it holds a run of the same settings.
+        progress: Show Keras progress bars.
+
+    Returns:
+        ``(phase summaries, history rows)``; a history row per epoch of every phase.
+
+    Raises:
+        ConfigError: ``work_dir`` holds a run of other settings (and ``resume`` is on).
+    """
+    work = Path(work_dir)
+    if not resume:
+        shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    state_path = work / "phases.json"
+    fingerprint = params_digest({
+        "config": config.model_dump(mode="json"),
+        "n_train": len(train_y), "n_valid": len(valid_y),
+        "train_sum": float(np.asarray(train_x, dtype=np.float64).sum()),
+    })
+    state: dict[str, Any] = {"fingerprint": fingerprint, "completed": {}}
+    if state_path.is_file():
+        previous = json.loads(state_path.read_text(encoding="utf-8"))
+        if previous.get("fingerprint") != fingerprint:
+            raise ConfigError(
+                "the work folder holds an interrupted training with other settings or data",
+                path=work,
+                fix="re-run with the same settings, pass --no-resume to start over, or delete "
+                    "the folder",
+            )
+        state = previous
+    train_ds, valid_ds = _make_datasets(train_x, train_y, valid_x, valid_y, config)
+    metrics = [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")]
+
+    results: dict[int, TrainResult] = {}
+    summaries: list[PhaseSummary] = []
+    last_best: Path | None = None
+    for k, phase in enumerate(config.phases):
+        trainable = str(phase.trainable)
+        if phase.epochs == 0:
+            summaries.append(PhaseSummary(name=phase.name, trainable=trainable,
+                                          learning_rate=phase.learning_rate, epochs_run=0,
+                                          skipped=True, stop_reason="skipped"))
+            continue
+        pdir = _phase_dir(work, k, phase)
+        done = state["completed"].get(phase.name)
+        if done is not None:
+            result = TrainResult.model_validate(done)
+        else:
+            if last_best is not None:
+                model.load_weights(last_best)
+            set_trainable(model, phase.trainable)
+            if config.freeze_batchnorm:
+                _freeze_batchnorm(model)
+            result = fit_resumable(
+                model, train_ds, valid_ds, out_dir=pdir, epochs=phase.epochs,
+                learning_rate=phase.learning_rate, loss=keras.losses.BinaryCrossentropy(),
+                metrics=metrics, monitor="val_loss", reduce_lr=None,
+                early_stopping_patience=phase.early_stopping_patience, seed=config.seed,
+                resume=resume, progress=progress,
+            )
+            state["completed"][phase.name] = result.model_dump(mode="json")
+            write_text_atomic(state_path, json.dumps(state, indent=1))
+        results[k] = result
+        last_best = Path(result.best_weights)
+        best = None if result.best_epoch is None else result.history[result.best_epoch - 1]
+        summaries.append(PhaseSummary(
+            name=phase.name, trainable=trainable, learning_rate=phase.learning_rate,
+            epochs_run=result.epochs_run, best_epoch=result.best_epoch,
+            best_val_loss=None if best is None else best.get("val_loss"),
+            stop_reason=result.stop_reason,
+        ))
+    if last_best is not None and last_best.is_file():
+        model.load_weights(last_best)
+    return summaries, _history_rows(config.phases, results)
+
+
+def predict_rois(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Malignancy probability of each ROI ``(n, S, S, 3)`` float32 in [0, 1]."""
+    if len(images) == 0:
+        return np.zeros((0,), dtype=np.float64)
+    prob = model.predict(np.asarray(images, dtype=np.float32), batch_size=batch_size, verbose=0)
+    return np.asarray(prob, dtype=np.float64).reshape(-1)
+
+
+def _labeled(rois: RoiSet, what: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    keep = rois.labeled
+    x, y = rois.images[keep], rois.labels[keep]
+    if x.shape[0] == 0:
+        raise InputFileError(
+            f"the {what} cases give no labelled ROI ({len(rois.missed)} of {len(rois.cases)} "
+            "cases without a mass, the rest without a known pathology)",
+            path=path,
+            fix="check the masses store (mass_pred) and the cases' pathology, or use "
+                "roi.source: truth",
+        )
+    return x, y
+
+
+def _file_digest(path: Path) -> str:
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _load_fold(splits_path: Path, fold: int) -> tuple[Splits, list[str], list[str]]:
+    try:
+        splits = Splits.load(splits_path)
+    except (FileNotFoundError, SplitsFileError) as exc:
+        raise InputFileError(
+            str(exc), path=splits_path, fix="create it with `mammo split`"
+        ) from None
+    try:
+        f = splits.fold(fold)
+    except KeyError:
+        raise InputFileError(
+            f"there is no fold {fold}", path=splits_path, field="folds",
+            fix=f"pick a fold in 1..{splits.n_folds} (folds are 1-based)",
+        ) from None
+    return splits, list(f.train), list(f.valid)
+
+
+def _valid_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
+    rep = classification_report(y.astype(int), p, threshold)
+    return {k: v for k, v in rep.items() if isinstance(v, int | float)}
+
+
+def train_classifier(
+    data: str | Path,
+    splits: str | Path,
+    fold: int,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = True,
+    work_dir: str | Path | None = None,
+    keep_work: bool = False,
+    progress: bool = False,
+) -> TrainSummary:
+    """Train a mass classifier on fold ``fold`` of a ``masses`` store and write its folder.
+
+    Args:
+        data: The ``masses`` store (from ``massseg predict`` or any stand-in producer).
+        splits: ``splits.json`` (``mammo split``); fold ``fold``'s ``train`` cases train,
+            its ``valid`` cases validate and choose the Youden threshold.
+        fold: 1-based fold number.
+        out: Model folder to write (``models/massclass/<backbone>/fold_<k>``).
+        config: Training settings (defaults: the reference's).
+        resume: Continue an interrupted run of the same settings.
+        work_dir: Checkpoint folder (default: ``.<out name>.train`` next to ``out``).
+        keep_work: Keep the checkpoint folder after success.
+        progress: Show Keras progress bars.
+
+    Returns:
+        A :class:`TrainSummary`.
+
+    Raises:
+        StoreError: Not a masses store, or fold cases missing from it.
+        InputFileError: Bad splits file or fold, no usable ROI, a single class in training.
+        ConfigError: Unknown backbone or a checkpoint of other settings.
+    """
+    started = time.perf_counter()
+    config = config or TrainConfig()
+    data, splits_path, out = Path(data), Path(splits), Path(out)
+    store: MassesStore = open_store(data, "masses")  # type: ignore[assignment]
+    split, train_ids, valid_ids = _load_fold(splits_path, fold)
+    if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
+        raise MammoError("the model folder would sit inside the input store", path=out,
+                         fix="choose an output outside the store")
+    size = config.input_size
+    train_rois = extract_rois(store, config.roi, size=size, case_ids=train_ids)
+    valid_rois = extract_rois(store, config.roi, size=size, case_ids=valid_ids)
+    train_x, train_y = _labeled(train_rois, "training", data)
+    valid_x, valid_y = _labeled(valid_rois, "validation", data)
+    if len(set(train_y.tolist())) < 2:
+        raise InputFileError(
+            "the training ROIs hold one class only (all benign or all malignant)",
+            path=splits_path, fix="use a split with both classes in every fold",
+        )
+    for name, rois in (("training", train_rois), ("validation", valid_rois)):
+        if rois.missed:
+            logger.warning("%d %s case(s) without a mass have no ROI: %s", len(rois.missed),
+                           name, ", ".join(rois.missed[:10]))
+
+    keras.utils.set_random_seed(config.seed)
+    try:
+        model = build_model(
+            config.backbone, (size, size, 3), weights=config.weights,
+            backbone_options=config.backbone_options, dense_units=config.dense_units,
+            dropout=config.dropout,
+        )
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        raise ConfigError(
+            str(exc), field="massclass.train.backbone",
+            fix="see `massclass models` for backbones and their input sizes",
+        ) from None
+    origin = weights_origin(config.backbone, config.weights)
+
+    work = Path(work_dir) if work_dir else out.parent / f".{out.name}.train"
+    resumed = resume and (work / "phases.json").is_file()
+    phases, history = fit_phases(model, train_x, train_y, valid_x, valid_y, config, work,
+                                 resume=resume, progress=progress)
+
+    p_valid = predict_rois(model, valid_x, batch_size=max(config.batch_size, 32))
+    both = len(set(valid_y.tolist())) == 2
+    youden = float(np.clip(youden_threshold(valid_y.astype(int), p_valid), 1e-6, 1 - 1e-6)) \
+        if both else None
+    if config.threshold == "youden" and youden is None:
+        logger.warning("the validation ROIs hold one class; the threshold stays 0.5")
+    threshold = (youden if youden is not None else 0.5) if config.threshold == "youden" \
+        else float(config.threshold)
+    valid_metrics = _valid_metrics(valid_y, p_valid, threshold)
+    card_metrics = {f"valid_{k}": float(v) for k, v in valid_metrics.items()
+                    if v is not None and np.isfinite(v)}
+    if youden is not None:
+        card_metrics["youden_threshold"] = youden
+
+    mid = model_id("massclass", model.backbone_name, fold)
+    training = {
+        **config.model_dump(mode="json"),
+        "loss": "binary_crossentropy",
+        "optimizer": "adam",
+        "threshold_method": "youden" if config.threshold == "youden" else "fixed",
+        "phase_results": [p.model_dump(mode="json") for p in phases],
+        "train_rois": _roi_counts(train_rois),
+        "valid_rois": _roi_counts(valid_rois),
+    }
+    card = ModelCard(
+        stage="massclass", package="mammo-massclass", package_version=__version__,
+        architecture=model.backbone_name, model_id=mid, task="classification",
+        input_shape=(size, size, 3), normalization=NORMALIZATION, threshold=threshold,
+        training=training,
+        data=DataLineage(
+            train_store=str(data), train_store_digest=store.digest, splits=str(splits_path),
+            splits_digest=_file_digest(splits_path), fold=fold,
+            n_train_cases=len(train_ids), n_valid_cases=len(valid_ids),
+            n_test_cases=len(split.test),
+        ),
+        metrics=card_metrics, weights_origin=origin, created_by="massclass train",
+    )
+    history_path = work / "history.csv"
+    _write_history(history_path, history)
+    save_model_folder(out, model, card, history_path)
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return TrainSummary(
+        out=str(out), model_id=mid, backbone=model.backbone_name, fold=fold, phases=phases,
+        epochs_run=len(history), train_rois=_roi_counts(train_rois),
+        valid_rois=_roi_counts(valid_rois), valid_metrics=valid_metrics, threshold=threshold,
+        youden_threshold=youden, weights_origin=origin,
+        seconds=time.perf_counter() - started, resumed=resumed,
+    )
+
+
+def _roi_counts(rois: RoiSet) -> dict[str, Any]:
+    summary = rois.summary()
+    summary["missed_cases"] = summary["missed_cases"][:50]
+    return summary

@@ -1,0 +1,46 @@
+"""Shared test setup for mammo-massclass.
+
+The Keras backend and TensorFlow's log level are set before any test imports Keras. The
+``masses_store`` fixture writes a small phantom ``masses`` store with
+``mammo_common.store.StackedStoreWriter`` (no other stage is needed), once per session.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MAMMO_NO_PROGRESS", "1")
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import pytest
+from massclass_synth import write_masses_store, write_splits
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "keras: needs Keras and a backend (TensorFlow)")
+    config.addinivalue_line("markers", "slow: builds full-size ImageNet backbones")
+
+
+@pytest.fixture(scope="session")
+def masses_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A phantom ``masses`` store (24 cases, 2 missed by segmentation) and its splits file."""
+    root = tmp_path_factory.mktemp("massclass_data")
+    store = root / "masses.zarr"
+    info = write_masses_store(store)
+    splits = write_splits(root / "splits.json", info)
+    return {"store": store, "splits": splits, "root": root, **info}
+
+
+@pytest.fixture
+def keras_session():
+    """Clear the Keras session before and after a test."""
+    import keras
+
+    keras.backend.clear_session()
+    yield
+    keras.backend.clear_session()

@@ -1,0 +1,408 @@
+"""The ``massseg`` command: list networks, train a fold, cross-validate, predict, evaluate.
+
+Every command parses its options, validates them into a config (``params.yaml`` section
+``massseg.<train|predict|evaluate>`` first, command-line options over it), calls one importable
+function and prints a short summary. Exit codes: 0 success, 1 unexpected failure, 2 bad input
+(the message names the file, the field and the fix), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from mammo_common.cli_support import console, handle_errors
+from mammo_common.errors import ConfigError
+from rich.table import Table
+
+from massseg import __version__
+
+app = typer.Typer(
+    name="massseg",
+    help=(
+        "Stage 2 of the mammo pipeline: segment masses in breast images with one of ten "
+        "U-Net-family networks.\n\n"
+        "Typical run: massseg cv --arch unetpp_xception --data data/breast.zarr "
+        "--splits data/splits.json --out models/massseg/unetpp_xception && massseg predict "
+        "--model models/massseg/unetpp_xception/fold_1 --data data/breast.zarr "
+        "--out data/masses.zarr && massseg evaluate --data data/masses.zarr --out metrics.json"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# ----------------------------------------------------------------------------- shared options
+
+Params = Annotated[
+    Path | None,
+    typer.Option("--params", help="params.yaml; its massseg.<command> section is read first."),
+]
+Arch = Annotated[str | None, typer.Option("--arch", help="Network (see `massseg models`).")]
+Data = Annotated[Path, typer.Option("--data", help="The breast store (breast.zarr).")]
+SplitsOpt = Annotated[Path, typer.Option("--splits", help="splits.json made by `mammo split`.")]
+InputSize = Annotated[
+    str | None,
+    typer.Option("--input-size", help="Network input ROWSxCOLS, e.g. 640x640 (default: store)."),
+]
+Epochs = Annotated[int | None, typer.Option("--epochs", help="Maximum epochs (100).")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Images per batch (2).")]
+Loss = Annotated[
+    str | None,
+    typer.Option(
+        "--loss", help="dice (reference), generalized_dice, tversky, focal_tversky, bce_dice."
+    ),
+]
+LearningRate = Annotated[
+    float | None, typer.Option("--learning-rate", help="Adam rate (1e-3 unet5l, else 1e-4).")
+]
+MixedPrecision = Annotated[
+    str | None,
+    typer.Option("--mixed-precision", help="bfloat16 (CPU) or float16 (GPU); default off."),
+]
+Width = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--width",
+        help="Network keyword argument KEY=VALUE, repeatable (e.g. --width filters=4).",
+    ),
+]
+Weights = Annotated[
+    str | None,
+    typer.Option("--weights", help="Encoder weights: imagenet, auto (if cached) or a file."),
+]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed (0).")]
+Augment = Annotated[
+    bool | None, typer.Option("--augment/--no-augment", help="Augment training batches (on).")
+]
+Resume = Annotated[
+    bool | None,
+    typer.Option("--resume/--no-resume", help="Continue an interrupted training (on)."),
+]
+Overwrite = Annotated[
+    bool | None, typer.Option("--overwrite", help="Replace an existing output.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"mammo-massseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
+    ] = False,
+) -> None:
+    """Stage 2 of the mammo pipeline: mass segmentation."""
+
+
+def _kwargs(width: list[str] | None) -> dict[str, Any] | None:
+    from massseg.config import parse_kwargs
+
+    if not width:
+        return None
+    try:
+        return parse_kwargs(width)
+    except ValueError as exc:
+        raise ConfigError(str(exc), field="--width", fix="write KEY=VALUE, e.g. filters=4") from None
+
+
+def _train_settings(**values: Any) -> dict[str, Any]:
+    values["model_kwargs"] = _kwargs(values.pop("width"))
+    return values
+
+
+def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@app.command()
+@handle_errors
+def models(
+    count_params: Annotated[
+        bool,
+        typer.Option("--count-params", help="Build each network to count parameters (slow)."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the networks: name, default input, input multiple (and parameter counts).
+
+    Example: massseg models --count-params
+    """
+    from massseg.models import describe_models
+
+    rows = describe_models(count_params=count_params)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table("name", "default input", "sides multiple of", "parameters", "non-trainable",
+                  title="mass segmentation networks")
+    for row in rows:
+        shape = row["default_input_shape"]
+        table.add_row(
+            row["name"],
+            "x".join(str(d) for d in shape) if shape else f"[red]{row['error']}[/]",
+            str(row["input_multiple"]),
+            f"{row['total_params']:,}" if row["total_params"] is not None else "-",
+            f"{row['non_trainable_params']:,}" if row["non_trainable_params"] is not None else "-",
+        )
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def train(
+    data: Data,
+    splits: SplitsOpt,
+    fold: Annotated[int, typer.Option("--fold", help="1-based fold to train and validate on.")],
+    out: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    arch: Arch = None,
+    params: Params = None,
+    input_size: InputSize = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    loss: Loss = None,
+    learning_rate: LearningRate = None,
+    mixed_precision: MixedPrecision = None,
+    width: Width = None,
+    weights: Weights = None,
+    seed: Seed = None,
+    augment: Augment = None,
+    resume: Resume = None,
+    overwrite: Overwrite = None,
+) -> None:
+    """Train one network on one fold (reference recipe, unaugmented validation, best weights).
+
+    Writes OUT/model.keras, model_card.json and history.csv (epoch, loss, val_loss, dice,
+    val_dice, iou, val_iou, lr). An interrupted run resumes when started again.
+
+    Example: massseg train --arch unet5l --data data/breast.zarr --splits data/splits.json
+    --fold 1 --out models/massseg/unet5l/fold_1 --input-size 640x640 --width filters=4
+    """
+    from massseg.config import load_train_config
+    from massseg.train import train as run_train
+
+    config = load_train_config(
+        params,
+        paths={"data": data, "splits": splits, "fold": fold, "out": out},
+        **_train_settings(
+            arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, loss=loss,
+            learning_rate=learning_rate, mixed_precision=mixed_precision, width=width,
+            weights=weights, seed=seed, augment=augment, resume=resume, overwrite=overwrite,
+        ),
+    )
+    result = run_train(config)
+    table = Table("arch", "fold", "epochs", "best epoch", "best val Dice", "last val Dice",
+                  "stop", title=f"trained {result.model_id}")
+    table.add_row(result.arch, str(result.fold), str(result.epochs_run), str(result.best_epoch),
+                  _fmt(result.best_val_dice), _fmt(result.last_val_dice), result.stop_reason)
+    console.print(table)
+    if result.resumed_from:
+        console.print(f"resumed after epoch {result.resumed_from}")
+    console.print(f"wrote {result.model_dir}")
+
+
+@app.command()
+@handle_errors
+def cv(
+    data: Data,
+    splits: SplitsOpt,
+    out: Annotated[Path, typer.Option("--out", help="Network folder (fold_<k> inside).")],
+    folds: Annotated[
+        str | None, typer.Option("--folds", help="Folds to train, e.g. 1,2 (default all).")
+    ] = None,
+    arch: Arch = None,
+    params: Params = None,
+    input_size: InputSize = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    loss: Loss = None,
+    learning_rate: LearningRate = None,
+    mixed_precision: MixedPrecision = None,
+    width: Width = None,
+    weights: Weights = None,
+    seed: Seed = None,
+    augment: Augment = None,
+    resume: Resume = None,
+    overwrite: Overwrite = None,
+) -> None:
+    """Cross-validate one network: train every fold, then write the per-fold table.
+
+    Finished folds are reused (unless --overwrite); OUT/cv.json and OUT/cv.md hold best and
+    last validation Dice, best epoch and epochs run per fold, with mean +- sd.
+
+    Example: massseg cv --arch unetpp_xception --data data/breast.zarr --splits
+    data/splits.json --out models/massseg/unetpp_xception --folds 1,2
+    """
+    from massseg.config import load_cv_config
+    from massseg.cv import cross_validate
+
+    config = load_cv_config(
+        params,
+        paths={"data": data, "splits": splits, "out": out, "folds": folds},
+        **_train_settings(
+            arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, loss=loss,
+            learning_rate=learning_rate, mixed_precision=mixed_precision, width=width,
+            weights=weights, seed=seed, augment=augment, resume=resume, overwrite=overwrite,
+        ),
+    )
+    result = cross_validate(config)
+    _print_cv(result.summary)
+    if result.reused:
+        console.print(f"reused finished folds {result.reused}")
+    console.print(f"wrote {result.json_path} and {result.markdown_path}")
+
+
+def _print_cv(summary: Any) -> None:
+    table = Table("fold", "best val Dice", "last val Dice", "best epoch", "epochs run",
+                  title=f"cross-validation: {summary.arch}")
+    for row in summary.folds:
+        table.add_row(str(row.fold), _fmt(row.best_val_dice), _fmt(row.last_val_dice),
+                      str(row.best_epoch), str(row.epochs_run))
+    m, s = summary.mean, summary.sd
+    table.add_row(
+        "mean +- sd",
+        f"{m['best_val_dice']:.4f} +- {s['best_val_dice']:.4f}",
+        f"{m['last_val_dice']:.4f} +- {s['last_val_dice']:.4f}",
+        f"{m['best_epoch']:.1f}",
+        f"{m['epochs_run']:.1f}",
+    )
+    console.print(table)
+
+
+@app.command()
+@handle_errors
+def predict(
+    model: Annotated[
+        list[Path],
+        typer.Option("--model", help="Model folder; repeat for an ensemble of folds."),
+    ],
+    data: Data,
+    out: Annotated[Path, typer.Option("--out", help="The masses store to write.")],
+    params: Params = None,
+    tta: Annotated[
+        bool | None, typer.Option("--tta/--no-tta", help="Average over flips (off).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option("--threshold", help="Mask threshold (the card's, 0.5).")
+    ] = None,
+    min_object_pixels: Annotated[
+        int | None,
+        typer.Option("--min-object-pixels", help="Remove objects smaller than this (30)."),
+    ] = None,
+    largest_component: Annotated[
+        bool | None,
+        typer.Option("--largest-component/--all-components", help="Keep the largest object."),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Images per batch (4).")
+    ] = None,
+    overwrite: Overwrite = None,
+) -> None:
+    """Segment the masses of a breast store with one model or an ensemble of folds.
+
+    Writes a masses store (images, breast and ground-truth masks carried over, mass_probs,
+    mass_pred) with the models' ids and parameters as provenance.
+
+    Example: massseg predict --model models/massseg/unet5l/fold_1 --model
+    models/massseg/unet5l/fold_2 --data data/breast.zarr --out data/masses.zarr --tta
+    """
+    from massseg.config import load_predict_config
+    from massseg.predict import predict as run_predict
+
+    config = load_predict_config(
+        params,
+        paths={"models": model, "data": data, "out": out},
+        tta=tta, threshold=threshold, min_object_pixels=min_object_pixels,
+        largest_component=largest_component, batch_size=batch_size, overwrite=overwrite,
+    )
+    result = run_predict(config)
+    table = Table("cases", "models", "threshold", "TTA", "cases with mass", "mean mass pixels",
+                  title="mass segmentation")
+    table.add_row(str(result.n_cases), ", ".join(result.model_ids), f"{result.threshold:g}",
+                  "yes" if result.tta else "no", str(result.cases_with_mass),
+                  f"{result.mean_mass_pixels:.1f}")
+    console.print(table)
+    console.print(f"wrote {result.out}")
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    out: Annotated[Path, typer.Option("--out", help="Metrics JSON (flat keys, for DVC).")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="The masses store to score.")
+    ] = None,
+    cv_dir: Annotated[
+        Path | None, typer.Option("--cv", help="Summarise the fold_<k> folders of a network.")
+    ] = None,
+    splits: Annotated[
+        Path | None, typer.Option("--splits", help="splits.json, to select --part.")
+    ] = None,
+    part: Annotated[
+        str | None, typer.Option("--part", help="Score only test, or valid/train of --fold.")
+    ] = None,
+    fold: Annotated[int | None, typer.Option("--fold", help="Fold of --part valid/train.")] = None,
+    per_case: Annotated[
+        Path | None, typer.Option("--per-case", help="Per-case scores JSON.")
+    ] = None,
+    overlays: Annotated[
+        Path | None,
+        typer.Option("--overlays", help="Folder for PNGs of the best, median and worst cases."),
+    ] = None,
+    n_overlays: Annotated[
+        int | None, typer.Option("--n-overlays", help="Cases per category drawn (1).")
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write a Markdown table.")
+    ] = None,
+    params: Params = None,
+) -> None:
+    """Score a masses store (per-image Dice, Jaccard, pixel AUC; means and pooled) or a CV.
+
+    Empty truth with empty prediction scores 1 (the reference protocol).
+
+    Example: massseg evaluate --data data/masses.zarr --splits data/splits.json --part test
+    --out metrics/massseg.json --per-case reports/per_case.json --overlays reports/overlays
+    """
+    from massseg.config import load_evaluate_config
+    from massseg.evaluate import evaluate as run_evaluate
+
+    config = load_evaluate_config(
+        params,
+        paths={"data": data, "cv": cv_dir, "splits": splits, "out": out, "per_case": per_case,
+               "overlays_dir": overlays, "markdown": markdown},
+        part=part, fold=fold, overlays=n_overlays,
+    )
+    result = run_evaluate(config)
+    if result.mode == "cv":
+        from massseg.cv import summarise_cv
+
+        _print_cv(summarise_cv(config.cv))  # type: ignore[arg-type]
+    else:
+        m = result.metrics
+        table = Table("images", "Dice (mean)", "Jaccard (mean)", "AUC (mean)", "Dice (pooled)",
+                      "AUC (pooled)", title="mass segmentation")
+        table.add_row(str(m["n_images"]), _fmt(m["dice_mean"]), _fmt(m["jaccard_mean"]),
+                      _fmt(m["auc_mean"]), _fmt(m["dice_pooled"]), _fmt(m["auc_pooled"]))
+        console.print(table)
+    for path in result.overlays:
+        console.print(f"overlay {path}")
+    console.print(f"wrote {result.out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,326 @@
+"""Score a ``masses`` store against its ground truth (the reference protocol), or summarise a CV.
+
+Per image: Dice and Jaccard of the post-processed binary prediction (``mass_pred``) against
+the ground-truth mask, and the exact pixel ROC AUC of the probability map (``mass_probs``);
+then their means over images (the reference reports these). An image with an empty truth and
+an empty prediction scores Dice = Jaccard = 1; its AUC is undefined and skipped by the mean.
+Pooled variants treat all pixels of all images as one image. ``*_unprocessed`` keys score the
+raw thresholded probabilities, before small-object removal / largest-component selection.
+
+Everything streams case by case; only a few numbers per case are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from mammo_common.errors import MammoError, StoreError
+from mammo_common.metrics import BinnedAUC
+from mammo_common.metrics.segmentation import (
+    dice_from_counts,
+    jaccard_from_counts,
+    nanmean,
+    overlap_counts,
+    pixel_auc,
+)
+from mammo_common.store import MassesStore, open_store, write_json_atomic, write_text_atomic
+from pydantic import BaseModel, ConfigDict, Field
+
+from massseg.config import EvaluateConfig
+
+__all__ = [
+    "CaseScore",
+    "EvaluateResult",
+    "SegmentationScores",
+    "evaluate",
+    "score_store",
+    "select_cases",
+]
+
+
+class CaseScore(BaseModel):
+    """Scores of one image.
+
+    Attributes:
+        case_id: The case.
+        dice: Dice of ``mass_pred`` (1 when truth and prediction are both empty).
+        jaccard: Jaccard of ``mass_pred``.
+        auc: Pixel ROC AUC of ``mass_probs`` (``None`` when the truth is empty).
+        dice_unprocessed: Dice of ``mass_probs >= threshold``.
+        truth_pixels: Ground-truth mass pixels.
+        pred_pixels: Predicted mass pixels (``mass_pred``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str
+    dice: float
+    jaccard: float
+    auc: float | None
+    dice_unprocessed: float
+    truth_pixels: int
+    pred_pixels: int
+
+
+class SegmentationScores(BaseModel):
+    """Scores of a set of images: flat ``metrics`` (for DVC) and the per-case table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metrics: dict[str, float | int | None]
+    cases: list[CaseScore]
+
+
+class EvaluateResult(BaseModel):
+    """What ``massseg evaluate`` produced.
+
+    Attributes:
+        mode: ``"store"`` (a masses store was scored) or ``"cv"`` (a CV folder summarised).
+        metrics: Flat metrics written to ``out`` (NaN written as ``null``).
+        n_cases: Images scored (store mode) or folds summarised (cv mode).
+        out: The metrics JSON.
+        per_case: The per-case JSON, if written.
+        markdown: The Markdown table, if written.
+        overlays: PNG overlays written (best, median, worst).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: str
+    metrics: dict[str, float | int | str | None]
+    n_cases: int
+    out: Path
+    per_case: Path | None = None
+    markdown: Path | None = None
+    overlays: list[Path] = Field(default_factory=list)
+
+
+def _clean(value: float | None) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def select_cases(
+    store: MassesStore, splits: Path | None, part: str | None, fold: int | None
+) -> list[int]:
+    """Store indices of the cases to score (all, or one part of the splits)."""
+    if part is None:
+        return list(range(len(store)))
+    from mammo_common.schema.splits import Splits
+    from mammo_common.splits import fold_cases
+
+    assert splits is not None
+    loaded = _load_splits(splits)
+    try:
+        ids = fold_cases(loaded, fold, part)  # type: ignore[arg-type]
+    except KeyError:
+        raise MammoError(
+            f"there is no fold {fold}", path=splits, field="folds",
+            fix=f"choose a fold in 1..{loaded.n_folds}",
+        ) from None
+    position = {cid: i for i, cid in enumerate(store.case_ids)}
+    missing = [c for c in ids if c not in position]
+    if missing:
+        raise StoreError(
+            f"{len(missing)} of the {len(ids)} {part} cases are not in the store "
+            f"(first: {missing[:3]})",
+            path=store.path,
+            fix="predict the store from the same breast store the splits were made for",
+        )
+    if not ids:
+        raise MammoError(f"the {part} part is empty", path=splits, fix="choose another part")
+    del Splits
+    return [position[c] for c in ids]
+
+
+def _load_splits(path: Path):
+    from mammo_common.schema.splits import Splits, SplitsFileError
+
+    try:
+        return Splits.load(path)
+    except FileNotFoundError as exc:
+        raise MammoError(str(exc), path=path, fix="create it with `mammo split`") from None
+    except SplitsFileError as exc:
+        raise MammoError(str(exc), path=path, fix="regenerate it with `mammo split`") from None
+
+
+def score_store(store: MassesStore, indices: list[int] | None = None) -> SegmentationScores:
+    """Score the cases ``indices`` (default all) of a ``masses`` store, streaming.
+
+    Raises:
+        StoreError: If the store has no ground-truth ``mass_masks``.
+    """
+    if not store.meta.has_mass_masks:
+        raise StoreError(
+            "has no ground-truth mass_masks, so it cannot be scored",
+            path=store.path,
+            field="mass_masks",
+            fix="predict a breast store that carries mass masks (ingest with ROI masks)",
+        )
+    indices = list(range(len(store))) if indices is None else indices
+    if not indices:
+        raise MammoError("no case to score", path=store.path, fix="check the store and part")
+    threshold = float(store.meta.threshold)
+    probs_arr, pred_arr, truth_arr = (
+        store.array("mass_probs"), store.array("mass_pred"), store.array("mass_masks")
+    )
+    pooled_auc = BinnedAUC("float16")
+    totals = np.zeros(3, dtype=np.int64)
+    raw_totals = np.zeros(3, dtype=np.int64)
+    cases: list[CaseScore] = []
+    raw_jaccard: list[float] = []
+    for i in indices:
+        prob = np.asarray(probs_arr[i])
+        pred = np.asarray(pred_arr[i]).astype(bool)
+        truth = np.asarray(truth_arr[i]).astype(bool)
+        counts = overlap_counts(pred, truth)
+        raw = overlap_counts(prob, truth, threshold=threshold)
+        totals += counts
+        raw_totals += raw
+        auc = pixel_auc(prob, truth)
+        pooled_auc.update(prob, truth)
+        raw_jaccard.append(jaccard_from_counts(*raw))
+        cases.append(
+            CaseScore(
+                case_id=store.case_ids[i],
+                dice=dice_from_counts(*counts),
+                jaccard=jaccard_from_counts(*counts),
+                auc=None if math.isnan(auc) else auc,
+                dice_unprocessed=dice_from_counts(*raw),
+                truth_pixels=counts[2],
+                pred_pixels=counts[1],
+            )
+        )
+    dice = [c.dice for c in cases]
+    aucs = [math.nan if c.auc is None else c.auc for c in cases]
+    metrics: dict[str, Any] = {
+        "n_images": len(cases),
+        "n_images_with_mass": sum(c.truth_pixels > 0 for c in cases),
+        "n_auc_defined": sum(c.auc is not None for c in cases),
+        "threshold": threshold,
+        "dice_mean": nanmean(dice),
+        "dice_sd": float(np.std(dice, ddof=1)) if len(dice) > 1 else 0.0,
+        "dice_median": float(np.median(dice)),
+        "jaccard_mean": nanmean([c.jaccard for c in cases]),
+        "auc_mean": nanmean(aucs),
+        "dice_pooled": dice_from_counts(*totals.tolist()),
+        "jaccard_pooled": jaccard_from_counts(*totals.tolist()),
+        "auc_pooled": pooled_auc.compute(),
+        "dice_mean_unprocessed": nanmean([c.dice_unprocessed for c in cases]),
+        "jaccard_mean_unprocessed": nanmean(raw_jaccard),
+        "dice_pooled_unprocessed": dice_from_counts(*raw_totals.tolist()),
+    }
+    return SegmentationScores(metrics={k: _clean(v) for k, v in metrics.items()}, cases=cases)
+
+
+def _markdown_metrics(metrics: dict[str, Any], title: str) -> str:
+    lines = [f"# {title}", "", "| metric | value |", "|---|---|"]
+    for key, value in metrics.items():
+        text = "n/a" if value is None else (f"{value:.4f}" if isinstance(value, float) else value)
+        lines.append(f"| {key} | {text} |")
+    return "\n".join(lines) + "\n"
+
+
+def _check_outputs(config: EvaluateConfig, inputs: list[Path]) -> None:
+    for path in (config.out, config.per_case, config.markdown):
+        if path is None:
+            continue
+        if any(path.resolve() == p.resolve() for p in inputs):
+            raise MammoError("an output would overwrite an input", path=path,
+                             fix="choose another output path")
+
+
+def evaluate(config: EvaluateConfig) -> EvaluateResult:
+    """Run ``massseg evaluate``: score a masses store, or summarise a CV folder.
+
+    Outputs are written only after every score is computed, each file atomically.
+
+    Raises:
+        MammoError: On a missing/wrong-kind store, a store without ground truth, bad splits.
+    """
+    if config.cv is not None:
+        return _evaluate_cv(config)
+    assert config.data is not None
+    store = open_store(config.data, "masses")
+    assert isinstance(store, MassesStore)
+    _check_outputs(config, [config.data])
+    indices = select_cases(store, config.splits, config.part, config.fold)
+    scores = score_store(store, indices)
+    metrics: dict[str, Any] = dict(scores.metrics)
+    overlay_paths: list[Path] = []
+    write_json_atomic(config.out, metrics)
+    if config.per_case is not None:
+        write_json_atomic(config.per_case, [c.model_dump() for c in scores.cases])
+    if config.markdown is not None:
+        write_text_atomic(config.markdown, _markdown_metrics(metrics, "Mass segmentation"))
+    if config.overlays_dir is not None and config.overlays > 0:
+        overlay_paths = _write_overlays(store, indices, scores.cases, config)
+    return EvaluateResult(
+        mode="store",
+        metrics=metrics,
+        n_cases=len(scores.cases),
+        out=config.out,
+        per_case=config.per_case,
+        markdown=config.markdown,
+        overlays=overlay_paths,
+    )
+
+
+def _write_overlays(
+    store: MassesStore, indices: list[int], cases: list[CaseScore], config: EvaluateConfig
+) -> list[Path]:
+    from massseg.overlays import draw_overlay, pick_cases, write_overlay
+
+    assert config.overlays_dir is not None
+    with_mass = [k for k, c in enumerate(cases) if c.truth_pixels > 0]
+    pool = with_mass or list(range(len(cases)))
+    picks = pick_cases([cases[k].dice for k in pool], config.overlays)
+    config.overlays_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for label, chosen in picks.items():
+        for rank, k in enumerate(chosen, start=1):
+            case = cases[pool[k]]
+            i = indices[pool[k]]
+            image = draw_overlay(
+                np.asarray(store.array("images")[i]),
+                np.asarray(store.array("mass_masks")[i]),
+                np.asarray(store.array("mass_pred")[i]),
+                f"{label} {rank}: {case.case_id}  Dice {case.dice:.3f}",
+            )
+            suffix = f"_{rank}" if config.overlays > 1 else ""
+            path = config.overlays_dir / f"{label}{suffix}_{case.case_id}.png"
+            written.append(write_overlay(path, image))
+    return written
+
+
+def _evaluate_cv(config: EvaluateConfig) -> EvaluateResult:
+    from massseg.cv import cv_markdown, summarise_cv
+
+    assert config.cv is not None
+    summary = summarise_cv(config.cv)
+    metrics = summary.flat_metrics()
+    write_json_atomic(config.out, metrics)
+    if config.per_case is not None:
+        write_json_atomic(config.per_case, [row.model_dump(mode="json") for row in summary.folds])
+    if config.markdown is not None:
+        write_text_atomic(config.markdown, cv_markdown(summary))
+    return EvaluateResult(
+        mode="cv",
+        metrics=metrics,
+        n_cases=len(summary.folds),
+        out=config.out,
+        per_case=config.per_case,
+        markdown=config.markdown,
+    )
+
+
+def read_metrics(path: str | Path) -> dict[str, Any]:
+    """Read a metrics JSON written by :func:`evaluate`."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
