@@ -50,7 +50,7 @@ def data(n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     for i in range(n):
         r, c = rng.integers(3, SIZE - 5, 2)
         masks[i, r:r + 4, c:c + 5] = 1
-    images = (masks * 40000 + rng.integers(0, 20000, masks.shape)).astype(np.uint16)
+    images = (masks.astype(np.int64) * 40000 + rng.integers(0, 20000, masks.shape)).astype(np.uint16)
     return images, masks
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+
 from mammo_common.json_schema import json_schemas, render
 from mammo_common.schema import (
     BreastMeta,

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+
 from mammo_common import open_store
 from mammo_common.errors import MammoError, StoreError
 from mammo_common.schema import CaseDiagnosis, CaseRecord, CaseTransform, Producer

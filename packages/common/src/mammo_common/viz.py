@@ -42,30 +42,39 @@ def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 def overlay(
-    image: np.ndarray, masks: dict[str, np.ndarray | None], *, width: int = 1
+    image: np.ndarray, masks: dict[str, np.ndarray | None], *, size: int | None = None,
+    width: int = 1,
 ) -> np.ndarray:
-    """An RGB image with each mask's contour drawn in its colour (keys of :data:`COLORS`)."""
+    """An RGB image with each mask's contour drawn in its colour (keys of :data:`COLORS`).
+
+    Args:
+        image: Gray image.
+        masks: Masks by colour name; ``None`` entries are skipped.
+        size: If given, the image is first scaled so its longer side is ``size`` pixels (masks
+            with nearest neighbour), so contours stay visible on large images.
+        width: Contour width in (output) pixels.
+    """
     gray = to_uint8(image)
+    shape = gray.shape
+    if size is not None:
+        scale = size / max(shape)
+        shape = (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
+        gray = np.asarray(Image.fromarray(gray).resize(shape[::-1], Image.Resampling.BILINEAR))
     rgb = np.stack([gray] * 3, axis=-1)
     for name, mask in masks.items():
         if mask is None:
             continue
-        edge = contour(mask, width)
-        rgb[edge] = COLORS[name]
+        mask = (np.asarray(mask) > 0).astype(np.uint8)
+        if mask.shape != shape:
+            mask = np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
+        rgb[contour(mask, width)] = COLORS[name]
     return rgb
-
-
-def _thumbnail(rgb: np.ndarray, size: int) -> Image.Image:
-    img = Image.fromarray(rgb)
-    scale = size / max(img.size)
-    new = (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale)))
-    return img.resize(new, Image.Resampling.BILINEAR)
 
 
 def contact_sheet(
     tiles: list[tuple[np.ndarray, str]], *, tile: int = 192, columns: int = 6
 ) -> Image.Image:
-    """Lay RGB tiles with captions on a grid."""
+    """Lay RGB tiles (at most ``tile - 4`` pixels on a side) with captions on a grid."""
     if not tiles:
         raise ValueError("no tiles to draw")
     columns = max(1, min(columns, len(tiles)))
@@ -76,7 +85,7 @@ def contact_sheet(
     for k, (rgb, text) in enumerate(tiles):
         r, c = divmod(k, columns)
         x0, y0 = c * tile, r * (tile + caption)
-        thumb = _thumbnail(rgb, tile - 4)
+        thumb = Image.fromarray(rgb)
         sheet.paste(thumb, (x0 + (tile - thumb.size[0]) // 2, y0 + 2))
         for line_no, line in enumerate(text.split("\n")[:2]):
             draw.text((x0 + 3, y0 + tile + 1 + 12 * line_no), line[:34], fill=(230, 230, 230))
@@ -85,13 +94,17 @@ def contact_sheet(
     return sheet
 
 
-def store_tiles(store: Store, *, max_cases: int = 24) -> list[tuple[np.ndarray, str]]:
+def store_tiles(
+    store: Store, *, max_cases: int = 24, size: int = 188
+) -> list[tuple[np.ndarray, str]]:
     """Overlays of the first ``max_cases`` cases of a store with a two-line caption each."""
     tiles: list[tuple[np.ndarray, str]] = []
     if isinstance(store, MammogramsStore):
         for cid in store.case_ids[:max_cases]:
             case = store.load(cid)
-            rgb = overlay(case.image, {"breast": case.breast_mask, "truth": case.mass_mask})
+            rgb = overlay(
+                case.image, {"breast": case.breast_mask, "truth": case.mass_mask}, size=size
+            )
             rec = case.record
             tiles.append((rgb, f"{cid}\n{rec.view} {rec.laterality} {rec.pathology}"))
     elif isinstance(store, StackedStore):
@@ -103,7 +116,7 @@ def store_tiles(store: Store, *, max_cases: int = 24) -> list[tuple[np.ndarray, 
         present = {k: v for k, v in names.items() if store.has(v)}
         for i, rec in enumerate(store.cases[:max_cases]):
             masks = {k: store.array(v)[i] for k, v in present.items()}
-            rgb = overlay(store.array("images")[i], masks)
+            rgb = overlay(store.array("images")[i], masks, size=size)
             tiles.append((rgb, f"{rec.case_id}\n{rec.view} {rec.laterality} {rec.pathology}"))
     else:
         raise MammoError(
@@ -121,7 +134,8 @@ def write_contact_sheet(
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise MammoError("the contact sheet is a PNG", path=out, fix="give a path ending in .png")
-    sheet = contact_sheet(store_tiles(store, max_cases=max_cases), tile=tile, columns=columns)
+    tiles = store_tiles(store, max_cases=max_cases, size=tile - 4)
+    sheet = contact_sheet(tiles, tile=tile, columns=columns)
     with atomic_path(out) as tmp:
         sheet.save(tmp, format="PNG")
     return out

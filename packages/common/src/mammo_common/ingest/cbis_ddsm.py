@@ -187,9 +187,11 @@ class Resolver:
     @classmethod
     def for_root(cls, root: Path, csv_dirs: list[Path]) -> Resolver:
         """Search ``CBIS-DDSM`` folders (up to 3 levels deep), the CSV folders and the root."""
-        trees = [root / "CBIS-DDSM"] + sorted(root.glob("*/CBIS-DDSM")) + sorted(
-            root.glob("*/*/CBIS-DDSM")
-        )
+        trees = [
+            root / "CBIS-DDSM",
+            *sorted(root.glob("*/CBIS-DDSM")),
+            *sorted(root.glob("*/*/CBIS-DDSM")),
+        ]
         bases: list[Path] = []
         for base in [*trees, *(d / "CBIS-DDSM" for d in csv_dirs), *csv_dirs, root]:
             if base.is_dir() and base not in bases and inside(base, root):

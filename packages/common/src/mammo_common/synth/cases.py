@@ -133,12 +133,14 @@ def sample_patient(seed: int, index: int) -> list[ImageSpec]:
     images: list[ImageSpec] = []
     for b, side in enumerate(sides):
         pinned = {0: "MALIGNANT", 1: "BENIGN"}.get(index) if b == 0 else None
-        has_mass = pinned is not None or (rng.random() < P_MASS_BREAST and not (index == 2 and b == 0))
+        normal_pin = index == 2 and b == 0
+        has_mass = pinned is not None or (rng.random() < P_MASS_BREAST and not normal_pin)
         lesions: tuple[LesionSpec, ...] = ()
         if has_mass:
             n = 2 if rng.random() < 0.12 else 1
             lesions = tuple(sample_lesion(rng, pinned) for _ in range(n))
-        views = ["CC", "MLO"] if (index < 3 or rng.random() < 0.85) else [str(rng.choice(["CC", "MLO"]))]
+        both = index < 3 or rng.random() < 0.85
+        views = ["CC", "MLO"] if both else [str(rng.choice(["CC", "MLO"]))]
         for view in views:
             images.append(ImageSpec(index, patient_id, side, view, split, density, lesions))
     return images

@@ -258,7 +258,8 @@ def _label(rng: np.random.Generator, text: str, scale: int) -> np.ndarray:
     box = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
     tw, th = box[2] - box[0] + 6, box[3] - box[1] + 6
     img = Image.new("L", (tw, th), int(rng.integers(205, 245)))
-    ImageDraw.Draw(img).text((3 - box[0], 3 - box[1]), text, fill=int(rng.integers(10, 50)), font=font)
+    ink = int(rng.integers(10, 50))
+    ImageDraw.Draw(img).text((3 - box[0], 3 - box[1]), text, fill=ink, font=font)
     if scale > 1:
         img = img.resize((tw * scale, th * scale), Image.Resampling.NEAREST)
     return np.asarray(img, np.float32) / 255.0

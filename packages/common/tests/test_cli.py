@@ -1,0 +1,119 @@
+"""The ``mammo`` command through Typer's CliRunner, including bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from test_store import write_breast, write_mammograms
+from typer.testing import CliRunner
+
+from mammo_common import open_store
+from mammo_common.cli import app
+from mammo_common.schema import CaseRecord, Producer
+from mammo_common.store import MammogramsWriter
+
+runner = CliRunner()
+
+
+def _many_patients(path: Path, n: int = 30) -> Path:
+    producer = Producer(package="t", version="0", command="t")
+    with MammogramsWriter(path, source_format="test", producer=producer) as writer:
+        for i in range(n):
+            for view in ("CC", "MLO"):
+                rec = CaseRecord(
+                    case_id=f"P_{i:03d}_{view}",
+                    patient_id=f"P_{i:03d}",
+                    view=view,
+                    pathology="MALIGNANT" if i % 3 == 0 else "BENIGN",
+                    original_shape=(8, 8),
+                )
+                writer.add_case(rec, np.full((8, 8), i, np.uint16))
+    return path
+
+
+def test_help_teaches() -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("validate", "info", "show", "split", "schema"):
+        assert command in result.output
+    result = runner.invoke(app, ["split", "--help"])
+    assert "Example" in result.output and "grouped by patient" in result.output
+
+
+def test_validate_and_info(tmp_path: Path) -> None:
+    store = write_mammograms(tmp_path / "m.zarr")
+    result = runner.invoke(app, ["validate", str(store)])
+    assert result.exit_code == 0 and "valid" in result.output
+    result = runner.invoke(app, ["info", str(store), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["kind"] == "mammograms" and info["n_cases"] == 3
+    assert info["cases"][0]["mass_mask_pixels"] == 100
+    assert info["skipped"][0]["path"] == "bad.dcm"
+    result = runner.invoke(app, ["info", str(store)])
+    assert result.exit_code == 0 and "mammograms store" in result.output
+
+
+def test_validate_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.zarr")])
+    assert result.exit_code == 2
+    assert "does not exist" in result.output and "Traceback" not in result.output
+    store = write_mammograms(tmp_path / "m.zarr")
+    result = runner.invoke(app, ["validate", str(store), "--kind", "breast"])
+    assert result.exit_code == 2 and "breastseg predict" in result.output
+
+
+def test_show_draws_masks(tmp_path: Path) -> None:
+    mammo = open_store(write_mammograms(tmp_path / "m.zarr"))
+    breast = write_breast(tmp_path / "b.zarr", mammo)
+    out = tmp_path / "sheet.png"
+    result = runner.invoke(app, ["show", str(mammo.path), "-o", str(out), "--tile", "64"])
+    assert result.exit_code == 0, result.output
+    pixels = np.asarray(Image.open(out))
+    assert (pixels == (255, 210, 0)).all(axis=-1).any(), "mass contour is drawn in yellow"
+    result = runner.invoke(app, ["show", str(breast), "-o", str(tmp_path / "b.png")])
+    assert result.exit_code == 0
+    result = runner.invoke(app, ["show", str(breast), "-o", str(tmp_path / "b.jpg")])
+    assert result.exit_code == 2 and not (tmp_path / "b.jpg").exists()
+
+
+def test_split_command(tmp_path: Path) -> None:
+    store = _many_patients(tmp_path / "m.zarr")
+    out = tmp_path / "splits.json"
+    args = ["split", str(store), "-o", str(out), "--folds", "3", "--test-fraction", "0.2"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert len(data["folds"]) == 3 and data["test"]
+    first = out.read_bytes()
+    assert runner.invoke(app, args).exit_code == 0
+    assert out.read_bytes() == first, "same arguments, same bytes"
+    test_patients = {data["patients"][c] for c in data["test"]}
+    train_patients = {data["patients"][c] for c in data["folds"][0]["train"]}
+    assert not test_patients & train_patients
+
+
+def test_split_params_file_and_typos(tmp_path: Path) -> None:
+    store = _many_patients(tmp_path / "m.zarr", n=12)
+    params = tmp_path / "params.yaml"
+    params.write_text("split:\n  folds: 4\n  seed: 3\n")
+    out = tmp_path / "s.json"
+    result = runner.invoke(app, ["split", str(store), "-o", str(out), "--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(out.read_text())["folds"]) == 4
+    params.write_text("split:\n  fold: 4\n")
+    out2 = tmp_path / "s2.json"
+    result = runner.invoke(app, ["split", str(store), "-o", str(out2), "--params", str(params)])
+    assert result.exit_code == 2 and "split.fold" in result.output and not out2.exists()
+    result = runner.invoke(app, ["split", str(store), "-o", str(out2), "--folds", "30"])
+    assert result.exit_code == 2 and not out2.exists()
+
+
+def test_schema_export(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schema", str(tmp_path)])
+    assert result.exit_code == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"store_masses.schema.json", "splits.schema.json", "case_record.schema.json"} <= names
