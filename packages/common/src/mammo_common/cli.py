@@ -173,6 +173,36 @@ def split(
     )
 
 
+@app.command()
+@handle_errors
+def report(
+    stores: Annotated[list[Path], typer.Argument(help="Stores whose lineage and cases to show.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Report folder to write.")] = Path(
+        "reports"
+    ),
+    metrics_dir: Annotated[Path, typer.Option(help="Folder of metrics JSON files.")] = Path(
+        "metrics"
+    ),
+    models_dir: Annotated[Path, typer.Option(help="Folder of model folders.")] = Path("models"),
+    plots_dir: Annotated[Path, typer.Option(help="Folder of PNG figures.")] = Path("plots"),
+) -> None:
+    """Write the run report (report.md with PNGs and a self-contained index.html): metrics,
+    training curves, figures, data lineage and contact sheets.
+
+    Example: mammo report data/mammograms.zarr data/breast.zarr data/masses.zarr -o reports
+    """
+    from mammo_common.report import ReportConfig, build_report
+
+    result = build_report(
+        ReportConfig(out=out, stores=stores, metrics_dir=metrics_dir, models_dir=models_dir,
+                     plots_dir=plots_dir)
+    )
+    console.print(
+        f"wrote {result.html} and {result.markdown}: {result.n_metrics_files} metrics files, "
+        f"{result.n_models} models, {result.n_images} pictures"
+    )
+
+
 @app.command("schema")
 @handle_errors
 def schema_cmd(

@@ -277,7 +277,7 @@ def _better(current: float, best: float | None, maximize: bool, delta: float = 0
 
 
 def _save_variables(path: Path, variables: Sequence[Any]) -> None:
-    arrays = {f"v{i:05d}": np.asarray(keras.ops.convert_to_numpy(v.value))
+    arrays = {f"v{i:05d}": np.asarray(v.numpy())
               for i, v in enumerate(variables)}
     arrays["paths"] = np.array([v.path for v in variables], dtype=np.str_)
     with open(path, "wb") as fh:

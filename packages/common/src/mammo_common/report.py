@@ -1,0 +1,177 @@
+"""The run report: one page an imaging researcher can read without opening code.
+
+``mammo report`` gathers what the pipeline left on disk — metrics JSON per stage, training
+histories of every model folder, the PNGs the stages drew (overlays, ROC), and the lineage of
+every store — and writes ``report.md`` with its pictures, plus a self-contained ``index.html``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mammo_common.errors import MammoError
+from mammo_common.plots import read_history, training_curves
+from mammo_common.store import open_store
+from mammo_common.store.atomic import atomic_path
+from mammo_common.viz import write_contact_sheet
+
+
+class ReportConfig(BaseModel):
+    """What to gather and where to write the report."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    out: Path = Path("reports")
+    stores: list[Path] = Field(default_factory=list)
+    metrics_dir: Path = Path("metrics")
+    models_dir: Path = Path("models")
+    plots_dir: Path = Path("plots")
+    title: str = "mammo pipeline run"
+
+
+class ReportResult(BaseModel):
+    """Where the report went and what it holds."""
+
+    markdown: Path
+    html: Path
+    n_metrics_files: int
+    n_models: int
+    n_images: int
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.4f}"
+    return str(value)
+
+
+def _flat_metrics(path: Path) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise MammoError(
+            f"cannot read metrics ({exc})", path=path, fix="re-run its stage"
+        ) from None
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, int | float | str | bool)}
+
+
+def build_report(config: ReportConfig) -> ReportResult:
+    """Write ``report.md``, its PNGs and a self-contained ``index.html`` into ``config.out``."""
+    md: list[str] = [f"# {config.title}", ""]
+    images: list[tuple[str, Path]] = []
+    with atomic_path(config.out) as tmp:
+        tmp.mkdir(parents=True)
+        # 1. headline metrics, one table per file
+        metric_files = sorted(config.metrics_dir.rglob("*.json")) if config.metrics_dir.is_dir() \
+            else []
+        md += ["## Metrics", ""]
+        for path in metric_files:
+            flat = _flat_metrics(path)
+            if not flat:
+                continue
+            md += [f"**{path.relative_to(config.metrics_dir)}**", "", "| metric | value |",
+                   "|---|---|"]
+            md += [f"| {k} | {_fmt(v)} |" for k, v in flat.items()]
+            md.append("")
+        if not metric_files:
+            md += ["(no metrics found)", ""]
+        # 2. training curves of every model folder
+        histories = sorted(config.models_dir.rglob("history.csv")) if config.models_dir.is_dir() \
+            else []
+        md += ["## Training curves", ""]
+        for k, hist in enumerate(histories):
+            model_id = str(hist.parent.relative_to(config.models_dir))
+            name = f"curves_{k:02d}.png"
+            training_curves(read_history(hist), title=model_id).save(tmp / name)
+            md += [f"### {model_id}", "", f"![training curves of {model_id}]({name})", ""]
+            images.append((model_id, tmp / name))
+            card = hist.parent / "model_card.json"
+            if card.is_file():
+                info = json.loads(card.read_text(encoding="utf-8"))
+                keep = {k: info.get(k) for k in ("architecture", "input_shape", "weights_origin",
+                                                 "threshold") if k in info}
+                if keep:
+                    md += ["`" + json.dumps(keep) + "`", ""]
+        # 3. pictures the stages drew
+        pngs = sorted(config.plots_dir.rglob("*.png")) if config.plots_dir.is_dir() else []
+        md += ["## Figures", ""]
+        for k, png in enumerate(pngs):
+            name = f"figure_{k:02d}.png"
+            (tmp / name).write_bytes(png.read_bytes())
+            label = str(png.relative_to(config.plots_dir))
+            md += [f"### {label}", "", f"![{label}]({name})", ""]
+            images.append((label, tmp / name))
+        # 4. data lineage and contact sheets of the stores
+        md += ["## Data lineage", "", "| store | kind | cases | producer | parents |",
+               "|---|---|---|---|---|"]
+        sheets: list[tuple[str, str]] = []
+        for k, store_path in enumerate(config.stores):
+            store = open_store(store_path)
+            prod = store.meta.producer
+            parents = ", ".join(f"{p.kind} `{p.path}`" for p in store.meta.parents) or "-"
+            models = f" models {', '.join(prod.model_ids)}" if prod.model_ids else ""
+            md.append(f"| `{store_path}` | {store.kind} | {len(store)} | {prod.package} "
+                      f"{prod.version} `{prod.command}`{models} | {parents} |")
+            if store.kind != "diagnosis":
+                name = f"sheet_{k:02d}_{store.kind}.png"
+                write_contact_sheet(store, tmp / name, max_cases=12, tile=160)
+                sheets.append((f"{store.kind}: {store_path}", name))
+                images.append((store.kind, tmp / name))
+        md.append("")
+        if sheets:
+            md += ["## Cases", "", "Contours: green breast, yellow ground-truth mass, red "
+                   "predicted mass.", ""]
+            for label, name in sheets:
+                md += [f"### {label}", "", f"![{label}]({name})", ""]
+        text = "\n".join(md) + "\n"
+        (tmp / "report.md").write_text(text, encoding="utf-8")
+        (tmp / "index.html").write_text(_html(text, tmp), encoding="utf-8")
+    return ReportResult(
+        markdown=config.out / "report.md",
+        html=config.out / "index.html",
+        n_metrics_files=len(metric_files),
+        n_models=len(histories),
+        n_images=len(images),
+    )
+
+
+def _html(markdown: str, folder: Path) -> str:
+    """A minimal Markdown-to-HTML rendering with images inlined (tables, headings, images)."""
+    out = ["<!doctype html><meta charset='utf-8'><title>mammo report</title>",
+           "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}"
+           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px}"
+           "img{max-width:100%}</style>"]
+    in_table = False
+    for line in markdown.splitlines():
+        if line.startswith("|"):
+            cells = [html.escape(c.strip()) for c in line.strip("|").split("|")]
+            if set("".join(cells)) <= {"-"}:
+                continue
+            if not in_table:
+                out.append("<table>")
+                in_table = True
+            out.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+            continue
+        if in_table:
+            out.append("</table>")
+            in_table = False
+        if line.startswith("!["):
+            alt, src = line[2:].split("](", 1)
+            data = base64.b64encode((folder / src.rstrip(")")).read_bytes()).decode()
+            out.append(f"<p><img alt='{html.escape(alt)}' src='data:image/png;base64,{data}'></p>")
+        elif line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line)}</p>")
+    if in_table:
+        out.append("</table>")
+    return "\n".join(out) + "\n"
