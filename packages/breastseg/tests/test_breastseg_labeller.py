@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import make_phantom
+from breastseg_phantoms import make_phantom
 
 from breastseg.labeller import LabellerConfig, label_breast
 from breastseg.segment import breast_mask, crop_case
@@ -70,9 +70,10 @@ def test_crop_case_round_trip(seed):
     assert dice(invert_transform(c.breast_mask, c.transform), ph.breast) >= 0.98
     assert dice(invert_transform(c.mass_mask, c.transform), ph.mass) >= 0.9
     # the crop box holds the breast tightly (plus the margin)
-    y0, x0, y1, x1 = c.transform.crop_box
+    y0, _, y1, _ = c.transform.crop_box
     rows = np.flatnonzero(ph.breast.any(axis=1))
-    assert y0 <= rows[0] and y1 >= rows[-1] + 1 and (y1 - y0) <= 1.05 * (rows[-1] + 1 - rows[0]) + 2
+    height = rows[-1] + 1 - rows[0]
+    assert y0 <= rows[0] and y1 >= rows[-1] + 1 and (y1 - y0) <= 1.05 * height + 2
 
 
 def test_crop_case_empty_mask_keeps_whole_image():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from formats import phantom_image, write_dicom
+
 from mammo_common.errors import InputFileError
 from mammo_common.ingest import dicom
 from mammo_common.ingest.dicom import read_dicom

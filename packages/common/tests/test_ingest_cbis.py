@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from formats import tree_digest, write_cbis
+
 from mammo_common import open_store
 from mammo_common.errors import InputFileError, MammoError
 from mammo_common.ingest import IngestConfig, run_ingest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from formats import tree_digest, write_folder
+
 from mammo_common import open_store
 from mammo_common.errors import InputFileError
 from mammo_common.imageio import read_image

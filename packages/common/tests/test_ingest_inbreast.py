@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from formats import tree_digest, write_inbreast
+
 from mammo_common import open_store
 from mammo_common.ingest import IngestConfig, detect_format, run_ingest
 from mammo_common.ingest.inbreast import parse_points

@@ -7,13 +7,14 @@ import csv
 import numpy as np
 import pydicom
 import pytest
+from pydantic import ValidationError
+from skimage.measure import perimeter
+
 from mammo_common.errors import MammoError
 from mammo_common.synth import SynthConfig, render, sample_dataset, synth
 from mammo_common.synth.cases import sample_lesion
 from mammo_common.synth.cbis_layout import MASS_COLUMNS
 from mammo_common.synth.phantom import mass_layers
-from pydantic import ValidationError
-from skimage.measure import perimeter
 
 SMALL = (64, 48)
 

@@ -142,10 +142,11 @@ def test_train_resumes_at_the_interrupted_phase(masses_data, tmp_path, monkeypat
     config = TrainConfig(**TINY, phases=_phases((1, 1, 1)), roi=RoiConfig(source="truth"))
     real = train_mod.fit_resumable
     calls: list[str] = []
+    fail = {"at": 2}
 
     def failing(model, *args, **kwargs):
         calls.append(str(kwargs["out_dir"]))
-        if len(calls) == 2:
+        if len(calls) == fail["at"]:
             raise KeyboardInterrupt
         return real(model, *args, **kwargs)
 
@@ -158,6 +159,7 @@ def test_train_resumes_at_the_interrupted_phase(masses_data, tmp_path, monkeypat
     assert "head" in json.loads((work / "phases.json").read_text())["completed"]
 
     calls.clear()
+    fail["at"] = 0
     summary = train_classifier(masses_data["store"], masses_data["splits"], 2, out, config)
     assert summary.resumed
     assert [c.rsplit("/", 1)[-1] for c in calls] == ["phase2_top", "phase3_all"]

@@ -78,7 +78,9 @@ class EvaluateResult(BaseModel):
     plot: Path | None
 
 
-def select_cases(config: EvaluateConfig, store: MammogramsStore, card_fold: int | None) -> list[str]:
+def select_cases(
+    config: EvaluateConfig, store: MammogramsStore, card_fold: int | None
+) -> list[str]:
     """Case ids of the requested part (``all``: every case of the store, in store order)."""
     if config.part == "all":
         return store.case_ids
@@ -171,7 +173,8 @@ def _plot(
             image = store.array(score.case_id, "image")
             ref, _ = _reference(store, score.case_id, image, config)
             pred = _predict_mask(segmenter, image, config)
-            rgb = overlay(image, {"truth": ref, "pred": pred}, width=max(1, max(image.shape) // 256))
+            width = max(1, max(image.shape) // 256)
+            rgb = overlay(image, {"truth": ref, "pred": pred}, width=width)
             tiles.append((rgb, f"{tag}: {score.case_id}\nDice {score.dice:.3f}"))
     sheet = contact_sheet(tiles, tile=224, columns=max(1, n))
     with atomic_path(path) as tmp:

@@ -27,11 +27,12 @@ exposed film) can defeat Otsu. Check a few masks of a new source by eye
 from __future__ import annotations
 
 import numpy as np
-from mammo_common.postprocess import fill_holes, largest_component
-from mammo_common.transforms import resize
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
+
+from mammo_common.postprocess import fill_holes, largest_component
+from mammo_common.transforms import resize
 
 __all__ = ["LABELLER_DESCRIPTION", "LabellerConfig", "label_breast"]
 

@@ -15,16 +15,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mammo_common.cli_support import track
-from mammo_common.errors import StoreError
-from mammo_common.schema import Producer
-from mammo_common.store import MammogramsStore, StackedStoreWriter, open_store
-from mammo_common.store.atomic import check_output_path
 from pydantic import BaseModel, ConfigDict
 
 from breastseg import __version__
 from breastseg.config import PredictConfig
 from breastseg.segment import breast_mask, crop_case, make_segmenter
+from mammo_common.cli_support import track
+from mammo_common.errors import StoreError
+from mammo_common.schema import Producer
+from mammo_common.store import MammogramsStore, StackedStoreWriter, open_store
+from mammo_common.store.atomic import check_output_path
 
 __all__ = ["PredictResult", "predict"]
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
+
 from mammo_common.errors import ModelFolderError
 from mammo_common.postprocess import binarize, fill_holes, largest_component
 from mammo_common.schema import CaseTransform
 from mammo_common.transforms import apply_transform, crop_box_from_mask, make_transform
-from numpy.typing import NDArray
 
 __all__ = [
     "CroppedCase",

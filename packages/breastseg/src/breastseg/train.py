@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from mammo_common.cli_support import track
-from mammo_common.errors import ConfigError, InputFileError, StoreError
-from mammo_common.store import MammogramsStore, open_store
 from pydantic import BaseModel, ConfigDict
 
 from breastseg import __version__
 from breastseg.config import TrainConfig
 from breastseg.labeller import LABELLER_DESCRIPTION, label_breast
 from breastseg.models import build_model, model_names
+from mammo_common.cli_support import track
+from mammo_common.errors import ConfigError, InputFileError, StoreError
+from mammo_common.store import MammogramsStore, open_store
 
 __all__ = ["TRAINING_DIR", "TrainResult", "load_fold", "train"]
 
@@ -241,6 +241,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
         raise ConfigError("the output exists and is not a folder", path=out, fix="pick a folder")
 
     import keras
+
     from mammo_common.keras.augment import AugmentConfig
     from mammo_common.keras.data import SegmentationDataset
     from mammo_common.keras.metrics import DiceCoefficient, IoU

@@ -214,6 +214,31 @@ def _to_uint16(values: np.ndarray, nominal_max: int, notes: list[str]) -> tuple[
     return np.rint(scaled).astype(np.uint16), 65535
 
 
+def _apply_luts(arr: np.ndarray, ds: Dataset, path: Path, notes: list[str]) -> np.ndarray:
+    """Apply the Modality LUT (rescale or LUT) and the first VOI LUT (window or LUT)."""
+    values: np.ndarray = arr
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds:
+                values = apply_modality_lut(values, ds)
+                slope = float(ds.get("RescaleSlope", 1) or 1)
+                icpt = float(ds.get("RescaleIntercept", 0) or 0)
+                if "ModalityLUTSequence" in ds or slope != 1 or icpt != 0:
+                    notes.append("modality LUT applied")
+            if "VOILUTSequence" in ds or "WindowCenter" in ds:
+                values = apply_voi_lut(values, ds, index=0)
+                notes.append("VOI LUT applied (first window/LUT)")
+    except Exception as exc:
+        raise InputFileError(
+            f"its modality/VOI LUT cannot be applied ({type(exc).__name__}: {exc})",
+            path=path,
+            field="RescaleSlope/WindowCenter/LUT",
+            fix="correct or remove the malformed LUT attributes",
+        ) from None
+    return values
+
+
 def read_dicom(
     path: str | Path,
     *,
@@ -252,16 +277,7 @@ def read_dicom(
         raise InputFileError(
             f"decoded to shape {arr.shape}, not a 2-D image", path=path, fix=_FIX_DAMAGED
         )
-    values: np.ndarray = arr
-    if apply_luts:
-        if "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds:
-            values = apply_modality_lut(values, ds)
-            slope, icpt = ds.get("RescaleSlope", 1), ds.get("RescaleIntercept", 0)
-            if "ModalityLUTSequence" in ds or float(slope) != 1 or float(icpt) != 0:
-                info.notes.append("modality LUT applied")
-        if "VOILUTSequence" in ds or "WindowCenter" in ds:
-            values = apply_voi_lut(values, ds, index=0)
-            info.notes.append("VOI LUT applied (first window/LUT)")
+    values = _apply_luts(arr, ds, path, info.notes) if apply_luts else arr
     if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise InputFileError(
             "holds NaN or infinite pixel values", path=path, field="PixelData", fix=_FIX_DAMAGED
