@@ -46,6 +46,99 @@ def main(
     """Shared tools of the mammo pipeline."""
 
 
+def _size(text: str | None) -> tuple[int, int] | None:
+    """Parse ``HxW`` (rows x cols)."""
+    if text is None:
+        return None
+    from mammo_common.errors import ConfigError
+
+    try:
+        rows, cols = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(
+            f"size {text!r} is not ROWSxCOLS", field="--size", fix="write e.g. 512x384"
+        ) from None
+    return rows, cols
+
+
+@app.command()
+@handle_errors
+def synth(
+    out_dir: Annotated[Path, typer.Argument(help="Folder to write (CBIS-DDSM layout).")],
+    cases: Annotated[int | None, typer.Option(help="Number of patients [default: 24].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Mammogram size ROWSxCOLS [default: 512x384].")
+    ] = None,
+    no_defects: Annotated[
+        bool, typer.Option("--no-defects", help="Do not reproduce CBIS-DDSM's known defects.")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
+) -> None:
+    """Write synthetic mammograms in the CBIS-DDSM layout (DICOM images and ROI masks, mass case
+    description CSVs), bit-for-bit identical for the same arguments.
+
+    Phantoms have a breast with skin line, film labels and scanner marks to remove,
+    fibroglandular texture, a pectoral muscle in MLO views, and masses whose shape and margins
+    follow BI-RADS (benign mostly round/oval and circumscribed, malignant mostly irregular and
+    spiculated, with overlap). The defaults are what data.dvc tracks.
+
+    Example: mammo synth data/raw --cases 24 --seed 0
+    """
+    from mammo_common.synth import SynthConfig, run_synth
+
+    values = {"out": out_dir, "cases": cases, "seed": seed, "size": _size(size),
+              "defects": not no_defects, "overwrite": overwrite}
+    config = SynthConfig.model_validate({k: v for k, v in values.items() if v is not None})
+    result = run_synth(config)
+    console.print(
+        f"wrote {result.out}: {result.n_patients} patients, {result.n_images} mammograms "
+        f"({result.n_mass_images} with masses: {result.n_malignant} malignant, "
+        f"{result.n_benign} benign), {result.size[0]}x{result.size[1]}, seed {result.seed}"
+    )
+
+
+@app.command()
+@handle_errors
+def ingest(
+    source: Annotated[Path, typer.Argument(help="Dataset folder as unpacked (never modified).")],
+    out: Annotated[Path, typer.Argument(help="mammograms store to write (*.zarr).")],
+    format: Annotated[
+        str | None,
+        typer.Option("--format", help="cbis-ddsm, inbreast, bcdr or folder [default: detect]."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
+    folder_mask: Annotated[
+        str, typer.Option(help="folder format: mask/ holds 'mass' or 'breast' masks.")
+    ] = "mass",
+    patients_csv: Annotated[
+        Path | None, typer.Option(help="folder format: CSV with columns file,patient_id.")
+    ] = None,
+) -> None:
+    """Read a dataset as distributed (CBIS-DDSM, INbreast, BCDR, or PNG folders in the
+    reference's layout) into a validated mammograms store, reporting every skipped file.
+
+    DICOM is read with pydicom: modality and VOI LUTs applied, MONOCHROME1 inverted, 16-bit
+    depth kept, pixel spacing recorded. Known dataset defects (swapped CSV columns, renamed
+    files, masks of another size, stray whitespace) are repaired and noted per case.
+
+    Example: mammo ingest data/raw data/mammograms.zarr
+    """
+    from mammo_common.ingest import IngestConfig, run_ingest
+
+    config = IngestConfig(source=source, out=out, format=format, overwrite=overwrite,
+                          folder_mask=folder_mask, patients_csv=patients_csv)
+    result = run_ingest(config)
+    console.print(
+        f"wrote {result.out}: {result.n_cases} cases ({result.n_mass_cases} with masses) "
+        f"from {result.format}; {result.n_skipped} skipped"
+    )
+    for skipped in result.skipped[:20]:
+        console.print(f"  [yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
+    if result.n_skipped > 20:
+        console.print(f"  ... and {result.n_skipped - 20} more (see `mammo info {out}`)")
+
+
 @app.command()
 @handle_errors
 def validate(

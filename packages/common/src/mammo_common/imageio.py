@@ -101,7 +101,7 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
             bits = int(getattr(page, "bitspersample", arr.dtype.itemsize * 8))
     except InputFileError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # tifffile raises many types for damaged files
         raise InputFileError(
             f"cannot be read as a TIFF image ({type(exc).__name__}: {exc})",
             path=path,

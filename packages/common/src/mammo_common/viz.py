@@ -80,7 +80,7 @@ def contact_sheet(
     columns = max(1, min(columns, len(tiles)))
     rows = -(-len(tiles) // columns)
     caption = 28
-    sheet = Image.new("RGB", (columns * tile, rows * (tile + caption)), (16, 16, 16))
+    sheet = Image.new("RGB", (columns * tile, rows * (tile + caption) + 14), (16, 16, 16))
     draw = ImageDraw.Draw(sheet)
     for k, (rgb, text) in enumerate(tiles):
         r, c = divmod(k, columns)

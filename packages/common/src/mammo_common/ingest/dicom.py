@@ -94,7 +94,7 @@ def read_header(path: str | Path, *, with_pixels: bool = False) -> Dataset:
             path=path,
             fix="remove it from the source folder, or convert it to DICOM",
         ) from None
-    except Exception as exc:
+    except Exception as exc:  # pydicom raises many types for damaged headers
         raise InputFileError(
             f"has a damaged DICOM header ({type(exc).__name__}: {exc})",
             path=path,
@@ -176,7 +176,7 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
-    except Exception as exc:
+    except Exception as exc:  # truncated data, unknown compression, ...
         text = str(exc)
         problem = (
             "is truncated: its pixel data is shorter than the header promises"
@@ -229,7 +229,7 @@ def _apply_luts(arr: np.ndarray, ds: Dataset, path: Path, notes: list[str]) -> n
             if "VOILUTSequence" in ds or "WindowCenter" in ds:
                 values = apply_voi_lut(values, ds, index=0)
                 notes.append("VOI LUT applied (first window/LUT)")
-    except Exception as exc:
+    except Exception as exc:  # malformed LUT attributes raise many types
         raise InputFileError(
             f"its modality/VOI LUT cannot be applied ({type(exc).__name__}: {exc})",
             path=path,

@@ -99,7 +99,7 @@ def read_rois(path: Path) -> list[dict]:  # type: ignore[type-arg]
     try:
         with path.open("rb") as fh:
             data = plistlib.load(fh)
-    except Exception as exc:
+    except Exception as exc:  # plistlib raises several types for bad XML
         raise InputFileError(
             f"cannot be read as an OsiriX plist ({type(exc).__name__}: {exc})",
             path=path,
