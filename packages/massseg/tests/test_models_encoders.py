@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import numpy as np
 import pytest
+
 from mammo_common.keras import encoders as enc
 from mammo_common.keras import weights as wts
 
@@ -52,11 +53,16 @@ def _non_trainable(model: keras.Model) -> int:
     return int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
 
 
-@pytest.fixture(autouse=True)
-def _fresh_session():
-    keras.backend.clear_session()
+@pytest.fixture
+def fresh_session():
+    """Release the Keras graph state of the models a test builds."""
     yield
     keras.backend.clear_session()
+
+
+def _predict(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    # Eager calls: tracing a tf.function for these deep encoders costs far more on a CPU.
+    return keras.ops.convert_to_numpy(model(x, training=False))
 
 
 @pytest.fixture
@@ -72,6 +78,7 @@ def no_download(monkeypatch):
 # --------------------------------------------------------------------------- networks
 
 
+@pytest.mark.usefixtures("fresh_session")
 @pytest.mark.parametrize("name", MODELS)
 def test_published_parameter_counts(name):
     module = _module(name)
@@ -83,6 +90,7 @@ def test_published_parameter_counts(name):
     assert model.output_shape == (None, 640, 640, 1)
 
 
+@pytest.mark.usefixtures("fresh_session")
 @pytest.mark.parametrize("name", MODELS)
 def test_tiny_forward_backward_and_save_load(name, tmp_path):
     model = _module(name).build(TINY_SHAPE, weights=None, **TINY_KWARGS[name])
@@ -91,21 +99,23 @@ def test_tiny_forward_backward_and_save_load(name, tmp_path):
     x = rng.random((2, *TINY_SHAPE), dtype=np.float32)
     y = (rng.random((2, *TINY_SHAPE[:2], 1)) > 0.7).astype(np.float32)
 
-    pred = model.predict(x, verbose=0)
+    pred = _predict(model, x)
     assert pred.shape == (2, *TINY_SHAPE[:2], 1)
     assert np.all(pred >= 0.0) and np.all(pred <= 1.0)
 
-    model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", run_eagerly=True
+    )
     loss = model.train_on_batch(x, y)
     assert np.isfinite(float(np.ravel(loss)[0]))
 
-    before = model.predict(x, verbose=0)
+    before = _predict(model, x)
     path = tmp_path / f"{name}.keras"
     model.save(path)
     restored = keras.saving.load_model(path)
     assert type(restored) is type(model)
     assert restored.get_config() == model.get_config()
-    np.testing.assert_allclose(restored.predict(x, verbose=0), before, atol=1e-5)
+    np.testing.assert_allclose(_predict(restored, x), before, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -121,6 +131,7 @@ def test_wrong_channel_count_is_rejected(name):
         _module(name).build((64, 64, 1), weights=None)
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_from_config_never_fetches_imagenet(no_download):
     module = _module("unet_vgg16")
     model = module.build((32, 32, 3), weights=None, decoder_filters=(4, 4, 4, 4))
@@ -130,6 +141,7 @@ def test_from_config_never_fetches_imagenet(no_download):
     assert rebuilt.count_params() == model.count_params()
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_unetpp_deep_supervision_outputs():
     model = _module("unetpp_xception").build((32, 32, 3), filters=2, deep_supervision=True)
     assert [tuple(t.shape) for t in model.outputs] == [(None, 32, 32, 1)] * 4
@@ -137,6 +149,7 @@ def test_unetpp_deep_supervision_outputs():
         assert model.get_layer(head).dtype_policy.compute_dtype == "float32"
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_unetpp_node_names():
     model = _module("unetpp_xception").build((32, 32, 3), filters=2)
     names = {layer.name for layer in model.layers}
@@ -147,6 +160,7 @@ def test_unetpp_node_names():
     assert {"block2_sepconv2_bn_pad", "block3_sepconv2_bn_pad"} <= names
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_mixed_precision_output_is_float32():
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
@@ -183,6 +197,7 @@ def test_encoder_specs_have_published_taps():
     assert resnet.preprocessing == "caffe" and enc.get_encoder_spec("xception").input_multiple == 32
 
 
+@pytest.mark.usefixtures("fresh_session")
 @pytest.mark.parametrize("shape", [(96, 128, 3), (640, 640, 3)])
 def test_xception_taps_padded_to_stride(shape):
     h, w, _ = shape
@@ -193,6 +208,7 @@ def test_xception_taps_padded_to_stride(shape):
     assert taps["block2_sepconv2_bn"].shape[-1] == 128
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_xception_raw_taps_are_short_without_padding():
     _, taps = enc.build_encoder(
         "xception", keras.Input((96, 128, 3)), taps=["block2_sepconv2_bn"], weights=None, pad=False
@@ -200,12 +216,13 @@ def test_xception_raw_taps_are_short_without_padding():
     assert tuple(taps["block2_sepconv2_bn"].shape[1:3]) == (45, 61)
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_pad_to_stride_top_left_and_errors():
     x = keras.Input((45, 61, 2))
     padded = enc.pad_to_stride(x, (96, 128), 2, name="p")
     assert tuple(padded.shape[1:]) == (48, 64, 2)
     probe = keras.Model(x, padded)
-    out = probe.predict(np.ones((1, 45, 61, 2), np.float32), verbose=0)
+    out = _predict(probe, np.ones((1, 45, 61, 2), np.float32))
     assert out[0, :3].sum() == 0 and out[0, :, :3].sum() == 0  # zeros on top and left
     assert out[0, 3:, 3:].min() == 1.0
     assert enc.pad_to_stride(x, (90, 122), 2) is x  # already the target size
@@ -299,11 +316,13 @@ def test_resolve_paths(tmp_path):
     assert wts.resolve_weights("xception", present) == str(present)
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_build_application_offline_auto_builds_from_scratch(offline_home, no_download):
     model = wts.build_application("vgg16", input_shape=(32, 32, 3))
     assert model.count_params() == 14_714_688
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_build_application_imagenet_unobtainable(offline_home, monkeypatch):
     def _fail(*args, **kwargs):
         raise Exception("URL fetch failure: no network")
@@ -316,6 +335,7 @@ def test_build_application_imagenet_unobtainable(offline_home, monkeypatch):
     assert "~/.keras/models" in message and "weights=" in message
 
 
+@pytest.mark.usefixtures("fresh_session")
 def test_build_application_loads_weight_file(tmp_path):
     source = wts.build_application("vgg16", input_shape=(32, 32, 3), weights=None)
     path = tmp_path / "vgg16.weights.h5"

@@ -248,8 +248,7 @@ def build_encoder(
     unknown = [t for t in wanted if t not in strides]
     if unknown:
         raise ValueError(
-            f"Unknown taps {unknown} for encoder {spec.name!r}; valid taps: "
-            f"{', '.join(strides)}."
+            f"Unknown taps {unknown} for encoder {spec.name!r}; valid taps: {', '.join(strides)}."
         )
     model = build_application(spec.application, input_tensor=inputs, weights=weights)
     features: dict[str, Any] = {}

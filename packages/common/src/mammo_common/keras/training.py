@@ -572,9 +572,12 @@ def fit_resumable(
         if progress:
             print(f"Epoch {epoch + 1}/{epochs} (lr {state.lr:.3g})", flush=True)
         start = time.perf_counter()
+        # Our datasets order their batches themselves: Keras would also shuffle a finite
+        # PyDataset's batch order with Python's global `random`, which a resume cannot replay.
+        own_order = callable(getattr(train_ds, "for_epoch", None))
         hist = model.fit(_epoch_view(train_ds, epoch), validation_data=valid_ds,
                          initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                         callbacks=list(callbacks))
+                         callbacks=list(callbacks), shuffle=not own_order)
         seconds = time.perf_counter() - start
         row = {"epoch": epoch + 1, **_logs_to_row(hist.history), "lr": state.lr,
                "seconds": seconds}

@@ -300,4 +300,6 @@ def build_application(
             **kwargs,
         )
     except ValueError as exc:
-        raise ValueError(f"Could not build keras.applications.{constructor.__name__}: {exc}") from exc
+        raise ValueError(
+            f"Could not build keras.applications.{constructor.__name__}: {exc}"
+        ) from exc

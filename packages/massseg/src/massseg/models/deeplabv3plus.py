@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+
 from mammo_common.keras.encoders import build_encoder, check_input_shape
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "DeepLabV3Plus", "build", "squeeze_excite"]
@@ -108,9 +109,7 @@ class DeepLabV3Plus(keras.Model):
     ) -> None:
         shape = check_input_shape(input_shape, multiple=32, channels=3)
         inputs = keras.Input(shape=shape, name="image")
-        _, taps = build_encoder(
-            "resnet50", inputs, taps=[HIGH_LEVEL, LOW_LEVEL], weights=weights
-        )
+        _, taps = build_encoder("resnet50", inputs, taps=[HIGH_LEVEL, LOW_LEVEL], weights=weights)
         rates = tuple(int(r) for r in atrous_rates)
 
         x_a = _aspp(taps[HIGH_LEVEL], aspp_filters, rates)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
-from mammo_common.keras.encoders import check_input_shape
 
+from mammo_common.keras.encoders import check_input_shape
 from massseg.models.unet_vgg16 import DEFAULT_DECODER_FILTERS, build_encoder_unet
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetResNet50", "build"]

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+
 from mammo_common.keras.encoders import build_encoder, check_input_shape
 
 __all__ = [

@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 import keras
+
 from mammo_common.keras.encoders import build_encoder, check_input_shape
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetXception", "build"]
@@ -109,9 +110,7 @@ class UNetXception(keras.Model):
             x = _stage(x, start_filters * mult, stage)
 
         x = keras.layers.Dropout(final_dropout, name="final_drop")(x)
-        outputs = keras.layers.Conv2D(
-            1, 1, activation="sigmoid", dtype="float32", name="mask"
-        )(x)
+        outputs = keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
 
         self.input_shape_ = shape

@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 import keras
+
 from mammo_common.keras.encoders import build_encoder, check_input_shape
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetPlusPlusXception", "build"]
