@@ -27,6 +27,14 @@ from breastseg_phantoms import (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Keras 3.15 + NumPy 2 warn on every tensor conversion; the noise hides real warnings.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+    )
+
+
 @pytest.fixture(scope="session")
 def phantom_data(tmp_path_factory) -> tuple[Path, Path]:
     """``(mammograms.zarr, splits.json)``: 30 phantoms (15 patients), 3 folds and a test set."""

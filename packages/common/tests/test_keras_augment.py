@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from mammo_common.keras.augment import (
     AffineTransform,
     AugmentConfig,
@@ -12,7 +14,6 @@ from mammo_common.keras.augment import (
     augment_pair,
     sample_transform,
 )
-from pydantic import ValidationError
 
 
 def blob_mask(size: int = 48) -> np.ndarray:
@@ -24,11 +25,11 @@ def blob_mask(size: int = 48) -> np.ndarray:
 @pytest.mark.parametrize("fill", ["wrap", "constant", "reflect", "nearest"])
 def test_image_equal_to_mask_stays_equal(fill):
     mask = blob_mask()
-    config = AugmentConfig.mass().model_copy(update={"fill_mode": fill,
-                                                     "mask_interpolation": "linear"})
+    config = AugmentConfig.mass().model_copy(
+        update={"fill_mode": fill, "mask_interpolation": "linear"}
+    )
     for seed in range(5):
-        img, out = augment_pair(mask.astype(np.float32), mask, config,
-                                np.random.default_rng(seed))
+        img, out = augment_pair(mask.astype(np.float32), mask, config, np.random.default_rng(seed))
         assert out.dtype == np.uint8 and set(np.unique(out)) <= {0, 1}
         np.testing.assert_array_equal(img > 0.5, out.astype(bool))
 
@@ -37,8 +38,7 @@ def test_nearest_mask_agrees_with_image_and_nearest_image_is_exact():
     mask = blob_mask()
     config = AugmentConfig.mass()
     for seed in range(5):
-        img, out = augment_pair(mask.astype(np.float32), mask, config,
-                                np.random.default_rng(seed))
+        img, out = augment_pair(mask.astype(np.float32), mask, config, np.random.default_rng(seed))
         assert np.mean((img > 0.5) == out.astype(bool)) > 0.97
     exact = config.model_copy(update={"image_interpolation": "nearest"})
     img, out = augment_pair(mask * 7, mask, exact, np.random.default_rng(1))
@@ -48,8 +48,9 @@ def test_nearest_mask_agrees_with_image_and_nearest_image_is_exact():
 def test_multichannel_image_channels_move_together():
     mask = blob_mask()
     image = np.stack([mask, mask * 2, mask * 3], -1).astype(np.float32)
-    img, out = augment_pair(image, mask[..., None], AugmentConfig.breast(),
-                            np.random.default_rng(0))
+    img, out = augment_pair(
+        image, mask[..., None], AugmentConfig.breast(), np.random.default_rng(0)
+    )
     assert img.shape == (48, 48, 3) and out.shape == (48, 48, 1)
     np.testing.assert_allclose(img[..., 1], 2 * img[..., 0], atol=1e-5)
     np.testing.assert_allclose(img[..., 2], 3 * img[..., 0], atol=1e-5)
@@ -77,8 +78,9 @@ def test_transform_geometry():
     out = AffineTransform(theta=90).apply(image, order=0, fill_mode="constant")
     assert out.sum() == 1.0
     assert np.argwhere(out)[0].tolist() == [6, 6]  # Keras' matrix: input = R(theta) @ output
-    np.testing.assert_array_equal(AffineTransform(theta=90).apply(image, order=0),
-                                  np.rot90(image, -1))
+    np.testing.assert_array_equal(
+        AffineTransform(theta=90).apply(image, order=0), np.rot90(image, -1)
+    )
     shifted = AffineTransform(tx=1).apply(image, order=0, fill_mode="constant")
     assert np.argwhere(shifted)[0].tolist() == [1, 6]
     wrapped = AffineTransform(ty=-3).apply(image, order=0, fill_mode="wrap")

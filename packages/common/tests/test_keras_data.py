@@ -73,11 +73,13 @@ def test_resize_to_model_input(arrays):
 def test_uint8_and_zarr_sources(arrays, tmp_path):
     zarr = pytest.importorskip("zarr")
     images, masks = arrays
-    zi = zarr.open_array(tmp_path / "i.zarr", mode="w", shape=images.shape, dtype="uint16",
-                         chunks=(1, 24, 20))
+    zi = zarr.open_array(
+        tmp_path / "i.zarr", mode="w", shape=images.shape, dtype="uint16", chunks=(1, 24, 20)
+    )
     zi[:] = images
-    zm = zarr.open_array(tmp_path / "m.zarr", mode="w", shape=masks.shape, dtype="uint8",
-                         chunks=(1, 24, 20))
+    zm = zarr.open_array(
+        tmp_path / "m.zarr", mode="w", shape=masks.shape, dtype="uint8", chunks=(1, 24, 20)
+    )
     zm[:] = masks
     a = SegmentationDataset(zi, zm, [3, 5], batch_size=2)[0]
     b = SegmentationDataset(images, masks, [3, 5], batch_size=2)[0]
@@ -105,11 +107,12 @@ def test_shuffle_is_deterministic_per_epoch(arrays):
 
 def test_steps_per_epoch_cycles_fresh_permutations(arrays):
     images, masks = arrays
-    ds = SegmentationDataset(images, masks, range(6), batch_size=2, shuffle=True, seed=0,
-                             steps_per_epoch=3 * (6 // 2))
+    ds = SegmentationDataset(
+        images, masks, range(6), batch_size=2, shuffle=True, seed=0, steps_per_epoch=3 * (6 // 2)
+    )
     assert len(ds) == 9
     seen = ids(np.concatenate([ds[i][0] for i in range(9)]))
-    assert [sorted(seen[k:k + 6]) for k in (0, 6, 12)] == [list(range(6))] * 3
+    assert [sorted(seen[k : k + 6]) for k in (0, 6, 12)] == [list(range(6))] * 3
     order = epoch_order(5, 7, shuffle=False, seed=0, epoch=0)
     assert order.tolist() == [0, 1, 2, 3, 4, 0, 1]
 
@@ -122,8 +125,7 @@ def test_augmentation_is_paired_and_seeded(arrays):
     x, y = ds[1]
     np.testing.assert_array_equal(x > 0.5, y > 0.5)
     assert not np.array_equal(x, load_arrays(images, None, ds.order()[5:10])[0])
-    x2, _ = SegmentationDataset(images, masks, batch_size=5, shuffle=True, seed=1,
-                                augment=aug)[1]
+    x2, _ = SegmentationDataset(images, masks, batch_size=5, shuffle=True, seed=1, augment=aug)[1]
     np.testing.assert_array_equal(x, x2)
     x3, _ = ds.for_epoch(1)[1]
     assert not np.array_equal(x, x3)
@@ -133,9 +135,17 @@ def test_classification_dataset():
     rng = np.random.default_rng(0)
     crops = [rng.integers(0, 255, (s, s + 2), dtype=np.uint8) for s in (10, 14, 20, 9, 30)]
     labels = [0, 1, 1, 0, 1]
-    ds = ClassificationDataset(crops, labels, [0, 1, 2, 4], batch_size=3, image_size=(16, 16),
-                               shuffle=True, seed=0, augment=AugmentConfig.classifier(),
-                               preprocess=lambda b: b * 2.0)
+    ds = ClassificationDataset(
+        crops,
+        labels,
+        [0, 1, 2, 4],
+        batch_size=3,
+        image_size=(16, 16),
+        shuffle=True,
+        seed=0,
+        augment=AugmentConfig.classifier(),
+        preprocess=lambda b: b * 2.0,
+    )
     x, y = ds[0]
     assert x.shape == (3, 16, 16, 3) and y.shape == (3, 1) and y.dtype == np.float32
     assert x.max() <= 2.0 and x.max() > 1.0  # preprocess applied after [0, 1] scaling
@@ -149,8 +159,9 @@ def test_classification_dataset():
 def test_fits_a_keras_model(arrays):
     images, masks = arrays
     inputs = keras.Input((24, 20, 1))
-    model = keras.Model(inputs, keras.layers.Conv2D(1, 3, padding="same",
-                                                    activation="sigmoid")(inputs))
+    model = keras.Model(
+        inputs, keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid")(inputs)
+    )
     model.compile("adam", "binary_crossentropy")
     ds = SegmentationDataset(images, masks, range(6), batch_size=3, shuffle=True)
     history = model.fit(ds, epochs=1, verbose=0)

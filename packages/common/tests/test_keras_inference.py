@@ -7,7 +7,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from mammo_common.keras.inference import (
+from mammo_common.keras.inference import (  # noqa: E402
     model_input_size,
     normalize_image,
     predict_probabilities,

@@ -66,15 +66,18 @@ def test_dice_is_pooled_over_the_batch(batch):
 def test_losses_against_numpy(batch):
     y, p = batch
     assert value(L.TverskyLoss(0.3, 0.7, 1.0), y, p) == pytest.approx(
-        1 - np_tversky(y, p, 0.3, 0.7, 1.0), rel=1e-5)
+        1 - np_tversky(y, p, 0.3, 0.7, 1.0), rel=1e-5
+    )
     assert value(L.FocalTverskyLoss(0.3, 0.7, 0.75), y, p) == pytest.approx(
-        (1 - np_tversky(y, p, 0.3, 0.7, 1.0)) ** 0.75, rel=1e-5)
+        (1 - np_tversky(y, p, 0.3, 0.7, 1.0)) ** 0.75, rel=1e-5
+    )
     # alpha = beta = 0.5 is the soft Dice (with half the smoothing)
     assert value(L.TverskyLoss(0.5, 0.5, 0.5), y, p) == pytest.approx(np_dice(y, p), rel=1e-5)
     assert value(L.GeneralizedDiceLoss(), y, p) == pytest.approx(np_gdl(y, p), rel=1e-4)
     assert value(L.BCEDiceLoss(), y, p) == pytest.approx(np_bce(y, p) + np_dice(y, p), rel=1e-5)
     assert value(L.BCEDiceLoss(0.5, 2.0), y, p) == pytest.approx(
-        0.5 * np_bce(y, p) + 2 * np_dice(y, p), rel=1e-5)
+        0.5 * np_bce(y, p) + 2 * np_dice(y, p), rel=1e-5
+    )
 
 
 def test_generalized_dice_with_empty_foreground(batch):

@@ -12,8 +12,8 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pytest
 
 keras = pytest.importorskip("keras")
 
@@ -49,8 +49,10 @@ def data(n: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     masks = np.zeros((n, SIZE, SIZE), np.uint8)
     for i in range(n):
         r, c = rng.integers(3, SIZE - 5, 2)
-        masks[i, r:r + 4, c:c + 5] = 1
-    images = (masks.astype(np.int64) * 40000 + rng.integers(0, 20000, masks.shape)).astype(np.uint16)
+        masks[i, r : r + 4, c : c + 5] = 1
+    images = (masks.astype(np.int64) * 40000 + rng.integers(0, 20000, masks.shape)).astype(
+        np.uint16
+    )
     return images, masks
 
 
@@ -82,8 +84,9 @@ class Boom(keras.callbacks.Callback):
 
 def datasets(seed: int = 0):
     images, masks = data()
-    train = SegmentationDataset(images, masks, range(6), batch_size=2, shuffle=True, seed=seed,
-                                augment=AugmentConfig.mass())
+    train = SegmentationDataset(
+        images, masks, range(6), batch_size=2, shuffle=True, seed=seed, augment=AugmentConfig.mass()
+    )
     valid = SegmentationDataset(images, masks, [6, 7], batch_size=2)
     return train, valid
 
@@ -94,9 +97,19 @@ def test_keeps_the_best_weights_and_stops_early(tmp_path):
     # validation targets are the inverted masks: the better the fit, the worse val_loss
     valid = SegmentationDataset(images, 1 - masks, [6, 7], batch_size=2)
     model, rec = tiny_model(), Recorder()
-    result = fit_resumable(model, train, valid, out_dir=tmp_path, epochs=8, learning_rate=0.05,
-                           early_stopping_patience=2, metrics=[DiceCoefficient()],
-                           progress=False, callbacks=[rec], restore_best=False)
+    result = fit_resumable(
+        model,
+        train,
+        valid,
+        out_dir=tmp_path,
+        epochs=8,
+        learning_rate=0.05,
+        early_stopping_patience=2,
+        metrics=[DiceCoefficient()],
+        progress=False,
+        callbacks=[rec],
+        restore_best=False,
+    )
     val = [row["val_loss"] for row in result.history]
     assert result.best_epoch == int(np.argmin(val)) + 1
     assert result.best_value == pytest.approx(min(val))
@@ -115,33 +128,68 @@ def test_keeps_the_best_weights_and_stops_early(tmp_path):
     assert header == ["epoch", "loss", "dice", "val_loss", "val_dice", "lr", "seconds"]
     assert rows[0]["val_loss"] == pytest.approx(val[0])
     # a finished run is not trained again
-    again = fit_resumable(tiny_model(), train, valid, out_dir=tmp_path, epochs=8,
-                          learning_rate=0.05, early_stopping_patience=2,
-                          metrics=[DiceCoefficient()], progress=False)
+    again = fit_resumable(
+        tiny_model(),
+        train,
+        valid,
+        out_dir=tmp_path,
+        epochs=8,
+        learning_rate=0.05,
+        early_stopping_patience=2,
+        metrics=[DiceCoefficient()],
+        progress=False,
+    )
     assert again.resumed_from == result.epochs_run and again.history == result.history
 
 
 def test_reduce_lr_on_plateau_and_history(tmp_path):
     train, valid = datasets()
-    result = fit_resumable(tiny_model(), train, valid, out_dir=tmp_path, epochs=3,
-                           learning_rate=1e-2, early_stopping_patience=None,
-                           reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
-                           progress=False)
+    result = fit_resumable(
+        tiny_model(),
+        train,
+        valid,
+        out_dir=tmp_path,
+        epochs=3,
+        learning_rate=1e-2,
+        early_stopping_patience=None,
+        reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
+        progress=False,
+    )
     # Keras semantics: epoch 2 does not improve, so epoch 3 runs at the reduced rate
     assert [r["lr"] for r in result.history] == pytest.approx([1e-2, 1e-2, 1e-3])
     assert not result.stopped_early and result.epochs_run == 3
-    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == ["epoch_0003",
-                                                                          "state.json"]
+    assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == [
+        "epoch_0003",
+        "state.json",
+    ]
 
 
-def run_training(out: Path, epochs: int = 3, boom: int | None = None, resume: bool = True):
+def run_training(
+    out: Path,
+    epochs: int = 3,
+    boom: int | None = None,
+    resume: bool = True,
+    callbacks: list | None = None,
+):
+    """The run every resume test repeats (also run by the SIGKILL child process)."""
     train, valid = datasets()
     model = tiny_model()
-    callbacks = [] if boom is None else [Boom(boom)]
-    result = fit_resumable(model, train, valid, out_dir=out, epochs=epochs, learning_rate=1e-2,
-                           reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
-                           seed=0, deterministic=True, progress=False, callbacks=callbacks,
-                           restore_best=False, resume=resume)
+    callbacks = list(callbacks or []) + ([] if boom is None else [Boom(boom)])
+    result = fit_resumable(
+        model,
+        train,
+        valid,
+        out_dir=out,
+        epochs=epochs,
+        learning_rate=1e-2,
+        reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
+        seed=0,
+        deterministic=True,
+        progress=False,
+        callbacks=callbacks,
+        restore_best=False,
+        resume=resume,
+    )
     return model, result
 
 
@@ -183,12 +231,7 @@ CHILD = textwrap.dedent(
             if self.epoch == kill_at and batch == 1:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-    train, valid = t.datasets()
-    model = t.tiny_model()
-    result = t.fit_resumable(
-        model, train, valid, out_dir=out, epochs=3, learning_rate=1e-2, seed=0,
-        reduce_lr=t.ReduceLROnPlateauConfig(patience=1, min_delta=10.0), deterministic=True,
-        progress=False, callbacks=[Kill()], restore_best=False)
+    model, result = t.run_training(out, callbacks=[Kill()])
     np.savez(os.path.join(out, "final.npz"), *model.get_weights())
     print("RESULT" + json.dumps(result.model_dump()))
     """
@@ -196,55 +239,83 @@ CHILD = textwrap.dedent(
 
 
 def _child(script: Path, out: Path, kill_at: int) -> subprocess.Popen:
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, str(script), str(out), str(kill_at)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "KERAS_BACKEND": "tensorflow",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONHASHSEED": "0",
+    }
+    return subprocess.Popen(
+        [sys.executable, str(script), str(out), str(kill_at)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _result(proc: subprocess.Popen) -> dict:
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr[-3000:]
     line = next(ln for ln in stdout.splitlines() if ln.startswith("RESULT"))
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tmp_path):
     script = tmp_path / "child.py"
     script.write_text(CHILD.format(tests=str(Path(__file__).parent)))
-    ref_proc = _child(script, tmp_path / "ref", -1)
     killed = _child(script, tmp_path / "cut", 1)
+    ref_model, ref = run_training(tmp_path / "ref")  # uninterrupted, meanwhile, in-process
     killed.communicate(timeout=300)
     assert killed.returncode == -9  # SIGKILL during the second epoch
     state = json.loads((tmp_path / "cut" / "checkpoint" / "state.json").read_text())
     assert state["epochs_done"] == 1
     resumed = _result(_child(script, tmp_path / "cut", -1))
-    ref = _result(ref_proc)
     assert resumed["resumed_from"] == 1 and resumed["epochs_run"] == 3
-    assert strip(resumed["history"]) == strip(ref["history"])
-    with np.load(tmp_path / "ref" / "final.npz") as a, np.load(tmp_path / "cut" / "final.npz") as b:
-        assert a.files == b.files
-        for name in a.files:
-            np.testing.assert_array_equal(a[name], b[name])
-    assert (tmp_path / "cut" / BEST_WEIGHTS).read_bytes() != b""
+    assert strip(resumed["history"]) == strip(ref.history)
+    with np.load(tmp_path / "cut" / "final.npz") as got:
+        weights = [got[f"arr_{i}"] for i in range(len(got.files))]
+    for a, b in zip(weights, ref_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert (tmp_path / "cut" / BEST_WEIGHTS).stat().st_size > 0
     assert len(read_history_csv(tmp_path / "cut" / HISTORY_CSV)) == 3
 
 
 def test_refuses_bad_settings(tmp_path):
     train, valid = datasets()
     with pytest.raises(ConfigError, match="not among the logged values"):
-        fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "a", epochs=1,
-                      monitor="val_dice", progress=False)
+        fit_resumable(
+            tiny_model(),
+            train,
+            valid,
+            out_dir=tmp_path / "a",
+            epochs=1,
+            monitor="val_dice",
+            progress=False,
+        )
     with pytest.raises(ConfigError, match="needs validation data"):
-        fit_resumable(tiny_model(), train, None, out_dir=tmp_path / "b", epochs=1,
-                      progress=False)
+        fit_resumable(tiny_model(), train, None, out_dir=tmp_path / "b", epochs=1, progress=False)
     with pytest.raises(ConfigError, match="mixed_bfloat16"):
-        fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "c", epochs=1,
-                      mixed_precision="bfloat16", progress=False)
+        fit_resumable(
+            tiny_model(),
+            train,
+            valid,
+            out_dir=tmp_path / "c",
+            epochs=1,
+            mixed_precision="bfloat16",
+            progress=False,
+        )
     fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "d", epochs=1, progress=False)
     with pytest.raises(ConfigError, match="learning_rate"):
-        fit_resumable(tiny_model(), train, valid, out_dir=tmp_path / "d", epochs=2,
-                      learning_rate=0.5, progress=False)
+        fit_resumable(
+            tiny_model(),
+            train,
+            valid,
+            out_dir=tmp_path / "d",
+            epochs=2,
+            learning_rate=0.5,
+            progress=False,
+        )
 
 
 def test_mixed_precision_bfloat16(tmp_path):
@@ -253,8 +324,16 @@ def test_mixed_precision_bfloat16(tmp_path):
         model = tiny_model()
     assert policy == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
-    result = fit_resumable(model, train, valid, out_dir=tmp_path, epochs=1, loss="bce_dice",
-                           mixed_precision="bfloat16", metrics=[DiceCoefficient()],
-                           progress=False)
+    result = fit_resumable(
+        model,
+        train,
+        valid,
+        out_dir=tmp_path,
+        epochs=1,
+        loss="bce_dice",
+        mixed_precision="bfloat16",
+        metrics=[DiceCoefficient()],
+        progress=False,
+    )
     assert np.isfinite(result.history[0]["loss"])
     assert model.dtype_policy.name == "mixed_bfloat16"

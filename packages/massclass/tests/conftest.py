@@ -26,6 +26,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: builds full-size ImageNet backbones")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        names = vars(module) if module is not None else {}
+        if "keras" in names or "tensorflow" in names or "tf" in names:
+            item.add_marker(pytest.mark.keras)
+
+
 @pytest.fixture(scope="session")
 def masses_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A phantom ``masses`` store (24 cases, 2 missed by segmentation) and its splits file."""

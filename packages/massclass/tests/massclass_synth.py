@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
 from mammo_common.schema import CaseRecord, CaseTransform, Producer
 from mammo_common.splits import make_splits
 from mammo_common.store import StackedStoreWriter
-from PIL import Image, ImageDraw
-from scipy import ndimage
 
 PRODUCER = Producer(package="massclass-tests", version="0", command="fixture")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+
 from massclass.models import (
     REFERENCE_COUNTS,
     MassClassifier,

@@ -56,7 +56,7 @@ def test_extract_counts_missed_and_extra_masses(masses_data) -> None:
     fp = [o for c, o in zip(rois.case_ids, rois.overlaps_truth, strict=True) if c == "case005"]
     assert sorted(fp) == [False, True]
     assert rois.images.shape[1:] == (32, 32, 3)
-    assert 0.0 <= rois.images.min() and rois.images.max() <= 1.0
+    assert rois.images.min() >= 0.0 and rois.images.max() <= 1.0
     summary = rois.summary()
     assert summary["n_missed_cases"] == 2 and summary["n_missed_malignant"] == 1
     assert summary["n_rois"] == len(rois)

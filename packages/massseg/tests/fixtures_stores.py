@@ -10,16 +10,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
+
 from mammo_common.schema import CaseRecord, CaseTransform, Producer
 from mammo_common.schema.splits import Fold, Splits
 from mammo_common.store import StackedStoreWriter
-from scipy import ndimage
 
 PRODUCER = Producer(package="massseg-tests", version="0", command="fixtures_stores")
 
 
-def phantom(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One phantom: ``(image uint16, breast_mask uint8, mass_mask uint8)``."""
+def phantom(
+    rng: np.random.Generator, size: int = 64, *, n_masses: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One phantom: ``(image uint16, breast_mask uint8, mass_mask uint8)``.
+
+    ``n_masses`` defaults to one or two (random); 0 makes a phantom without mass.
+    """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     # breast: a large ellipse touching one side
     cy, cx = size / 2 + rng.uniform(-3, 3), rng.uniform(0.0, 0.15) * size
@@ -28,7 +34,8 @@ def phantom(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.nd
     texture = (texture - texture.min()) / (np.ptp(texture) + 1e-6)
     image = 0.25 + 0.25 * texture
     mass = np.zeros((size, size), dtype=bool)
-    for _ in range(int(rng.integers(1, 3))):
+    count = int(rng.integers(1, 3))
+    for _ in range(count if n_masses is None else n_masses):
         for _attempt in range(20):
             ry, rx = rng.uniform(0.07, 0.15, size=2) * size
             my, mx = rng.uniform(0.25, 0.75) * size, rng.uniform(0.2, 0.7) * size
@@ -53,8 +60,12 @@ def write_breast_store(
     seed: int = 0,
     with_mass_masks: bool = True,
     prefix: str = "case",
+    empty_cases: int = 0,
 ) -> list[str]:
-    """Write a ``breast`` store of ``n_cases`` phantoms; returns the case ids."""
+    """Write a ``breast`` store of ``n_cases`` phantoms; returns the case ids.
+
+    The first ``empty_cases`` phantoms have no mass.
+    """
     rng = np.random.default_rng(seed)
     ids = [f"{prefix}{i:03d}" for i in range(n_cases)]
     with StackedStoreWriter(
@@ -67,7 +78,7 @@ def write_breast_store(
         meta_fields={"method": "synthetic"},
     ) as writer:
         for i, case_id in enumerate(ids):
-            image, breast, mass = phantom(rng, size)
+            image, breast, mass = phantom(rng, size, n_masses=0 if i < empty_cases else None)
             record = CaseRecord(
                 case_id=case_id,
                 patient_id=f"p{case_id}",

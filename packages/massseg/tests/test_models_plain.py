@@ -15,9 +15,10 @@ import subprocess
 import sys
 
 import keras
-import massseg.models as registry
 import numpy as np
 import pytest
+
+import massseg.models as registry
 from mammo_common.keras.networks import unet5l as shared_unet5l
 from mammo_common.keras.networks import validate_input_shape
 
@@ -354,8 +355,10 @@ def test_tiny_unet5l_learns_disks():
     x_test, y_test = _disks(32, 64, rng)
     model = registry.build_model("unet5l", (64, 64, 1), filters=4)
     untrained = _mean_dice(model, x_test, y_test)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=soft_dice_loss)
-    model.fit(x_train, y_train, batch_size=16, epochs=20, shuffle=True, verbose=0)
+    epochs, batch = 16, 16  # 256 steps
+    lr = keras.optimizers.schedules.CosineDecay(5e-3, decay_steps=epochs * 256 // batch, alpha=0.02)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=soft_dice_loss)
+    model.fit(x_train, y_train, batch_size=batch, epochs=epochs, shuffle=True, verbose=0)
     trained = _mean_dice(model, x_test, y_test)
     assert untrained < 0.5
     assert trained >= 0.8, (untrained, trained)

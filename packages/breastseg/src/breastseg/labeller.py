@@ -10,8 +10,11 @@ The method (after Otsu 1979 and the usual mammogram pre-processing), on a copy o
 reduced so that its longer side is at most :attr:`LabellerConfig.work_size` pixels:
 
 1. Scale to [0, 1] (minimum to maximum) and smooth with a Gaussian (``sigma`` pixels).
-2. Threshold at Otsu's level of the smoothed image: the breast is brighter than the film
-   background (images are stored with the breast bright, as ingest normalises them).
+2. Threshold the smoothed image between the film background and Otsu's level: with ``b`` the
+   median of the pixels below Otsu's threshold ``t`` (the background), the breast is
+   ``> b + level * (t - b)`` (``level`` 0.25). Otsu alone splits dense tissue from fat and
+   cuts off the darker, fatty periphery of the breast; a quarter of the way up from the
+   background keeps it. (Images are stored with the breast bright, as ingest normalises them.)
 3. Open with a disc (``opening_radius``) to cut thin bridges to labels and scanner marks.
 4. Keep the largest connected component (the breast; labels and marks are smaller).
 5. Close with a disc (``closing_radius``) to smooth the skin line, then fill holes (dark fatty
@@ -49,6 +52,12 @@ class LabellerConfig(BaseModel):
 
     work_size: int = Field(default=512, ge=32, description="Longer side of the working copy.")
     sigma: float = Field(default=2.0, ge=0, description="Gaussian smoothing, in pixels.")
+    level: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Threshold between the background level (0) and Otsu's threshold (1).",
+    )
     opening_radius: int = Field(default=2, ge=0)
     closing_radius: int = Field(default=5, ge=0)
 
@@ -93,7 +102,10 @@ def label_breast(image: NDArray, config: LabellerConfig | None = None) -> NDArra
     small = (small - lo) / (hi - lo)
     if cfg.sigma > 0:
         small = ndimage.gaussian_filter(small, cfg.sigma)
-    mask = small > _otsu(small)
+    otsu = _otsu(small)
+    below = small[small <= otsu]
+    background = float(np.median(below)) if below.size else float(small.min())
+    mask = small > background + cfg.level * (otsu - background)
     if cfg.opening_radius > 0:
         mask = ndimage.binary_opening(mask, structure=_disc(cfg.opening_radius))
     mask = largest_component(mask)

@@ -38,7 +38,9 @@ def _structure(connectivity: int) -> NDArray[np.bool_]:
         return _EIGHT
     if connectivity == 1:
         return _FOUR
-    raise ValueError(f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), not {connectivity}")
+    raise ValueError(
+        f"connectivity must be 1 (4-neighbours) or 2 (8-neighbours), not {connectivity}"
+    )
 
 
 def _as_mask(mask: ArrayLike) -> NDArray[np.bool_]:

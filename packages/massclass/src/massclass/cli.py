@@ -9,15 +9,19 @@ the field and the fix), 130 interrupted.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from mammo_common.cli_support import console, handle_errors
-from mammo_common.errors import ConfigError
 from rich.table import Table
 
+from mammo_common.cli_support import console, handle_errors
+from mammo_common.errors import ConfigError
 from massclass import __version__
+
+# Quiet TensorFlow's C++ start-up logs unless the user asked for them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 app = typer.Typer(
     name="massclass",
@@ -267,8 +271,11 @@ def evaluate(
     ] = None,
     params: ParamsOpt = None,
 ) -> None:
-    """Compute accuracy, ROC AUC (bootstrap CI), sensitivity, specificity, precision, F1,
-    MCC, kappa and the confusion matrix, at case level and (with ground truth) mass level.
+    """Score a diagnosis store: metrics JSON, ROC JSON and ROC plot.
+
+    Accuracy, ROC AUC with a bootstrap confidence interval, sensitivity, specificity,
+    precision, F1, MCC, Cohen's kappa and the confusion matrix, at case level and (when the
+    masses store has ground truth) at mass level.
 
     Examples:
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from mammo_common.errors import ConfigError
 from mammo_common.params import load_config, read_params_section
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "SECTION",

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+
 from mammo_common.errors import InputFileError, MammoError, StoreError
 from mammo_common.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
 from mammo_common.schema.splits import Splits, SplitsFileError
 from mammo_common.store import DiagnosisStore, MassesStore, open_store, write_json_atomic
-from pydantic import BaseModel
-
 from massclass.config import EvaluateConfig
 from massclass.plots import draw_roc
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from mammo_common.store import atomic_path
 from PIL import Image, ImageDraw
+
+from mammo_common.store import atomic_path
 
 __all__ = ["draw_roc"]
 
@@ -41,7 +42,7 @@ def draw_roc(
     w = h = _SIZE
     img = Image.new("RGB", (w, h), "white")
     draw = ImageDraw.Draw(img)
-    x0, y0, x1, y1 = _PAD, _PAD // 2, w - _PAD // 2, h - _PAD
+    x0, y0, x1, y1 = _PAD, 30, w - _PAD // 2, h - _PAD
 
     def to_px(fx: float, fy: float) -> tuple[float, float]:
         return x0 + fx * (x1 - x0), y1 - fy * (y1 - y0)
@@ -66,7 +67,7 @@ def draw_roc(
         px, py = to_px(*operating_point)
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], outline="black", fill=(30, 30, 200))
     draw.text(((x0 + x1) / 2 - 60, y1 + 24), "false positive rate", fill="black")
-    draw.text((4, y0 - 10 if y0 > 12 else 2), "true positive rate", fill="black")
+    draw.text((x0, 8), "true positive rate", fill="black")
     legend = title
     if auc is not None and np.isfinite(auc):
         legend += f"   AUC {auc:.3f}"

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel
+
 from mammo_common.errors import InputFileError, ModelFolderError
 from mammo_common.keras.model_folder import load_model_folder
 from mammo_common.schema import CaseDiagnosis, MassDiagnosis, Producer
 from mammo_common.schema.model_card import ModelCard
 from mammo_common.store import MassesStore, open_store, write_diagnosis_store
 from mammo_common.store.atomic import check_output_path
-from pydantic import BaseModel
-
 from massclass import __version__
 from massclass.config import PredictConfig, RoiConfig
 from massclass.rois import case_label, extract_rois

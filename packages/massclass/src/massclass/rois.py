@@ -27,12 +27,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from mammo_common.errors import StoreError
 from mammo_common.postprocess import Component, components
 from mammo_common.schema import CaseRecord
 from mammo_common.store import MassesStore
-from PIL import Image
-
 from massclass.config import RoiConfig
 
 __all__ = ["RoiSet", "case_label", "crop_box", "crop_roi", "extract_rois"]

@@ -37,6 +37,8 @@ from typing import Any
 
 import keras
 import numpy as np
+from pydantic import BaseModel
+
 from mammo_common.errors import ConfigError, InputFileError, MammoError
 from mammo_common.keras.augment import AugmentConfig
 from mammo_common.keras.data import ClassificationDataset
@@ -47,8 +49,6 @@ from mammo_common.schema.lineage import params_digest
 from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 from mammo_common.schema.splits import Splits, SplitsFileError
 from mammo_common.store import MassesStore, open_store, write_text_atomic
-from pydantic import BaseModel
-
 from massclass import __version__
 from massclass.config import PhaseConfig, TrainConfig
 from massclass.models import MassClassifier, build_model, set_trainable, weights_origin

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from mammo_common.cli_support import console, handle_errors
-from mammo_common.errors import ConfigError
 from rich.table import Table
 
+from mammo_common.cli_support import console, handle_errors
+from mammo_common.errors import ConfigError
 from massseg import __version__
 
 app = typer.Typer(
@@ -110,7 +110,9 @@ def _kwargs(width: list[str] | None) -> dict[str, Any] | None:
     try:
         return parse_kwargs(width)
     except ValueError as exc:
-        raise ConfigError(str(exc), field="--width", fix="write KEY=VALUE, e.g. filters=4") from None
+        raise ConfigError(
+            str(exc), field="--width", fix="write KEY=VALUE, e.g. filters=4"
+        ) from None
 
 
 def _train_settings(**values: Any) -> dict[str, Any]:

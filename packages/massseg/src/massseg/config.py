@@ -26,8 +26,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from mammo_common.params import load_config
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from mammo_common.params import load_config
 
 __all__ = [
     "LOSS_NAMES",
@@ -135,7 +136,11 @@ class TrainSettings(_Strict):
         reduce_lr_patience: ReduceLROnPlateau patience on validation loss (reference 3).
         reduce_lr_factor: ReduceLROnPlateau factor (reference 0.1).
         min_lr: ReduceLROnPlateau floor (reference 1e-8).
-        early_stopping_patience: Early stopping patience on validation loss (reference 5).
+        early_stopping_patience: Early stopping patience on validation loss (reference 5);
+            ``None`` never stops early.
+        monitor: What the best-weights checkpoint, ReduceLROnPlateau and early stopping watch:
+            ``val_loss`` (the reference) or ``val_dice`` (per-image thresholded Dice; steadier
+            for short runs, where the soft loss lags the thresholded Dice).
         threshold: Decision threshold recorded in the model card (reference 0.5).
         seed: Seed of weights, shuffling and augmentation.
         mixed_precision: ``None``, ``"bfloat16"`` (CPU) or ``"float16"`` (GPU).
@@ -159,6 +164,7 @@ class TrainSettings(_Strict):
     reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)
     early_stopping_patience: int | None = Field(default=5, ge=1)
+    monitor: Literal["val_loss", "val_dice"] = "val_loss"
     threshold: float = Field(default=0.5, gt=0, lt=1)
     seed: int = 0
     mixed_precision: MixedPrecision | None = None

@@ -2,8 +2,8 @@
 
 ``massseg cv`` trains fold ``k`` into ``OUT/fold_<k>`` (a complete model folder is reused
 unless ``overwrite``; an interrupted one resumes), then summarises every ``fold_<k>`` folder
-from its ``history.csv``: the best epoch is the one whose weights were kept (lowest
-validation loss, as the checkpoint monitors), with its validation Dice; the last epoch's
+from its ``history.csv``: the best epoch is the one whose weights were kept (the card's
+``training.monitor``: lowest validation loss by default), with its validation Dice; the last epoch's
 validation Dice and the number of epochs run are reported beside it, as the reference's
 tables do. Mean and sample standard deviation (ddof=1; 0 for one fold) over folds.
 """
@@ -11,16 +11,17 @@ tables do. Mean and sample standard deviation (ddof=1; 0 for one fold) over fold
 from __future__ import annotations
 
 import csv
+import json
 import math
 import re
 import statistics
 from pathlib import Path
 from typing import Any
 
-from mammo_common.errors import ModelFolderError
-from mammo_common.store import write_json_atomic, write_text_atomic
 from pydantic import BaseModel, ConfigDict, Field
 
+from mammo_common.errors import ModelFolderError
+from mammo_common.store import write_json_atomic, write_text_atomic
 from massseg.config import CVConfig
 
 __all__ = [
@@ -45,7 +46,7 @@ class FoldRow(BaseModel):
         best_val_dice: Validation Dice at the best epoch (the kept weights).
         last_val_dice: Validation Dice at the last epoch run.
         max_val_dice: Highest validation Dice of any epoch.
-        best_epoch: 1-based best epoch (lowest ``monitor``).
+        best_epoch: 1-based best epoch (best ``monitor``: the kept weights).
         epochs_run: Epochs run (early stopping may end before the maximum).
         best_val_loss: Validation loss at the best epoch.
         model_dir: The fold's model folder.
@@ -134,13 +135,22 @@ def read_history(path: str | Path) -> list[dict[str, float]]:
     return rows
 
 
-def fold_row(model_dir: str | Path, fold: int, monitor: str = "val_loss") -> FoldRow:
-    """Summarise one fold's model folder from its ``history.csv``."""
+def fold_row(model_dir: str | Path, fold: int, monitor: str | None = None) -> FoldRow:
+    """Summarise one fold's model folder from its ``history.csv``.
+
+    Args:
+        model_dir: The fold's model folder.
+        fold: Its number.
+        monitor: The key whose best epoch's weights were kept; default: the card's
+            ``training.monitor``, else ``val_loss`` (lowest; ``*dice`` keys: highest).
+    """
     model_dir = Path(model_dir)
     rows = read_history(model_dir / "history.csv")
+    monitor = monitor or str(_card(model_dir).get("training", {}).get("monitor", "val_loss"))
+    sign = -1.0 if "dice" in monitor or "iou" in monitor else 1.0
     values = [r.get(monitor, math.nan) for r in rows]
     finite = [k for k, v in enumerate(values) if not math.isnan(v)]
-    best = min(finite, key=lambda k: values[k]) if finite else len(rows) - 1
+    best = min(finite, key=lambda k: (sign * values[k], k)) if finite else len(rows) - 1
     dices = [r["val_dice"] for r in rows]
     return FoldRow(
         fold=fold,
@@ -154,14 +164,17 @@ def fold_row(model_dir: str | Path, fold: int, monitor: str = "val_loss") -> Fol
     )
 
 
-def _arch_of(model_dir: Path, default: str) -> str:
-    import json
-
-    card = model_dir / "model_card.json"
+def _card(model_dir: Path) -> dict[str, Any]:
+    """The raw model card (``{}`` when unreadable; the table needs only a few fields)."""
     try:
-        return str(json.loads(card.read_text(encoding="utf-8")).get("architecture", default))
+        card = json.loads((model_dir / "model_card.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return default
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def _arch_of(model_dir: Path, default: str) -> str:
+    return str(_card(model_dir).get("architecture", default))
 
 
 def summarise_cv(cv_dir: str | Path, folds: list[int] | None = None) -> CVSummary:
@@ -225,7 +238,8 @@ def cv_markdown(summary: CVSummary) -> str:
         f"{m['best_epoch']:.1f} +- {s['best_epoch']:.1f} | "
         f"{m['epochs_run']:.1f} +- {s['epochs_run']:.1f} |"
     )
-    lines += ["", "Best epoch = lowest validation loss (the weights kept); sd is the sample sd."]
+    lines += ["", "Best epoch = the kept weights' epoch (best monitored value, by default the "
+              "lowest validation loss); sd is the sample sd (ddof=1)."]
     return "\n".join(lines) + "\n"
 
 
@@ -260,7 +274,8 @@ def cross_validate(config: CVConfig) -> CVResult:
         trained.append(k)
     summary = summarise_cv(config.out, folds)
     json_path, md_path = config.out / "cv.json", config.out / "cv.md"
-    write_json_atomic(json_path, {**summary.flat_metrics(), "table": summary.model_dump(mode="json")})
+    table = summary.model_dump(mode="json")
+    write_json_atomic(json_path, {**summary.flat_metrics(), "table": table})
     write_text_atomic(md_path, cv_markdown(summary))
     return CVResult(
         summary=summary, trained=trained, reused=reused, json_path=json_path, markdown_path=md_path

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
 from mammo_common.errors import MammoError, StoreError
 from mammo_common.metrics import BinnedAUC
 from mammo_common.metrics.segmentation import (
@@ -28,8 +30,6 @@ from mammo_common.metrics.segmentation import (
     pixel_auc,
 )
 from mammo_common.store import MassesStore, open_store, write_json_atomic, write_text_atomic
-from pydantic import BaseModel, ConfigDict, Field
-
 from massseg.config import EvaluateConfig
 
 __all__ = [

@@ -8,9 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+
 from mammo_common.store.atomic import atomic_path
 from mammo_common.viz import COLORS, overlay
-from PIL import Image, ImageDraw
 
 __all__ = ["draw_overlay", "pick_cases", "write_overlay"]
 
@@ -74,8 +75,8 @@ def pick_cases(scores: list[float], k: int = 1) -> dict[str, list[int]]:
         return {"best": [], "median": [], "worst": []}
     order = sorted(valid, key=lambda i: (scores[i], i))
     k = min(k, len(order))
-    mid = len(order) // 2
-    start = max(0, min(len(order) - k, mid - k // 2))
+    mid = (len(order) - 1) // 2  # the lower median for an even count
+    start = max(0, min(len(order) - k, mid - (k - 1) // 2))
     return {
         "best": list(reversed(order[-k:])),
         "median": order[start : start + k],

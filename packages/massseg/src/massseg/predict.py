@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
+
 from mammo_common.errors import ModelFolderError
 from mammo_common.postprocess import binarize, largest_component, remove_small_objects
 from mammo_common.schema import Producer
 from mammo_common.schema.model_card import read_model_card
 from mammo_common.store import BreastStore, StackedStoreWriter, open_store
 from mammo_common.store.atomic import check_output_path
-from pydantic import BaseModel, ConfigDict
-
 from massseg import __version__
 from massseg.config import PredictConfig
 
@@ -117,17 +117,17 @@ def predict(config: PredictConfig) -> PredictResult:
         MammoError: Missing/wrong-kind store, missing or incompatible model folders, an
             existing output (without ``overwrite``); nothing is written then.
     """
-    from mammo_common.cli_support import track
-    from mammo_common.keras.inference import predict_probabilities
-    from mammo_common.keras.model_folder import load_model_folder
-
-    from massseg.models import MODEL_NAMES
-
     store = open_store(config.data, "breast")
     assert isinstance(store, BreastStore)
     check_output_path(config.out, overwrite=config.overwrite, inputs=(config.data,))
     folders = list(config.models)
     cards, shape, card_threshold = check_ensemble(folders)
+
+    # Keras is imported only once the inputs are known to be good.
+    from mammo_common.cli_support import track
+    from mammo_common.keras.inference import predict_probabilities
+    from mammo_common.keras.model_folder import load_model_folder
+    from massseg.models import MODEL_NAMES
     threshold = config.threshold if config.threshold is not None else card_threshold
     if config.threshold is None and len({card.threshold for card in cards}) > 1:
         raise ModelFolderError(

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from mammo_common.errors import ConfigError, MammoError, ModelFolderError, StoreError
 from mammo_common.schema.model_card import CARD_FILE, MODEL_FILE
 from mammo_common.schema.splits import Splits
 from mammo_common.store import BreastStore, open_store
-from pydantic import BaseModel, ConfigDict
-
 from massseg import __version__
 from massseg.config import TrainConfig
 
@@ -61,7 +61,8 @@ class TrainFoldResult(BaseModel):
         n_valid: Validation images.
         epochs_run: Epochs run in all (including before a resume).
         resumed_from: Epochs already done when this run started (0: fresh).
-        best_epoch: The epoch whose weights were kept (lowest validation loss).
+        best_epoch: The epoch whose weights were kept (best ``monitor``, by default the
+            lowest validation loss).
         best_val_loss: Its validation loss.
         best_val_dice: Its validation Dice (per image, thresholded).
         last_val_dice: Validation Dice of the last epoch.
@@ -214,8 +215,8 @@ def _file_digest(path: Path) -> str:
 
 def _build(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
     import keras
-    from mammo_common.keras.training import mixed_precision_policy
 
+    from mammo_common.keras.training import mixed_precision_policy
     from massseg.models import build_model
 
     kwargs = dict(config.model_kwargs)
@@ -248,14 +249,6 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
     Raises:
         MammoError: On bad inputs (checked before anything is built or written).
     """
-    from mammo_common.cli_support import progress_enabled
-    from mammo_common.keras.augment import AugmentConfig
-    from mammo_common.keras.data import SegmentationDataset
-    from mammo_common.keras.metrics import DiceCoefficient, IoU
-    from mammo_common.keras.model_folder import save_model_folder
-    from mammo_common.keras.training import ReduceLROnPlateauConfig, fit_resumable
-    from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
-
     _check_output(config)
     splits = validate_inputs(config)
     store = open_store(config.data, "breast")
@@ -264,6 +257,15 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
     train_idx = _indices(store, fold.train, "train", config.splits)
     valid_idx = _indices(store, fold.valid, "valid", config.splits)
     shape = resolve_input_shape(config, store.image_size)
+
+    # Keras is imported only once the inputs are known to be good.
+    from mammo_common.cli_support import progress_enabled
+    from mammo_common.keras.augment import AugmentConfig
+    from mammo_common.keras.data import SegmentationDataset
+    from mammo_common.keras.metrics import DiceCoefficient, IoU
+    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.training import ReduceLROnPlateauConfig, fit_resumable
+    from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 
     model = _build(config, shape)
     images, masks = _Rows(store.array("images")), _Rows(store.array("mass_masks"))
@@ -289,7 +291,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
         learning_rate=lr,
         loss=config.loss,
         metrics=[DiceCoefficient(threshold=config.threshold), IoU(threshold=config.threshold)],
-        monitor="val_loss",
+        monitor=config.monitor,
         reduce_lr=ReduceLROnPlateauConfig(
             patience=config.reduce_lr_patience,
             factor=config.reduce_lr_factor,
@@ -318,7 +320,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
         "steps_per_epoch": steps,
         "augmentation": augment.model_dump(mode="json") if augment else None,
         "validation_augmented": False,
-        "checkpoint": "best (lowest val_loss)",
+        "checkpoint": f"best {config.monitor} (not the last epoch)",
         "stop_reason": result.stop_reason,
     }
     card = ModelCard(

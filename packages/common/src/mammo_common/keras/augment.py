@@ -42,8 +42,12 @@ __all__ = [
 
 FillMode = Literal["wrap", "constant", "reflect", "nearest"]
 
-_SCIPY_MODE = {"wrap": "grid-wrap", "constant": "constant", "reflect": "reflect",
-               "nearest": "nearest"}
+_SCIPY_MODE = {
+    "wrap": "grid-wrap",
+    "constant": "constant",
+    "reflect": "reflect",
+    "nearest": "nearest",
+}
 
 
 class AugmentConfig(BaseModel):
@@ -76,27 +80,56 @@ class AugmentConfig(BaseModel):
     @classmethod
     def breast(cls) -> AugmentConfig:
         """Breast segmentation recipe: rotation 45, shifts/shear/zoom 0.1, flips, wrap."""
-        return cls(rotation_range=45, width_shift=0.1, height_shift=0.1, shear_range=0.1,
-                   zoom_range=0.1, horizontal_flip=True, vertical_flip=True, fill_mode="wrap")
+        return cls(
+            rotation_range=45,
+            width_shift=0.1,
+            height_shift=0.1,
+            shear_range=0.1,
+            zoom_range=0.1,
+            horizontal_flip=True,
+            vertical_flip=True,
+            fill_mode="wrap",
+        )
 
     @classmethod
     def mass(cls) -> AugmentConfig:
         """Mass segmentation recipe: rotation 90, shifts/shear/zoom 0.2, flips, wrap."""
-        return cls(rotation_range=90, width_shift=0.2, height_shift=0.2, shear_range=0.2,
-                   zoom_range=0.2, horizontal_flip=True, vertical_flip=True, fill_mode="wrap")
+        return cls(
+            rotation_range=90,
+            width_shift=0.2,
+            height_shift=0.2,
+            shear_range=0.2,
+            zoom_range=0.2,
+            horizontal_flip=True,
+            vertical_flip=True,
+            fill_mode="wrap",
+        )
 
     @classmethod
     def classifier(cls) -> AugmentConfig:
         """Classifier recipe: flips, rotation 90, shifts 0.2, zoom 0.2, constant fill."""
-        return cls(rotation_range=90, width_shift=0.2, height_shift=0.2, zoom_range=0.2,
-                   horizontal_flip=True, vertical_flip=True, fill_mode="constant")
+        return cls(
+            rotation_range=90,
+            width_shift=0.2,
+            height_shift=0.2,
+            zoom_range=0.2,
+            horizontal_flip=True,
+            vertical_flip=True,
+            fill_mode="constant",
+        )
 
     @property
     def is_identity(self) -> bool:
         """True when no random transform can change an image."""
-        return not (self.rotation_range or self.width_shift or self.height_shift
-                    or self.shear_range or self.zoom_range or self.horizontal_flip
-                    or self.vertical_flip)
+        return not (
+            self.rotation_range
+            or self.width_shift
+            or self.height_shift
+            or self.shear_range
+            or self.zoom_range
+            or self.horizontal_flip
+            or self.vertical_flip
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,8 +159,7 @@ class AffineTransform:
     @property
     def has_affine(self) -> bool:
         """Whether the transform resamples (anything besides flips)."""
-        return bool(self.theta or self.tx or self.ty or self.shear
-                    or self.zx != 1 or self.zy != 1)
+        return bool(self.theta or self.tx or self.ty or self.shear or self.zx != 1 or self.zy != 1)
 
     def matrix(self, height: int, width: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The output-to-input ``(2x2 matrix, offset)`` for ``scipy.ndimage.affine_transform``.
@@ -136,8 +168,9 @@ class AffineTransform:
         """
         t = math.radians(self.theta)
         s = math.radians(self.shear)
-        rotation = np.array([[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0],
-                             [0, 0, 1]])
+        rotation = np.array(
+            [[math.cos(t), -math.sin(t), 0], [math.sin(t), math.cos(t), 0], [0, 0, 1]]
+        )
         shift = np.array([[1, 0, self.tx], [0, 1, self.ty], [0, 0, 1]])
         shear = np.array([[1, -math.sin(s), 0], [0, math.cos(s), 0], [0, 0, 1]])
         zoom = np.array([[self.zx, 0, 0], [0, self.zy, 0], [0, 0, 1]])
@@ -176,13 +209,17 @@ class AffineTransform:
             src = arr if order == 0 else arr.astype(np.float32, copy=False)
             mode = _SCIPY_MODE[fill_mode]
             if arr.ndim == 2:
-                out = ndimage.affine_transform(src, matrix, offset, order=order, mode=mode,
-                                               cval=cval)
+                out = ndimage.affine_transform(
+                    src, matrix, offset, order=order, mode=mode, cval=cval
+                )
             else:
                 out = np.stack(
-                    [ndimage.affine_transform(src[..., c], matrix, offset, order=order,
-                                              mode=mode, cval=cval)
-                     for c in range(arr.shape[2])],
+                    [
+                        ndimage.affine_transform(
+                            src[..., c], matrix, offset, order=order, mode=mode, cval=cval
+                        )
+                        for c in range(arr.shape[2])
+                    ],
                     axis=-1,
                 )
         elif order > 0:
@@ -229,8 +266,9 @@ def augment_image(
     if config.is_identity:
         return np.asarray(image, dtype=np.float32)
     transform = sample_transform(config, rng, np.shape(image))
-    out = transform.apply(image, order=_image_order(config), fill_mode=config.fill_mode,
-                          cval=config.cval)
+    out = transform.apply(
+        image, order=_image_order(config), fill_mode=config.fill_mode, cval=config.cval
+    )
     return out.astype(np.float32, copy=False)
 
 
@@ -257,13 +295,15 @@ def augment_pair(
     if config.is_identity:
         return image.astype(np.float32, copy=False), mask
     transform = sample_transform(config, rng, image.shape)
-    out_image = transform.apply(image, order=_image_order(config), fill_mode=config.fill_mode,
-                                cval=config.cval).astype(np.float32, copy=False)
+    out_image = transform.apply(
+        image, order=_image_order(config), fill_mode=config.fill_mode, cval=config.cval
+    ).astype(np.float32, copy=False)
     if config.mask_interpolation == "nearest":
         out_mask = transform.apply(mask, order=0, fill_mode=config.fill_mode, cval=0.0)
     else:
-        lin = transform.apply(mask.astype(np.float32), order=1, fill_mode=config.fill_mode,
-                              cval=0.0)
+        lin = transform.apply(
+            mask.astype(np.float32), order=1, fill_mode=config.fill_mode, cval=0.0
+        )
         out_mask = (lin > 0.5).astype(mask.dtype)
     return out_image, out_mask
 

@@ -128,9 +128,7 @@ def _match_channels(x: NDArray, channels: int | None) -> NDArray[np.float32]:
     raise ValueError(f"cannot turn a {x.shape[-1]}-channel image into {channels} channels")
 
 
-def epoch_order(
-    n: int, count: int, *, shuffle: bool, seed: int, epoch: int
-) -> NDArray[np.int64]:
+def epoch_order(n: int, count: int, *, shuffle: bool, seed: int, epoch: int) -> NDArray[np.int64]:
     """Positions (into the index list) of the ``count`` samples of one epoch.
 
     Shuffled: consecutive fresh permutations of ``range(n)`` from
@@ -166,8 +164,9 @@ class _EpochDataset(keras.utils.PyDataset):
         use_multiprocessing: bool,
         max_queue_size: int,
     ) -> None:
-        super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
-                         max_queue_size=max_queue_size)
+        super().__init__(
+            workers=workers, use_multiprocessing=use_multiprocessing, max_queue_size=max_queue_size
+        )
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if n_items < 1:
@@ -199,8 +198,9 @@ class _EpochDataset(keras.utils.PyDataset):
         e = self.epoch if epoch is None else int(epoch)
         cached = self._orders.get(e)
         if cached is None:
-            cached = epoch_order(self.n_items, self._count(), shuffle=self.shuffle,
-                                 seed=self.seed, epoch=e)
+            cached = epoch_order(
+                self.n_items, self._count(), shuffle=self.shuffle, seed=self.seed, epoch=e
+            )
             self._orders = {e: cached}  # replaced atomically; threads may read the old one
         return cached
 
@@ -209,7 +209,7 @@ class _EpochDataset(keras.utils.PyDataset):
             raise IndexError(f"batch {idx} out of range (0..{len(self) - 1})")
         epoch = self.epoch
         order = self.order(epoch)
-        return epoch, order[idx * self.batch_size:(idx + 1) * self.batch_size]
+        return epoch, order[idx * self.batch_size : (idx + 1) * self.batch_size]
 
     def _rng(self, epoch: int, slot: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, slot, 0x5EED])
@@ -278,16 +278,24 @@ class SegmentationDataset(_EpochDataset):
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
             raise ValueError(f"indices must lie in [0, {n})")
-        self.image_size = None if image_size is None else (int(image_size[0]),
-                                                           int(image_size[1]))
+        self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
-        super().__init__(len(self.indices), batch_size=batch_size, shuffle=shuffle, seed=seed,
-                         augment=augment, steps_per_epoch=steps_per_epoch, epoch=epoch,
-                         workers=workers, use_multiprocessing=use_multiprocessing,
-                         max_queue_size=max_queue_size)
+        super().__init__(
+            len(self.indices),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            augment=augment,
+            steps_per_epoch=steps_per_epoch,
+            epoch=epoch,
+            workers=workers,
+            use_multiprocessing=use_multiprocessing,
+            max_queue_size=max_queue_size,
+        )
 
-    def item(self, position: int, rng: np.random.Generator | None = None) -> tuple[NDArray,
-                                                                                    NDArray]:
+    def item(
+        self, position: int, rng: np.random.Generator | None = None
+    ) -> tuple[NDArray, NDArray]:
         """Sample at ``position`` of the index list, prepared (augmented when ``rng``)."""
         i = int(self.indices[position])
         x = _with_channel(normalize_image(np.asarray(self.images[i])))
@@ -360,22 +368,30 @@ class ClassificationDataset(_EpochDataset):
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
             raise ValueError(f"indices must lie in [0, {n})")
-        self.image_size = None if image_size is None else (int(image_size[0]),
-                                                           int(image_size[1]))
+        self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
         self.preprocess = preprocess
-        super().__init__(len(self.indices), batch_size=batch_size, shuffle=shuffle, seed=seed,
-                         augment=augment, steps_per_epoch=steps_per_epoch, epoch=epoch,
-                         workers=workers, use_multiprocessing=use_multiprocessing,
-                         max_queue_size=max_queue_size)
+        super().__init__(
+            len(self.indices),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            augment=augment,
+            steps_per_epoch=steps_per_epoch,
+            epoch=epoch,
+            workers=workers,
+            use_multiprocessing=use_multiprocessing,
+            max_queue_size=max_queue_size,
+        )
 
     def __getitem__(self, idx: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         epoch, positions = self._batch_positions(idx)
         xs = []
         for j, pos in enumerate(positions):
             i = int(self.indices[int(pos)])
-            x = _resize(_with_channel(normalize_image(np.asarray(self.crops[i]))),
-                        self.image_size, order=1)
+            x = _resize(
+                _with_channel(normalize_image(np.asarray(self.crops[i]))), self.image_size, order=1
+            )
             if self.augment is not None:
                 x = augment_image(x, self.augment, self._rng(epoch, idx * self.batch_size + j))
             xs.append(_match_channels(x, self.channels))

@@ -272,8 +272,11 @@ class BCEDiceLoss(_PooledLoss):
         return self.bce_weight * bce + self.dice_weight * dice
 
     def _params(self) -> dict[str, Any]:
-        return {"bce_weight": self.bce_weight, "dice_weight": self.dice_weight,
-                "smooth": self.smooth}
+        return {
+            "bce_weight": self.bce_weight,
+            "dice_weight": self.dice_weight,
+            "smooth": self.smooth,
+        }
 
 
 #: Loss names accepted by :func:`get_loss` (configs, CLIs) and their classes.

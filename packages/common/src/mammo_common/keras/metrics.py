@@ -52,10 +52,8 @@ class _PerImageOverlap(keras.metrics.Metric):
             raise ValueError(f"empty={empty!r} is not a known policy; use one of {_EMPTY}")
         self.threshold = float(threshold)
         self.empty = empty
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total",
-                                       dtype="float32")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count",
-                                       dtype="float32")
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total", dtype="float32")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count", dtype="float32")
 
     def _score(self, inter: Any, n_pred: Any, n_true: Any) -> tuple[Any, Any]:
         """Returns (score, defined) per image; ``defined`` is False when both are empty."""
@@ -167,10 +165,10 @@ class SoftDice(keras.metrics.Metric):
     def __init__(self, smooth: float = 1.0, name: str = "soft_dice", dtype: Any = None) -> None:
         super().__init__(name=name, dtype=dtype or "float32")
         self.smooth = float(smooth)
-        self.intersection = self.add_variable(shape=(), initializer="zeros",
-                                              name="intersection", dtype="float32")
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total",
-                                       dtype="float32")
+        self.intersection = self.add_variable(
+            shape=(), initializer="zeros", name="intersection", dtype="float32"
+        )
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total", dtype="float32")
 
     def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
         """Adds a batch's sums (``sample_weight`` is not supported and must be None)."""

@@ -39,13 +39,15 @@ def _check_shape(model: keras.Model, card: ModelCard, where: Path) -> None:
     shape = getattr(model, "input_shape", None)
     if not isinstance(shape, tuple) or len(shape) != 4:
         return
-    for have, want, axis in zip(shape[1:], card.input_shape, ("height", "width", "channels"),
-                                strict=True):
+    for have, want, axis in zip(
+        shape[1:], card.input_shape, ("height", "width", "channels"), strict=True
+    ):
         if have is not None and want is not None and int(have) != int(want):
             raise ModelFolderError(
                 f"the model takes input {tuple(shape[1:])} but the card says "
                 f"{tuple(card.input_shape)} ({axis} differs)",
-                path=where, field="input_shape",
+                path=where,
+                field="input_shape",
                 fix="write the card's input_shape from the model that is saved",
             )
 
@@ -74,8 +76,9 @@ def save_model_folder(
         ModelFolderError: If the card's input shape disagrees with the model.
     """
     folder = Path(folder)
-    card = card.model_copy(update={"keras_version": keras.version(),
-                                   "backend": keras.backend.backend()})
+    card = card.model_copy(
+        update={"keras_version": keras.version(), "backend": keras.backend.backend()}
+    )
     card = ModelCard.model_validate(card.model_dump())
     _check_shape(model, card, folder)
     with atomic_path(folder) as tmp:
@@ -133,27 +136,32 @@ def load_model_folder(
     if expected_stage is not None and card.stage != expected_stage:
         raise ModelFolderError(
             f"this is a {card.stage} model ({card.model_id}), not a {expected_stage} model",
-            path=folder, field="stage",
+            path=folder,
+            field="stage",
             fix=f"point to a folder under models/{expected_stage}/",
         )
     if known_architectures is not None and card.architecture not in known_architectures:
         raise ModelFolderError(
             f"unknown architecture {card.architecture!r}; this release knows "
             f"{sorted(known_architectures)}",
-            path=folder, field="architecture",
+            path=folder,
+            field="architecture",
             fix=f"install the {card.package} version that trained it ({card.package_version})",
         )
     model_path = folder / MODEL_FILE
     if not model_path.is_file():
-        raise ModelFolderError(f"{MODEL_FILE} is missing", path=folder, field=MODEL_FILE,
-                               fix=_FIX_RETRAIN)
+        raise ModelFolderError(
+            f"{MODEL_FILE} is missing", path=folder, field=MODEL_FILE, fix=_FIX_RETRAIN
+        )
     if not zipfile.is_zipfile(model_path):
-        raise ModelFolderError(f"{MODEL_FILE} is corrupt (not a Keras zip archive)",
-                               path=model_path, fix=_FIX_RETRAIN)
+        raise ModelFolderError(
+            f"{MODEL_FILE} is corrupt (not a Keras zip archive)", path=model_path, fix=_FIX_RETRAIN
+        )
     _import_package(card)
     try:
-        model = keras.saving.load_model(model_path, custom_objects=dict(custom_objects or {}),
-                                        compile=compile, safe_mode=True)
+        model = keras.saving.load_model(
+            model_path, custom_objects=dict(custom_objects or {}), compile=compile, safe_mode=True
+        )
     except Exception as exc:
         text = str(exc)
         if "safe_mode" in text or "Lambda" in text:
@@ -168,7 +176,10 @@ def load_model_folder(
                 path=model_path,
                 fix=f"install {card.package}=={card.package_version} (it registers the layers)",
             ) from None
-        raise ModelFolderError(f"model.keras cannot be loaded ({type(exc).__name__}: "
-                               f"{text[:200]})", path=model_path, fix=_FIX_RETRAIN) from None
+        raise ModelFolderError(
+            f"model.keras cannot be loaded ({type(exc).__name__}: {text[:200]})",
+            path=model_path,
+            fix=_FIX_RETRAIN,
+        ) from None
     _check_shape(model, card, folder)
     return model, card

@@ -73,8 +73,20 @@ HISTORY_CSV = "history.csv"
 CHECKPOINT_DIR = "checkpoint"
 _STATE = "state.json"
 _STATE_VERSION = 1
-_MAX_MODES = ("acc", "dice", "iou", "jaccard", "auc", "precision", "recall", "f1", "sensitivity",
-              "specificity", "mcc", "kappa")
+_MAX_MODES = (
+    "acc",
+    "dice",
+    "iou",
+    "jaccard",
+    "auc",
+    "precision",
+    "recall",
+    "f1",
+    "sensitivity",
+    "specificity",
+    "mcc",
+    "kappa",
+)
 
 Precision = Literal["bfloat16", "float16", "float32"]
 
@@ -164,8 +176,10 @@ def set_mixed_precision(precision: Precision | None) -> str:
     """
     name = "float32" if precision in (None, "float32") else f"mixed_{precision}"
     if precision not in (None, "float32", "bfloat16", "float16"):
-        raise ConfigError(f"unknown mixed precision {precision!r}",
-                          fix="use None, 'float32', 'bfloat16' or 'float16'")
+        raise ConfigError(
+            f"unknown mixed precision {precision!r}",
+            fix="use None, 'float32', 'bfloat16' or 'float16'",
+        )
     keras.mixed_precision.set_global_policy(name)
     return name
 
@@ -209,8 +223,9 @@ def _columns(history: Sequence[Mapping[str, float]]) -> list[str]:
         for k in row:
             if k not in keys:
                 keys.append(k)
-    train = sorted(k for k in keys if k not in ("epoch", "lr", "seconds")
-                   and not k.startswith("val_"))
+    train = sorted(
+        k for k in keys if k not in ("epoch", "lr", "seconds") and not k.startswith("val_")
+    )
     val = sorted(k for k in keys if k.startswith("val_"))
     train = (["loss"] if "loss" in train else []) + [k for k in train if k != "loss"]
     val = (["val_loss"] if "val_loss" in val else []) + [k for k in val if k != "val_loss"]
@@ -222,8 +237,9 @@ def write_history_csv(path: str | Path, history: Sequence[Mapping[str, float]]) 
     """Writes per-epoch rows atomically: ``epoch, loss, <metrics>, val_loss, <val_...>, lr,
     seconds`` (epoch is 1-based; missing values are empty)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=_columns(history), extrasaction="ignore",
-                            lineterminator="\n")
+    writer = csv.DictWriter(
+        buf, fieldnames=_columns(history), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in history:
         writer.writerow({k: (int(v) if k == "epoch" else repr(float(v))) for k, v in row.items()})
@@ -234,8 +250,10 @@ def read_history_csv(path: str | Path) -> list[dict[str, float]]:
     """Reads a ``history.csv`` back (``epoch`` as int, other columns as float)."""
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    return [{k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-            for row in rows]
+    return [
+        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
+        for row in rows
+    ]
 
 
 # --------------------------------------------------------------------------- state
@@ -277,8 +295,7 @@ def _better(current: float, best: float | None, maximize: bool, delta: float = 0
 
 
 def _save_variables(path: Path, variables: Sequence[Any]) -> None:
-    arrays = {f"v{i:05d}": np.asarray(v.numpy())
-              for i, v in enumerate(variables)}
+    arrays = {f"v{i:05d}": np.asarray(v.numpy()) for i, v in enumerate(variables)}
     arrays["paths"] = np.array([v.path for v in variables], dtype=np.str_)
     with open(path, "wb") as fh:
         np.savez(fh, **arrays)
@@ -334,13 +351,17 @@ class _Checkpointer:
         try:
             state = _State.model_validate_json(self.state_path.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise ConfigError(f"the training checkpoint state is unreadable ({exc})",
-                              path=self.state_path,
-                              fix="delete the checkpoint folder or pass resume=False") from None
+            raise ConfigError(
+                f"the training checkpoint state is unreadable ({exc})",
+                path=self.state_path,
+                fix="delete the checkpoint folder or pass resume=False",
+            ) from None
         if state.checkpoint and not (self.dir / state.checkpoint).is_dir():
-            raise ConfigError(f"the checkpoint folder {state.checkpoint} is missing",
-                              path=self.state_path,
-                              fix="delete the checkpoint folder or pass resume=False")
+            raise ConfigError(
+                f"the checkpoint folder {state.checkpoint} is missing",
+                path=self.state_path,
+                fix="delete the checkpoint folder or pass resume=False",
+            )
         return state
 
     def cleanup(self, keep: str | None) -> None:
@@ -411,24 +432,32 @@ def _check_precision(model: keras.Model, mixed_precision: str | None) -> None:
         return
     want = "float32" if mixed_precision == "float32" else f"mixed_{mixed_precision}"
     if mixed_precision not in ("float32", "bfloat16", "float16"):
-        raise ConfigError(f"unknown mixed precision {mixed_precision!r}",
-                          fix="use None, 'float32', 'bfloat16' or 'float16'")
+        raise ConfigError(
+            f"unknown mixed precision {mixed_precision!r}",
+            fix="use None, 'float32', 'bfloat16' or 'float16'",
+        )
     have = model.dtype_policy.name
     if have != want:
         raise ConfigError(
             f"mixed_precision={mixed_precision!r} needs a model built under the {want!r} policy "
             f"but it was built under {have!r}",
             fix="build the model inside `with mixed_precision_policy(...)` "
-                "(mammo_common.keras.training) before calling fit_resumable",
+            "(mammo_common.keras.training) before calling fit_resumable",
         )
 
 
-def _fingerprint(seed: int, monitor: str, maximize: bool, learning_rate: float, loss: Any,
-                 model: keras.Model) -> dict[str, Any]:
+def _fingerprint(
+    seed: int, monitor: str, maximize: bool, learning_rate: float, loss: Any, model: keras.Model
+) -> dict[str, Any]:
     loss_id = loss if isinstance(loss, str) else type(loss).__name__
-    return {"seed": int(seed), "monitor": monitor, "maximize": maximize,
-            "learning_rate": float(learning_rate), "loss": str(loss_id),
-            "n_variables": len(model.variables)}
+    return {
+        "seed": int(seed),
+        "monitor": monitor,
+        "maximize": maximize,
+        "learning_rate": float(learning_rate),
+        "loss": str(loss_id),
+        "n_variables": len(model.variables),
+    }
 
 
 def _resolve_loss(loss: Any) -> Any:
@@ -526,18 +555,26 @@ def fit_resumable(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if valid_ds is None and monitor.startswith("val_"):
-        raise ConfigError(f"monitor {monitor!r} needs validation data",
-                          fix="pass valid_ds or monitor a training key such as 'loss'")
+        raise ConfigError(
+            f"monitor {monitor!r} needs validation data",
+            fix="pass valid_ds or monitor a training key such as 'loss'",
+        )
     _check_precision(model, mixed_precision)
     if deterministic:
         set_global_determinism(seed)
     maximize = mode == "max" or (mode == "auto" and _is_max_mode(monitor))
-    early = None if early_stopping_patience is None else EarlyStoppingConfig(
-        patience=early_stopping_patience)
+    early = (
+        None
+        if early_stopping_patience is None
+        else EarlyStoppingConfig(patience=early_stopping_patience)
+    )
 
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-                  loss=_resolve_loss(loss), metrics=list(metrics or []),
-                  jit_compile=jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss=_resolve_loss(loss),
+        metrics=list(metrics or []),
+        jit_compile=jit_compile,
+    )
     ckpt = _Checkpointer(out)
     fingerprint = _fingerprint(seed, monitor, maximize, learning_rate, loss, model)
     state = None
@@ -546,8 +583,11 @@ def fit_resumable(
     else:
         ckpt.clear()
     if state is not None:
-        diff = {k: (state.fingerprint.get(k), v) for k, v in fingerprint.items()
-                if state.fingerprint.get(k) != v}
+        diff = {
+            k: (state.fingerprint.get(k), v)
+            for k, v in fingerprint.items()
+            if state.fingerprint.get(k) != v
+        }
         if diff:
             field, (was, now) = next(iter(diff.items()))
             raise ConfigError(
@@ -575,12 +615,17 @@ def fit_resumable(
         # Our datasets order their batches themselves: Keras would also shuffle a finite
         # PyDataset's batch order with Python's global `random`, which a resume cannot replay.
         own_order = callable(getattr(train_ds, "for_epoch", None))
-        hist = model.fit(_epoch_view(train_ds, epoch), validation_data=valid_ds,
-                         initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                         callbacks=list(callbacks), shuffle=not own_order)
+        hist = model.fit(
+            _epoch_view(train_ds, epoch),
+            validation_data=valid_ds,
+            initial_epoch=epoch,
+            epochs=epoch + 1,
+            verbose=verbose,
+            callbacks=list(callbacks),
+            shuffle=not own_order,
+        )
         seconds = time.perf_counter() - start
-        row = {"epoch": epoch + 1, **_logs_to_row(hist.history), "lr": state.lr,
-               "seconds": seconds}
+        row = {"epoch": epoch + 1, **_logs_to_row(hist.history), "lr": state.lr, "seconds": seconds}
         if monitor not in row:
             raise ConfigError(
                 f"monitor {monitor!r} is not among the logged values "
@@ -615,8 +660,9 @@ def fit_resumable(
     return _result(state, monitor, out, resumed_from)
 
 
-def _plateau_step(state: _State, current: float, maximize: bool,
-                  cfg: ReduceLROnPlateauConfig) -> None:
+def _plateau_step(
+    state: _State, current: float, maximize: bool, cfg: ReduceLROnPlateauConfig
+) -> None:
     """Keras' ReduceLROnPlateau rule; updates ``state.lr`` for the next epoch."""
     in_cooldown = state.plateau_cooldown > 0
     if in_cooldown:

@@ -165,27 +165,36 @@ def read_model_card(folder: str | Path) -> ModelCard:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError("the model folder does not exist", path=folder,
-                               fix="train the model first, or check the models path")
+        raise ModelFolderError(
+            "the model folder does not exist",
+            path=folder,
+            fix="train the model first, or check the models path",
+        )
     path = folder / CARD_FILE
     if not path.is_file():
-        raise ModelFolderError(f"{CARD_FILE} is missing", path=folder, field=CARD_FILE,
-                               fix="re-train or re-export the model; a folder without its "
-                                   "card is incomplete")
+        raise ModelFolderError(
+            f"{CARD_FILE} is missing",
+            path=folder,
+            field=CARD_FILE,
+            fix="re-train or re-export the model; a folder without its card is incomplete",
+        )
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFolderError(f"{CARD_FILE} is not valid JSON ({exc})", path=path,
-                               fix="re-export the model folder") from None
+        raise ModelFolderError(
+            f"{CARD_FILE} is not valid JSON ({exc})", path=path, fix="re-export the model folder"
+        ) from None
     if not isinstance(raw, dict):
-        raise ModelFolderError(f"{CARD_FILE} must hold a JSON object", path=path,
-                               fix="re-export the model folder")
+        raise ModelFolderError(
+            f"{CARD_FILE} must hold a JSON object", path=path, fix="re-export the model folder"
+        )
     version = str(raw.get("schema_version", ""))
     if not is_card_supported(version):
         raise ModelFolderError(
             f"model card schema version {version or '(none)'} is not supported "
             f"(this release reads {sorted(SUPPORTED_CARD_MAJOR_VERSIONS)}.x)",
-            path=path, field="schema_version",
+            path=path,
+            field="schema_version",
             fix="install a mammo-common release that reads it, or re-train the model",
         )
     try:
@@ -193,5 +202,9 @@ def read_model_card(folder: str | Path) -> ModelCard:
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err.get("loc", ())) or "card"
-        raise ModelFolderError(f"invalid model card: {err.get('msg', 'invalid')}", path=path,
-                               field=field, fix="re-export the model folder") from None
+        raise ModelFolderError(
+            f"invalid model card: {err.get('msg', 'invalid')}",
+            path=path,
+            field=field,
+            fix="re-export the model folder",
+        ) from None

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 import keras
 from keras import layers
+
 from mammo_common.keras.networks import load_weights_file, validate_input_shape
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "INPUT_MULTIPLE", "MultiResUNet", "build", "multires_widths"]

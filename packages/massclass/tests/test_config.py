@@ -1,0 +1,45 @@
+"""Configs: reference defaults, strict keys, params-file merging; package isolation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mammo_common.errors import ConfigError
+from massclass.config import EvaluateConfig, PredictConfig, TrainConfig, load_section
+
+
+def test_reference_defaults() -> None:
+    cfg = TrainConfig()
+    assert cfg.backbone == "vgg16" and cfg.input_size == 224 and cfg.batch_size == 8
+    assert [(p.trainable, p.learning_rate, p.epochs) for p in cfg.phases] == [
+        ("head", 1e-3, 3), (0.25, 1e-4, 10), ("all", 1e-5, 100)]
+    assert cfg.phases[2].early_stopping_patience is not None
+    assert cfg.roi.benign_without_callback == "benign" and cfg.augment
+    assert PredictConfig().threshold == 0.5
+    assert EvaluateConfig().missed == "benign"
+
+
+def test_params_merge_and_typos(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("massclass:\n  train:\n    backbone: resnet50v2\n    roi: {margin: 0.5}\n")
+    cfg = load_section(TrainConfig, params, "train", {"roi": {"representation": "image+mask"}})
+    assert cfg.backbone == "resnet50v2"
+    assert cfg.roi.margin == 0.5 and cfg.roi.representation == "image+mask"
+    assert load_section(PredictConfig, params, "predict", {}).threshold == 0.5  # no section
+    params.write_text("massclass:\n  train:\n    roi: {margn: 0.5}\n")
+    with pytest.raises(ConfigError, match=r"massclass\.train\.roi\.margn"):
+        load_section(TrainConfig, params, "train")
+    with pytest.raises(ConfigError):
+        load_section(PredictConfig, None, "predict", {"threshold": 1.5})
+    assert load_section(PredictConfig, None, "predict", {"threshold": "youden"}).threshold == \
+        "youden"
+
+
+def test_no_stage_imports_another() -> None:
+    src = Path(__file__).parents[1] / "src" / "massclass"
+    pattern = re.compile(r"^\s*(from|import)\s+(breastseg|massseg)\b", re.MULTILINE)
+    offenders = [p.name for p in src.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []

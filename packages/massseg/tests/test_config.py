@@ -1,0 +1,117 @@
+"""Configs of the massseg commands: params.yaml sections, overrides, clear errors (no Keras)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mammo_common.errors import ConfigError
+from massseg.config import (
+    CVConfig,
+    EvaluateConfig,
+    MassSegParams,
+    TrainSettings,
+    load_cv_config,
+    load_evaluate_config,
+    load_predict_config,
+    load_train_config,
+    parse_kwargs,
+    parse_size,
+    reference_learning_rate,
+)
+
+PATHS = {"data": "b.zarr", "splits": "s.json", "fold": 1, "out": "m/fold_1"}
+
+
+def test_parse_size_and_kwargs() -> None:
+    assert parse_size("640x640") == (640, 640)
+    assert parse_size("1024x768") == (1024, 768)
+    assert parse_size("64") == (64, 64)
+    assert parse_size([32, 64]) == (32, 64)
+    assert parse_size(None) is None
+    with pytest.raises(ValueError, match="640x640"):
+        parse_size("big")
+    assert parse_kwargs(["filters=4", "dropout=0.1,deep_supervision=false"]) == {
+        "filters": 4, "dropout": 0.1, "deep_supervision": False,
+    }
+    with pytest.raises(ValueError, match="key=value"):
+        parse_kwargs(["filters"])
+
+
+def test_reference_defaults() -> None:
+    s = TrainSettings()
+    assert (s.epochs, s.batch_size, s.loss, s.steps_multiplier) == (100, 2, "dice", 3)
+    assert (s.reduce_lr_patience, s.reduce_lr_factor, s.min_lr) == (3, 0.1, 1e-8)
+    assert s.early_stopping_patience == 5 and s.augment and s.threshold == 0.5
+    assert reference_learning_rate("unet5l") == 1e-3
+    assert TrainSettings(arch="unet5l").effective_learning_rate == 1e-3
+    assert TrainSettings(arch="unet_vgg16").effective_learning_rate == 1e-4
+    assert TrainSettings(arch="unet5l", learning_rate=0.5).effective_learning_rate == 0.5
+
+
+def test_params_file_then_overrides(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "massseg:\n  train:\n    arch: unet5l\n    epochs: 7\n    input_size: 64x64\n"
+        "    model_kwargs: {filters: 4}\n  predict:\n    tta: true\n",
+        encoding="utf-8",
+    )
+    cfg = load_train_config(params, paths=PATHS, epochs=3, batch_size=None)
+    assert cfg.arch == "unet5l" and cfg.epochs == 3 and cfg.input_size == (64, 64)
+    assert cfg.model_kwargs == {"filters": 4} and cfg.batch_size == 2
+    assert cfg.fold == 1 and cfg.out == Path("m/fold_1")
+    pcfg = load_predict_config(params, paths={"models": ["a"], "data": "b", "out": "c"})
+    assert pcfg.tta is True and pcfg.min_object_pixels == 30 and pcfg.threshold is None
+
+
+def test_params_typo_is_an_error(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("massseg:\n  train:\n    epohcs: 7\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_train_config(params, paths=PATHS)
+    assert "epohcs" in err.value.message and "params.yaml" in err.value.message
+    # paths are command-line only: a path key in the file is a typo too
+    params.write_text("massseg:\n  train:\n    data: x.zarr\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="data"):
+        load_train_config(params, paths=PATHS)
+
+
+def test_bad_values_are_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown network"):
+        load_train_config(paths=PATHS, arch="unet6")
+    with pytest.raises(ConfigError, match="loss"):
+        load_train_config(paths=PATHS, loss="dise")
+    with pytest.raises(ConfigError, match="mixed_precision"):
+        load_train_config(paths=PATHS, mixed_precision="int8")
+    with pytest.raises(ConfigError, match="fold"):
+        load_train_config(paths={**PATHS, "fold": 0})
+
+
+def test_cv_config_folds() -> None:
+    cfg = load_cv_config(paths={"data": "b", "splits": "s", "out": "cv", "folds": "1, 3"},
+                         arch="unet5l", epochs=2)
+    assert cfg.folds == [1, 3]
+    fold = cfg.fold_config(3)
+    assert fold.fold == 3 and fold.out == Path("cv/fold_3") and fold.epochs == 2
+    with pytest.raises(ValueError):
+        CVConfig(data="b", splits="s", out="cv", folds=[1, 1])
+
+
+def test_evaluate_config_needs_one_source() -> None:
+    with pytest.raises(ConfigError, match="exactly one"):
+        load_evaluate_config(paths={"out": "m.json"})
+    with pytest.raises(ConfigError, match="splits"):
+        load_evaluate_config(paths={"out": "m.json", "data": "x"}, part="test")
+    with pytest.raises(ConfigError, match="fold"):
+        load_evaluate_config(paths={"out": "m.json", "data": "x", "splits": "s"}, part="valid")
+    assert EvaluateConfig(out="m.json", cv="cv").cv == Path("cv")
+
+
+def test_whole_section_validates() -> None:
+    params = MassSegParams.model_validate(
+        {"train": {"arch": "unet5l"}, "predict": {"tta": True}, "evaluate": {"overlays": 2}}
+    )
+    assert params.train.arch == "unet5l" and params.predict.tta and params.evaluate.overlays == 2
+    with pytest.raises(ValueError):
+        MassSegParams.model_validate({"trian": {}})
