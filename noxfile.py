@@ -45,7 +45,8 @@ def common(session: nox.Session) -> None:
     session.run(
         "python", "-c",
         "import mammo_common.store, mammo_common.ingest, mammo_common.synth, sys; "
-        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, 'core imports keras'",
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, "
+        "'the core imports keras'",
     )
     _pytest(session, "packages/common/tests", "-m", "not keras")
 

@@ -159,3 +159,22 @@ def test_evaluate_bad_part(tmp_path, phantom_data):
     )
     assert result.exit_code == 2 and "part" in text
     assert not (tmp_path / "m.json").exists()
+
+
+def test_model_folder_loads_in_a_fresh_process(trained_model, phantom_data, tmp_path):
+    """Keras finds UNet5L only once its module is imported: a new process must manage that."""
+    import os
+    import subprocess
+    import sys
+
+    store, _ = phantom_data
+    out = tmp_path / "breast.zarr"
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "MAMMO_NO_PROGRESS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "breastseg.cli", "predict", "--model", str(trained_model.folder),
+         "--data", str(store), "--out", str(out), "--output-size", "64x64"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert out.is_dir()

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn import metrics as skm
+
 from mammo_common.metrics import (
     BinnedAUC,
     ClassificationAccumulator,
@@ -40,7 +42,6 @@ from mammo_common.metrics import (
     specificity,
     youden_threshold,
 )
-from sklearn import metrics as skm
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.UndefinedMetricWarning"),
@@ -56,7 +57,7 @@ def _maps(rng: np.random.Generator, n: int, size: int = 48, dtype: type = np.flo
         if i % 4 == 3:
             truth = np.zeros((size, size), np.uint8)
         else:
-            cy, cx, r = rng.integers(10, size - 10, 2).tolist() + [rng.integers(3, 9)]
+            cy, cx, r = [*rng.integers(10, size - 10, 2).tolist(), rng.integers(3, 9)]
             truth = (((yy - cy) ** 2 + (xx - cx) ** 2) < r**2).astype(np.uint8)
         prob = np.clip(0.6 * truth + rng.normal(0.2, 0.2, truth.shape), 0, 1)
         probs.append(prob.astype(dtype))

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
+
 from mammo_common.schema.splits import Fold, Splits, SplitsFileError
 from mammo_common.splits import fold_cases, make_splits, patient_stratum
-from pydantic import ValidationError
 
 
 def _dataset(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from breastseg.models import model_names
+from breastseg.models import model_names, register_networks
 
 STAGE = "breastseg"
 
@@ -19,4 +19,5 @@ def load_breast_model(folder: str | Path) -> tuple[Any, Any]:
     """
     from mammo_common.keras.model_folder import load_model_folder
 
+    register_networks()
     return load_model_folder(folder, expected_stage=STAGE, known_architectures=model_names())

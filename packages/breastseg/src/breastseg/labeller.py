@@ -40,8 +40,8 @@ from mammo_common.transforms import resize
 __all__ = ["LABELLER_DESCRIPTION", "LabellerConfig", "label_breast"]
 
 LABELLER_DESCRIPTION = (
-    "threshold labeller (breastseg.labeller): Gaussian smoothing, Otsu threshold, opening, "
-    "largest component, closing, hole filling"
+    "threshold labeller (breastseg.labeller): Gaussian smoothing, threshold between the "
+    "background level and Otsu's, opening, largest component, closing, hole filling"
 )
 
 

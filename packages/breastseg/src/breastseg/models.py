@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["DEFAULT_INPUT_SHAPE", "MODELS", "build_model", "model_names"]
+__all__ = ["DEFAULT_INPUT_SHAPE", "MODELS", "build_model", "model_names", "register_networks"]
 
 #: Reference input of breast segmentation: 1024x768, one channel.
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (1024, 768, 1)
@@ -30,6 +30,21 @@ def _unet5l(input_shape: Sequence[int | None], **kwargs: Any):
 
 #: name -> builder(input_shape, **kwargs) returning a Keras model.
 MODELS: dict[str, Callable[..., Any]] = {"unet5l": _unet5l}
+
+#: name -> module that defines (and registers with Keras) the network's classes.
+MODULES: dict[str, str] = {"unet5l": "mammo_common.keras.networks.unet5l"}
+
+
+def register_networks() -> None:
+    """Import every registered network's module so ``.keras`` files of it can be loaded.
+
+    Keras finds custom classes (``UNet5L``) by their registered name only once the module that
+    registers them has been imported; loading a model folder in a fresh process needs this.
+    """
+    import importlib
+
+    for module in MODULES.values():
+        importlib.import_module(module)
 
 
 def model_names() -> list[str]:

@@ -32,7 +32,9 @@ def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
     if node is None:
         return {}
     if not isinstance(node, dict):
-        raise ConfigError("section is not a mapping", path=path, field=section, fix="use key: value")
+        raise ConfigError(
+            "section is not a mapping", path=path, field=section, fix="use key: value"
+        )
     return dict(node)
 
 

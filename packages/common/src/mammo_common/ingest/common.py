@@ -109,12 +109,14 @@ def worst_pathology(values: list[str]) -> str:
 
 def fill_polygon(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Fill a closed polygon (x, y in pixels) into a bool mask, outline included."""
-    from skimage.draw import polygon, polygon_perimeter
+    from PIL import Image, ImageDraw
+    from skimage.draw import polygon
 
     mask = np.zeros(shape, bool)
     rr, cc = polygon(ys, xs, shape=shape)
     mask[rr, cc] = True
-    rr, cc = polygon_perimeter(np.rint(ys), np.rint(xs), shape=shape, clip=False)
-    ok = (rr >= 0) & (rr < shape[0]) & (cc >= 0) & (cc < shape[1])
-    mask[rr[ok], cc[ok]] = True
-    return mask
+    canvas = Image.new("1", (shape[1], shape[0]), 0)
+    points = [(float(x), float(y)) for x, y in zip(np.rint(xs), np.rint(ys), strict=True)]
+    if len(points) >= 2:
+        ImageDraw.Draw(canvas).polygon(points, fill=None, outline=1)
+    return mask | np.asarray(canvas, dtype=bool)

@@ -125,7 +125,8 @@ class _StackedMeta(_StoreMeta):
     def _aligned(self) -> _StackedMeta:
         if len(self.cases) != len(self.transforms):
             raise ValueError(
-                f"cases ({len(self.cases)}) and transforms ({len(self.transforms)}) differ in length"
+                f"cases ({len(self.cases)}) and transforms ({len(self.transforms)}) "
+                "differ in length"
             )
         _check_unique([c.case_id for c in self.cases], "cases")
         for case, tf in zip(self.cases, self.transforms, strict=True):

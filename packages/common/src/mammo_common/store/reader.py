@@ -192,7 +192,9 @@ class MammogramsStore(Store):
                         )
                 elif tuple(arr.shape) != shape:
                     raise self._fail(
-                        field, f"shape {arr.shape} differs from the image's {shape}", "re-run ingest"
+                        field,
+                        f"shape {arr.shape} differs from the image's {shape}",
+                        "re-run ingest",
                     )
                 if deep and name in BINARY_ARRAYS:
                     _check_binary(self, field, np.asarray(arr[...]))

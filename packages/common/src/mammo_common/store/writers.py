@@ -242,7 +242,7 @@ class StackedStoreWriter(_AtomicStoreWriter):
         if self.n_cases < 1:
             raise StoreError("no case to write", path=self.path, fix="check the input store")
         shape = (self.n_cases, *self.image_size)
-        for name, (dtype, required) in STACKED_ARRAYS[self.kind].items():
+        for name, (dtype, _required) in STACKED_ARRAYS[self.kind].items():
             if name == "mass_masks" and not self.with_mass_masks:
                 continue
             self._arrays[name] = self.group.create_array(  # type: ignore[union-attr]
