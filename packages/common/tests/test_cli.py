@@ -117,3 +117,38 @@ def test_schema_export(tmp_path: Path) -> None:
     assert result.exit_code == 0
     names = {p.name for p in tmp_path.iterdir()}
     assert {"store_masses.schema.json", "splits.schema.json", "case_record.schema.json"} <= names
+
+
+def test_synth_ingest_show_through_the_cli(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    args = ["synth", str(raw), "--cases", "3", "--size", "96x72", "--seed", "4"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "3 patients" in result.output
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "already exists" in result.output
+    store = tmp_path / "m.zarr"
+    result = runner.invoke(app, ["ingest", str(raw), str(store)])
+    assert result.exit_code == 0, result.output
+    assert "from cbis-ddsm" in result.output
+    opened = open_store(store, "mammograms", deep=True)
+    assert len(opened) >= 3
+    assert runner.invoke(app, ["show", str(store), "-o", str(tmp_path / "s.png")]).exit_code == 0
+
+
+def test_synth_and_ingest_bad_input(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["synth", str(tmp_path / "r"), "--size", "big"])
+    assert result.exit_code == 2 and "ROWSxCOLS" in result.output
+    assert not (tmp_path / "r").exists()
+    result = runner.invoke(app, ["synth", str(tmp_path / "r"), "--cases", "0"])
+    assert result.exit_code == 2 and "cases" in result.output
+    result = runner.invoke(app, ["ingest", str(tmp_path / "missing"), str(tmp_path / "m.zarr")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["ingest", str(tmp_path / "empty"), str(tmp_path / "m.zarr")])
+    assert result.exit_code == 2 and "cbis-ddsm" in result.output
+    result = runner.invoke(
+        app, ["ingest", str(tmp_path / "empty"), str(tmp_path / "m.zarr"), "--format", "dicomdir"]
+    )
+    assert result.exit_code == 2
+    assert not (tmp_path / "m.zarr").exists()

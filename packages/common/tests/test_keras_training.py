@@ -151,6 +151,7 @@ def test_reduce_lr_on_plateau_and_history(tmp_path):
         out_dir=tmp_path,
         epochs=3,
         learning_rate=1e-2,
+        loss="binary_crossentropy",  # Keras' own names work too
         early_stopping_patience=None,
         reduce_lr=ReduceLROnPlateauConfig(patience=1, min_delta=10.0),
         progress=False,
@@ -291,6 +292,16 @@ def test_refuses_bad_settings(tmp_path):
             out_dir=tmp_path / "a",
             epochs=1,
             monitor="val_dice",
+            progress=False,
+        )
+    with pytest.raises(ConfigError, match="unknown loss"):
+        fit_resumable(
+            tiny_model(),
+            train,
+            valid,
+            out_dir=tmp_path / "e",
+            epochs=1,
+            loss="hinge_dice",
             progress=False,
         )
     with pytest.raises(ConfigError, match="needs validation data"):

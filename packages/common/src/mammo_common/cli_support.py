@@ -29,8 +29,8 @@ from mammo_common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, MammoError
 
 T = TypeVar("T")
 
-err_console = Console(stderr=True)
-console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+console = Console(soft_wrap=True)
 
 
 def pydantic_message(exc: pydantic.ValidationError, source: str = "") -> str:

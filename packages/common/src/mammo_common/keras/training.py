@@ -49,7 +49,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.errors import ConfigError
-from mammo_common.keras.losses import get_loss
+from mammo_common.keras.losses import LOSSES, get_loss
 
 __all__ = [
     "BEST_WEIGHTS",
@@ -461,7 +461,18 @@ def _fingerprint(
 
 
 def _resolve_loss(loss: Any) -> Any:
-    return get_loss(loss) if isinstance(loss, str) else loss
+    """Our loss names first (``get_loss``), then Keras' own (``"binary_crossentropy"``...)."""
+    if not isinstance(loss, str):
+        return loss
+    if loss.strip().lower().replace("-", "_") in LOSSES:
+        return get_loss(loss)
+    try:
+        return keras.losses.get(loss)
+    except ValueError:
+        raise ConfigError(
+            f"unknown loss {loss!r}",
+            fix=f"use one of {', '.join(LOSSES)} or a Keras loss name",
+        ) from None
 
 
 def _epoch_view(dataset: Any, epoch: int) -> Any:
@@ -528,7 +539,8 @@ def fit_resumable(
         out_dir: Folder for ``best.weights.h5``, ``history.csv`` and ``checkpoint/``.
         epochs: Total epochs (including those finished before a resume).
         learning_rate: Initial Adam learning rate.
-        loss: A loss name for :func:`~mammo_common.keras.losses.get_loss` or a loss object.
+        loss: A loss name for :func:`~mammo_common.keras.losses.get_loss`, a Keras loss name
+            (``"binary_crossentropy"``) or a loss object.
         metrics: Keras metrics (e.g. ``[DiceCoefficient(), IoU()]``).
         monitor: Log key watched by best-weights, plateau and early stopping.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy/dice/iou/auc-like keys).
