@@ -79,3 +79,13 @@ def massseg(session: nox.Session) -> None:
 def massclass(session: nox.Session) -> None:
     """Stage 3 alone with mammo-common."""
     _stage(session, "massclass")
+
+
+@nox.session(python=PYTHON)
+def pipeline(session: nox.Session) -> None:
+    """The real dvc.yaml end to end at CI size, with all four packages and DVC."""
+    session.install(
+        f"{COMMON}[cpu,test]", "./packages/breastseg", "./packages/massseg",
+        "./packages/massclass", "dvc>=3.50", "pyyaml",
+    )
+    _pytest(session, "tests/pipeline")
