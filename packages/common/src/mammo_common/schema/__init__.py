@@ -7,6 +7,7 @@ from mammo_common.schema.cases import (
     safe_case_id,
 )
 from mammo_common.schema.lineage import ParentRef, Producer, params_digest
+from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 from mammo_common.schema.splits import Fold, Splits, SplitsFileError
 from mammo_common.schema.stores import (
     CASE_KEY,
@@ -37,12 +38,14 @@ __all__ = [
     "CaseDiagnosis",
     "CaseRecord",
     "CaseTransform",
+    "DataLineage",
     "DiagnosisMeta",
     "Fold",
     "MammogramsMeta",
     "MassDiagnosis",
     "MassRecord",
     "MassesMeta",
+    "ModelCard",
     "ParentRef",
     "Producer",
     "SkippedFile",
@@ -51,6 +54,7 @@ __all__ = [
     "StoreKind",
     "StoreMeta",
     "is_supported",
+    "model_id",
     "params_digest",
     "safe_case_id",
 ]
