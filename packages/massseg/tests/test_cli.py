@@ -136,3 +136,29 @@ def test_evaluate_command(data: dict[str, Path], tmp_path: Path) -> None:
            "splits")
     _fails(["evaluate", "--cv", str(tmp_path), "--out", str(bad)], "no fold")
     assert not bad.exists()
+
+
+def test_predict_refuses_cards_with_different_thresholds(
+    data: dict[str, Path], tmp_path: Path
+) -> None:
+    a = _card_folder(tmp_path / "a", (64, 64, 1))
+    b = _card_folder(tmp_path / "b", (64, 64, 1))
+    card = json.loads((b / "model_card.json").read_text())
+    (b / "model_card.json").write_text(json.dumps({**card, "threshold": 0.3}))
+    out = tmp_path / "masses.zarr"
+    _fails(["predict", "--model", str(a), "--model", str(b), "--data", str(data["breast"]),
+            "--out", str(out)], "different thresholds", "--threshold")
+    assert not out.exists()
+
+
+def test_predict_refuses_a_model_of_another_stage(data: dict[str, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "breast_model"
+    folder.mkdir()
+    card = ModelCard(stage="breastseg", package="mammo-breastseg", package_version="0.1.0",
+                     architecture="unet5l", model_id="breastseg/unet5l/fold_1",
+                     input_shape=(64, 64, 1))
+    (folder / "model_card.json").write_text(card.to_json())
+    out = tmp_path / "masses.zarr"
+    _fails(["predict", "--model", str(folder), "--data", str(data["breast"]), "--out", str(out)],
+           "breastseg model")
+    assert not out.exists()

@@ -133,3 +133,17 @@ def test_cv_table(tmp_path: Path) -> None:
     assert result.mode == "cv" and result.n_cases == 2
     with pytest.raises(ModelFolderError, match="no fold"):
         summarise_cv(tmp_path)
+
+
+def test_postprocess_threshold_small_objects_largest() -> None:
+    from massseg.predict import postprocess
+
+    prob = np.zeros((32, 32), np.float32)
+    prob[2:12, 2:12] = 0.9  # 100 px
+    prob[20:25, 20:25] = 0.6  # 25 px: under 30, removed
+    prob[20:30, 2:8] = 0.55  # 60 px
+    mask = postprocess(prob, 0.5, 30)
+    assert mask.dtype == np.uint8 and mask.sum() == 160
+    assert postprocess(prob, 0.5, 30, keep_largest=True).sum() == 100
+    assert postprocess(prob, 0.58, 0).sum() == 125
+    assert postprocess(np.zeros((8, 8)), 0.5, 30).sum() == 0

@@ -36,6 +36,9 @@ from massseg.train import is_complete, train, training_dir
 
 runner = CliRunner()
 
+# Keras' TensorFlow backend converts tensors with np.array(x, copy=False) (numpy 2 warns).
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
 N_CASES, N_TEST, N_FOLDS = 64, 16, 6  # fold 1: 40 train, 8 valid; 16 test
 MIN_DICE = 0.6
 SMALL = {"arch": "unet5l", "model_kwargs": {"filters": 4}, "batch_size": 4,

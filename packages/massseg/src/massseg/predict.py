@@ -13,6 +13,7 @@ producer (model ids, parameters) and its parent (the breast store). It is writte
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +123,22 @@ def predict(config: PredictConfig) -> PredictResult:
     check_output_path(config.out, overwrite=config.overwrite, inputs=(config.data,))
     folders = list(config.models)
     cards, shape, card_threshold = check_ensemble(folders)
-
-    # Keras is imported only once the inputs are known to be good.
-    from mammo_common.cli_support import track
-    from mammo_common.keras.inference import predict_probabilities
-    from mammo_common.keras.model_folder import load_model_folder
-    from massseg.models import MODEL_NAMES
     threshold = config.threshold if config.threshold is not None else card_threshold
     if config.threshold is None and len({card.threshold for card in cards}) > 1:
         raise ModelFolderError(
             f"the models' cards give different thresholds {sorted({c.threshold for c in cards})}",
             path=folders[0], field="threshold", fix="choose one with --threshold",
         )
+
+    # Keras is imported only once the inputs are known to be good.
+    from mammo_common.cli_support import track
+    from mammo_common.keras.inference import predict_probabilities
+    from mammo_common.keras.model_folder import load_model_folder
+    from massseg.models import MODEL_NAMES
+
+    for card in cards:  # importing a network's module registers its classes for loading
+        if card.architecture in MODEL_NAMES:
+            importlib.import_module(f"massseg.models.{card.architecture}")
     models = [
         load_model_folder(f, "massseg", known_architectures=MODEL_NAMES)[0] for f in folders
     ]
