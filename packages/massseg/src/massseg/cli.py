@@ -75,6 +75,10 @@ Weights = Annotated[
     typer.Option("--weights", help="Encoder weights: imagenet, auto (if cached) or a file."),
 ]
 Seed = Annotated[int | None, typer.Option("--seed", help="Seed (0).")]
+Monitor = Annotated[
+    str | None,
+    typer.Option("--monitor", help="Best weights by val_loss (reference) or val_dice."),
+]
 Augment = Annotated[
     bool | None, typer.Option("--augment/--no-augment", help="Augment training batches (on).")
 ]
@@ -182,6 +186,7 @@ def train(
     width: Width = None,
     weights: Weights = None,
     seed: Seed = None,
+    monitor: Monitor = None,
     augment: Augment = None,
     resume: Resume = None,
     overwrite: Overwrite = None,
@@ -203,7 +208,8 @@ def train(
         **_train_settings(
             arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, loss=loss,
             learning_rate=learning_rate, mixed_precision=mixed_precision, width=width,
-            weights=weights, seed=seed, augment=augment, resume=resume, overwrite=overwrite,
+            weights=weights, seed=seed, monitor=monitor, augment=augment, resume=resume,
+            overwrite=overwrite,
         ),
     )
     result = run_train(config)
@@ -237,6 +243,7 @@ def cv(
     width: Width = None,
     weights: Weights = None,
     seed: Seed = None,
+    monitor: Monitor = None,
     augment: Augment = None,
     resume: Resume = None,
     overwrite: Overwrite = None,
@@ -258,7 +265,8 @@ def cv(
         **_train_settings(
             arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, loss=loss,
             learning_rate=learning_rate, mixed_precision=mixed_precision, width=width,
-            weights=weights, seed=seed, augment=augment, resume=resume, overwrite=overwrite,
+            weights=weights, seed=seed, monitor=monitor, augment=augment, resume=resume,
+            overwrite=overwrite,
         ),
     )
     result = cross_validate(config)

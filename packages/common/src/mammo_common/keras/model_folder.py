@@ -94,15 +94,32 @@ def save_model_folder(
 
 
 def _import_package(card: ModelCard) -> None:
-    """Imports the training package so its registered layers are known (best effort)."""
+    """Imports the modules that register the card's layers (best effort).
+
+    Keras only knows a registered class once the module defining it has been imported, so
+    besides the training package this imports, when they exist, the package's module for the
+    architecture (``<package>.models.<architecture>``), its model registry
+    (``<package>.models``) and the shared network of that name in
+    :mod:`mammo_common.keras.networks`.
+    """
     name = card.package.replace("-", "_")
     candidates = [name, name.removeprefix("mammo_")]
-    for module in candidates:
+    arch = card.architecture
+    for package in candidates:
         try:
-            importlib.import_module(module)
-            return
+            importlib.import_module(package)
         except ImportError:
             continue
+        for module in (f"{package}.models.{arch}", f"{package}.models"):
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                continue
+        break
+    try:
+        importlib.import_module(f"mammo_common.keras.networks.{arch}")
+    except ImportError:
+        pass
 
 
 def load_model_folder(
