@@ -114,6 +114,10 @@ def ingest(
     patients_csv: Annotated[
         Path | None, typer.Option(help="folder format: CSV with columns file,patient_id.")
     ] = None,
+    max_pixels: Annotated[
+        int | None,
+        typer.Option(help="Refuse images whose header claims more pixel values [default: 60M]."),
+    ] = None,
 ) -> None:
     """Read a dataset as distributed (CBIS-DDSM, INbreast, BCDR, or PNG folders in the
     reference's layout) into a validated mammograms store, reporting every skipped file.
@@ -126,8 +130,9 @@ def ingest(
     """
     from mammo_common.ingest import IngestConfig, run_ingest
 
+    limits = {} if max_pixels is None else {"max_pixels": max_pixels}
     config = IngestConfig(source=source, out=out, format=format, overwrite=overwrite,
-                          folder_mask=folder_mask, patients_csv=patients_csv)
+                          folder_mask=folder_mask, patients_csv=patients_csv, **limits)
     result = run_ingest(config)
     console.print(
         f"wrote {result.out}: {result.n_cases} cases ({result.n_mass_cases} with masses) "
@@ -294,6 +299,64 @@ def report(
         f"wrote {result.html} and {result.markdown}: {result.n_metrics_files} metrics files, "
         f"{result.n_models} models, {result.n_images} pictures"
     )
+
+
+@app.command("run")
+@handle_errors
+def run_cmd(
+    image: Annotated[Path, typer.Argument(help="One mammogram: DICOM (.dcm), PNG or TIFF.")],
+    models: Annotated[
+        Path, typer.Option(help="Models folder holding <stage>/<arch>/fold_<k>/ folders.")
+    ] = Path("models"),
+    out: Annotated[
+        Path | None, typer.Option("-o", "--out", help="Overlay PNG to write.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the result as JSON.")
+    ] = None,
+    work_size: Annotated[
+        str | None,
+        typer.Option(help="Breast crop size ROWSxCOLS the mass stages see [640x640]."),
+    ] = None,
+) -> None:
+    """Diagnose one mammogram with whichever stages are installed: breast segmentation, mass
+    segmentation, mass classification. Prints each mass with its malignancy probability and
+    writes an overlay (breast outline, mass contours, labels).
+
+    Stages are found through the 'mammo.stages' entry points; a stage that is not installed or
+    has no model under --models is skipped with a note. Per stage, the architecture with the
+    best validation metric on its model cards is used, its folds averaged.
+
+    Example: mammo run scan.dcm --models models --out overlay.png
+    """
+    from mammo_common.oneshot import read_input_image, render_overlay, run_one
+    from mammo_common.store.atomic import write_json_atomic
+
+    size = _size(work_size) or (640, 640)
+    pixels = read_input_image(image)
+    case = run_one(pixels, models, source=str(image), work_size=size)
+    diag = case.diagnosis
+    table = Table(title=f"{image.name}: {', '.join(case.stages_run) or 'no stage ran'}")
+    for col in ("mass", "box (y0, x0, y1, x1)", "area (px)", "P(malignant)", "label"):
+        table.add_column(col)
+    for mass in case.masses:
+        prob = "n/a" if mass.probability is None else f"{mass.probability:.3f}"
+        area = int(case.native_mask(mass).sum())
+        table.add_row(f"#{mass.index}", str(case.native_bbox(mass.bbox)), str(area), prob,
+                      mass.label or "not classified")
+    console.print(table)
+    verdict = diag["label"].replace("_", " ")
+    if diag["probability"] is not None:
+        verdict += f" (most malignant mass p={diag['probability']:.3f}, threshold {case.threshold})"
+    console.print(f"diagnosis: [bold]{verdict}[/]", highlight=False)
+    for note in case.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    if out is not None:
+        render_overlay(case, out)
+        console.print(f"wrote {out}")
+    if json_out is not None:
+        write_json_atomic(json_out, case.summary())
+        console.print(f"wrote {json_out}")
 
 
 @app.command("schema")

@@ -25,7 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mammo_common.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, MammoError
+from mammo_common.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, MammoError
 
 T = TypeVar("T")
 
@@ -46,6 +46,17 @@ def pydantic_message(exc: pydantic.ValidationError, source: str = "") -> str:
     return where + "; ".join(parts)
 
 
+def os_error_message(exc: OSError) -> str:
+    """One paragraph for a file-system failure (permission, disk full, missing folder)."""
+    where = exc.filename if exc.filename is not None else ""
+    problem = exc.strerror or str(exc) or type(exc).__name__
+    text = f"{where}: {problem}" if where else problem
+    return (
+        f"{text}. Fix: check that the path exists, is writable and that the disk has room; "
+        "nothing half-written was kept"
+    )
+
+
 def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
     """Decorate a Typer command so user errors print a message and exit non-zero."""
 
@@ -64,6 +75,9 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: no partial output was kept")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:
+            err_console.print(f"[bold red]error:[/] {os_error_message(exc)}", highlight=False)
+            raise typer.Exit(EXIT_FAILURE) from None
 
     return wrapper
 

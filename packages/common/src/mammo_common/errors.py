@@ -47,11 +47,18 @@ class MammoError(Exception):
 
     @property
     def message(self) -> str:
-        """The full one-paragraph message: ``path: field: problem. Fix: fix``."""
+        """The full message: ``path: field: problem. Fix: fix``.
+
+        A problem spanning several lines (e.g. a list of skipped files, each with its own fix)
+        gets its fix on a line of its own.
+        """
         where = ": ".join(p for p in (self.path, self.field) if p)
         text = f"{where}: {self.problem}" if where else self.problem
         if self.fix:
-            text = f"{text.rstrip('.')}. Fix: {self.fix}"
+            if "\n" in self.problem:
+                text = f"{text.rstrip()}\nFix: {self.fix}"
+            else:
+                text = f"{text.rstrip('.')}. Fix: {self.fix}"
         return text
 
 

@@ -7,6 +7,10 @@ checks the size from the header *before* any pixel buffer is allocated.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +71,8 @@ def check_pixel_count(path: Path, rows: int, cols: int, samples: int, max_pixels
             f"the header claims {rows}x{cols}x{samples} = {total:,} pixel values, more than the "
             f"limit of {max_pixels:,}",
             path=path,
-            fix="check the file is not damaged; raise max_pixels only if the image is genuine",
+            fix="check the file is not damaged; raise the limit (mammo ingest --max-pixels) "
+            "only if the image is genuine",
         )
 
 
@@ -76,7 +81,11 @@ def _to_gray(arr: np.ndarray, info: ImageInfo) -> np.ndarray:
         if arr.shape[-1] in (3, 4):
             weights = np.array([0.299, 0.587, 0.114])
             grey = arr[..., :3].astype(np.float64) @ weights
-            arr = np.clip(np.rint(grey), 0, np.iinfo(arr.dtype).max).astype(arr.dtype)
+            if arr.dtype.kind in "ui":
+                info_ = np.iinfo(arr.dtype)
+                arr = np.clip(np.rint(grey), info_.min, info_.max).astype(arr.dtype)
+            else:
+                arr = grey
             info.notes.append("colour image converted to grey")
         elif arr.shape[-1] in (1, 2):
             arr = arr[..., 0]
@@ -86,9 +95,21 @@ def _to_gray(arr: np.ndarray, info: ImageInfo) -> np.ndarray:
     return arr
 
 
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Silence tifffile's log warnings about damaged tags (the error we raise says enough)."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _quiet_tifffile(), tifffile.TiffFile(path) as tif:
             if not tif.pages:
                 raise InputFileError("the TIFF has no image", path=path, fix="re-export it")
             page = tif.pages[0]
@@ -116,6 +137,20 @@ def _read_tiff(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
 
 
 def _read_pil(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
+    try:
+        with warnings.catch_warnings():
+            # our own limit (max_pixels, checked below) replaces PIL's bomb warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return _read_pil_checked(path, max_pixels)
+    except Image.DecompressionBombError as exc:
+        raise InputFileError(
+            f"the header claims an image too large to decode safely ({exc})",
+            path=path,
+            fix="check the file is not damaged; convert a genuine huge image to TIFF",
+        ) from None
+
+
+def _read_pil_checked(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
     try:
         with Image.open(path) as img:
             cols, rows = img.size
@@ -151,12 +186,35 @@ def _read_pil(path: Path, max_pixels: int) -> tuple[np.ndarray, ImageInfo]:
     info = ImageInfo(shape=(rows, cols), bits=bits)
     arr = _to_gray(arr, info)
     if arr.dtype.kind not in "u":
-        if not np.all(np.isfinite(arr)):
-            raise InputFileError(
-                "holds NaN or infinite values", path=path, fix="re-export the image"
-            )
+        _refuse_non_finite(arr, path)
         arr = np.clip(arr, 0, 65535).astype(np.uint16)
     return arr, info
+
+
+def _refuse_non_finite(arr: np.ndarray, path: Path) -> None:
+    if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+        raise InputFileError(
+            "holds NaN or infinite pixel values",
+            path=path,
+            fix="re-export the image with finite values (e.g. as 16-bit integer PNG or TIFF)",
+        )
+
+
+def refuse_blank(arr: np.ndarray, path: str | Path) -> None:
+    """Refuse a mammogram whose pixels all have one value (all black, all white, empty).
+
+    Masks may be blank; images may not: a blank image holds nothing to segment or classify.
+
+    Raises:
+        InputFileError: Naming the file and the value.
+    """
+    if arr.size == 0 or arr.min() == arr.max():
+        value = arr.flat[0] if arr.size else "n/a"
+        raise InputFileError(
+            f"is blank: every pixel has the value {value}",
+            path=path,
+            fix="remove the blank image from the source folder, or re-export it",
+        )
 
 
 def read_image(
@@ -184,6 +242,7 @@ def read_image(
         arr, info = _read_tiff(path, max_pixels)
     else:
         arr, info = _read_pil(path, max_pixels)
+    _refuse_non_finite(arr, path)
     if arr.ndim != 2:
         raise InputFileError(
             f"has shape {arr.shape}, not a 2-D greyscale image",

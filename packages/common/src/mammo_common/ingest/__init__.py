@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mammo_common.errors import InputFileError
-from mammo_common.ingest.common import CaseItem
+from mammo_common.ingest.common import CaseItem, safe_glob
 from mammo_common.ingest.config import FORMATS, Format, IngestConfig, IngestResult
 from mammo_common.ingest.report import IngestReport, format_skipped
 
@@ -44,7 +44,7 @@ _SIGNS = {
 
 
 def _has(root: Path, patterns: tuple[str, ...]) -> bool:
-    return any(any(True for _ in root.glob(p)) for p in patterns)
+    return any(safe_glob(root, p) for p in patterns)
 
 
 def detect_format(source: str | Path) -> Format:
@@ -126,7 +126,9 @@ def run_ingest(config: IngestConfig) -> IngestResult:
         package="mammo-common",
         version=__version__,
         command="ingest",
-        params=config.model_dump(mode="json"),
+        # what shapes the content; not how it is written (overwrite, progress bar), so that
+        # rerunning with --overwrite gives the same bytes
+        params=config.model_dump(mode="json", exclude={"overwrite", "progress"}),
     )
     out = Path(config.out)
     created = _missing_parents(out)

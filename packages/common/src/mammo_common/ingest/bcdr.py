@@ -23,14 +23,16 @@ from pathlib import Path
 import numpy as np
 
 from mammo_common.errors import InputFileError
-from mammo_common.imageio import read_image, to_uint16
+from mammo_common.imageio import read_image, refuse_blank, to_uint16
 from mammo_common.ingest.common import (
     CaseItem,
     clean_relative,
     fill_polygon,
     inside,
     mass_record,
+    outside_error,
     parse_int,
+    safe_glob,
     worst_pathology,
 )
 from mammo_common.ingest.config import IngestConfig
@@ -70,6 +72,9 @@ class Image:
 
 
 def _read(path: Path, report: IngestReport) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    if not inside(path, report.root):
+        report.skip(path, reason_of(outside_error(path, report.root)))
+        return [], []
     try:
         with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
             reader = csv.reader(fh)
@@ -85,8 +90,15 @@ def _read(path: Path, report: IngestReport) -> tuple[list[str], list[tuple[int, 
     return header, rows
 
 
-def _points(text: str) -> np.ndarray:
-    return np.asarray([float(v) for v in str(text).replace(",", " ").split()], dtype=float)
+def _points(text: str) -> np.ndarray | None:
+    """Space-separated coordinates; ``None`` when any is not a finite, plausible number."""
+    try:
+        values = np.asarray([float(v) for v in str(text).replace(",", " ").split()], dtype=float)
+    except (ValueError, OverflowError):
+        return None
+    if not np.all(np.isfinite(values)) or np.any(np.abs(values) > 1e7):
+        return None
+    return values
 
 
 def _pathology(text: str | None) -> str:
@@ -114,8 +126,9 @@ def _image(rec: dict[str, str], csv_dir: Path, where: str, view_key: str) -> Ima
 def plan(source: Path, report: IngestReport) -> dict[tuple[Path, str], Image]:
     """Read every outlines and image-info CSV; images keyed by (CSV folder, file name)."""
     images: dict[tuple[Path, str], Image] = {}
-    outlines = sorted({*source.glob("*_outlines.csv"), *source.glob("*/*_outlines.csv"),
-                       *source.glob("*/*/*_outlines.csv")})
+    outlines = sorted({*safe_glob(source, "*_outlines.csv"),
+                       *safe_glob(source, "*/*_outlines.csv"),
+                       *safe_glob(source, "*/*/*_outlines.csv")})
     for path in outlines:
         header, rows = _read(path, report)
         if not all(c in header for c in OUTLINE_COLUMNS):
@@ -127,6 +140,9 @@ def plan(source: Path, report: IngestReport) -> dict[tuple[Path, str], Image]:
             key = (path.parent, rec.get("image_filename", "").strip())
             img = images.setdefault(key, _image(rec, path.parent, where, "image_view"))
             xs, ys = _points(rec.get("lw_x_points", "")), _points(rec.get("lw_y_points", ""))
+            if xs is None or ys is None:
+                report.skip(where, "outline coordinates are not all finite numbers: left out")
+                continue
             if len(xs) != len(ys) or len(xs) < 3:
                 report.skip(where, f"outline has {len(xs)} x and {len(ys)} y points: left out")
                 continue
@@ -140,7 +156,7 @@ def plan(source: Path, report: IngestReport) -> dict[tuple[Path, str], Image]:
                 kind = "unknown"
             img.lesions.append(Lesion(where, xs, ys, kind, _pathology(rec.get("classification"))))
     for folder in sorted({p.parent for p in outlines}):
-        for path in sorted(folder.glob("*.csv")):
+        for path in safe_glob(folder, "*.csv"):
             if path in outlines:
                 continue
             header, rows = _read(path, report)
@@ -157,12 +173,15 @@ def plan(source: Path, report: IngestReport) -> dict[tuple[Path, str], Image]:
 def _case(img: Image, report: IngestReport, config: IngestConfig) -> CaseItem:
     rel = clean_relative(img.filename, where=img.where)
     path = img.csv_dir / rel
-    if not path.is_file() or not inside(path, report.root):
+    if not path.is_file():
         raise InputFileError(
             f"the image {rel.as_posix()!r} is missing", path=img.where,
             fix="check that the subset's image folders were unpacked next to its CSVs",
         )
+    if not inside(path, report.root):
+        raise outside_error(path, report.root)
     raw, info = read_image(path, max_pixels=config.max_pixels)
+    refuse_blank(raw, path)
     image, note = to_uint16(raw)
     notes = list(info.notes) + ([note] if note else [])
     shape = info.shape

@@ -35,10 +35,13 @@ from mammo_common.imageio import binarize_mask
 from mammo_common.ingest.common import (
     CaseItem,
     clean_relative,
+    fit_mask,
     inside,
     mass_record,
+    outside_error,
     parse_int,
-    resize_nearest,
+    safe_glob,
+    safe_rglob,
     worst_pathology,
 )
 from mammo_common.ingest.config import IngestConfig
@@ -73,7 +76,7 @@ def find_csvs(root: Path) -> list[Path]:
     found = {
         p
         for pattern in ("*.csv", "*/*.csv")
-        for p in root.glob(pattern)
+        for p in safe_glob(root, pattern)
         if p.is_file() and ("case_description" in p.name.lower())
     }
     return sorted(found, key=lambda p: ("calc" in p.name.lower(), p.as_posix()))
@@ -110,17 +113,28 @@ def _descriptor(value: str | None) -> str | None:
     return None if text.upper() in ("", "N/A", "NA", "NONE", "NAN") else text
 
 
-def read_rows(path: Path, report: IngestReport) -> list[Row]:
-    """Parse one case-description CSV; bad rows are reported and left out."""
+def read_rows(path: Path, report: IngestReport) -> list[Row] | None:
+    """Parse one case-description CSV; bad rows are reported and left out.
+
+    Returns:
+        The usable rows, or ``None`` when the whole file is unusable (reported).
+    """
     rel = report.rel(path)
+    if not inside(path, report.root):
+        report.skip(path, reason_of(outside_error(path, report.root)))
+        return None
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.reader(fh)
             header = [h.strip().lower() for h in next(reader, [])]
             missing = [c for c in REQUIRED if c not in header]
+            if not any(header):
+                report.skip(path, "the CSV is empty (no header row). Fix: re-copy it from the "
+                            "CBIS-DDSM download, or remove it")
+                return None
             if missing:
                 report.skip(path, f"not a CBIS-DDSM case-description CSV: no column(s) {missing}")
-                return []
+                return None
             rows: list[Row] = []
             for values in reader:
                 line = reader.line_num
@@ -132,7 +146,7 @@ def read_rows(path: Path, report: IngestReport) -> list[Row]:
                     rows.append(row)
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         report.skip(path, f"cannot be read as CSV ({type(exc).__name__}: {exc})")
-        return []
+        return None
     report.use(path)
     return rows
 
@@ -183,20 +197,27 @@ class Resolver:
 
     root: Path
     bases: list[Path] = field(default_factory=list)
+    refused: list[Path] = field(default_factory=list)
 
     @classmethod
     def for_root(cls, root: Path, csv_dirs: list[Path]) -> Resolver:
-        """Search ``CBIS-DDSM`` folders (up to 3 levels deep), the CSV folders and the root."""
+        """Search ``CBIS-DDSM`` folders (up to 3 levels deep), the CSV folders and the root.
+
+        Folders that resolve outside ``root`` (symbolic links) are not searched; they are
+        listed in :attr:`refused` for the report.
+        """
         trees = [
             root / "CBIS-DDSM",
-            *sorted(root.glob("*/CBIS-DDSM")),
-            *sorted(root.glob("*/*/CBIS-DDSM")),
+            *safe_glob(root, "*/CBIS-DDSM"),
+            *safe_glob(root, "*/*/CBIS-DDSM"),
         ]
         bases: list[Path] = []
+        refused: list[Path] = []
         for base in [*trees, *(d / "CBIS-DDSM" for d in csv_dirs), *csv_dirs, root]:
-            if base.is_dir() and base not in bases and inside(base, root):
-                bases.append(base)
-        return cls(root=root, bases=bases)
+            if not base.is_dir() or base in bases or base in refused:
+                continue
+            (bases if inside(base, root) else refused).append(base)
+        return cls(root=root, bases=bases, refused=refused)
 
     def candidates(self, text: str, where: str) -> tuple[list[Path], str | None]:
         """DICOM files a CSV path may mean: the exact file, else those in its folders.
@@ -205,22 +226,33 @@ class Resolver:
             The candidate files (empty when none) and a note when the exact file was missing.
 
         Raises:
-            PathEscapeError: The path is absolute or contains ``..``.
+            PathEscapeError: The path is absolute or contains ``..``, or the only files found
+                lie outside the source folder (symbolic links).
         """
         rel = clean_relative(text, where=where)
+        escaped: Path | None = None
         for base in self.bases:
             p = base / rel
-            if p.is_file() and inside(p, self.root):
+            if p.is_file():
+                if not inside(p, self.root):
+                    raise outside_error(p, self.root)
                 return [p], None
         for parent in _parents(rel):
             for base in self.bases:
                 folder = base / parent
-                if folder.is_dir() and inside(folder, self.root):
-                    found = sorted(
-                        f for f in folder.rglob("*.dcm") if f.is_file() and inside(f, self.root)
-                    )
-                    if found:
-                        return found, f"CSV names {rel.as_posix()!r}, which is not on disk"
+                if not folder.is_dir():
+                    continue
+                if not inside(folder, self.root):
+                    escaped = escaped or folder
+                    continue
+                every = safe_rglob(folder, self.root, "*.dcm")
+                found = [f for f in every if inside(f, self.root)]
+                if found:
+                    return found, f"CSV names {rel.as_posix()!r}, which is not on disk"
+                if every:
+                    escaped = escaped or every[0]
+        if escaped is not None:
+            raise outside_error(escaped, self.root)
         return [], None
 
 
@@ -303,12 +335,13 @@ def _find_mask(
             notes.append(f"abnormality {row.abnormality_id}: {roi_note}; used {path.name}")
         if crop_note and path in crop and path not in roi:
             notes.append(f"abnormality {row.abnormality_id}: {crop_note}; used {path.name}")
-        if mask.shape != shape:
-            notes.append(
-                f"abnormality {row.abnormality_id}: mask {mask.shape[0]}x{mask.shape[1]} resized "
-                f"to the image's {shape[0]}x{shape[1]} (nearest neighbour)"
-            )
-            mask = resize_nearest(mask, shape)
+        try:
+            mask, resized = fit_mask(mask, shape, path=path)
+        except InputFileError as exc:
+            errors.append(f"{report_name(path)}: {reason_of(exc)}")
+            continue
+        if resized:
+            notes.append(f"abnormality {row.abnormality_id}: {resized}")
         if not mask.any():
             continue
         return _Mask(mask=mask, path=path, notes=notes)
@@ -456,7 +489,12 @@ def _normal_case(
     case_id: str, match: re.Match, folder: Path, resolver: Resolver, config: IngestConfig,
     report: IngestReport,
 ) -> CaseItem:
-    cands = sorted(f for f in folder.rglob("*.dcm") if f.is_file() and inside(f, resolver.root))
+    if not inside(folder, resolver.root):
+        raise outside_error(folder, resolver.root)
+    every = safe_rglob(folder, resolver.root, "*.dcm")
+    cands = [f for f in every if inside(f, resolver.root)]
+    if every and not cands:
+        raise outside_error(every[0], resolver.root)
     if not cands:
         raise InputFileError("holds no DICOM file", path=folder, fix="remove the empty folder")
     path = _pick_full(cands)
@@ -477,17 +515,33 @@ def _normal_case(
     return CaseItem(record=record, image=image, mass_mask=zeros, mass_labels=zeros)
 
 
-def plan(source: Path, report: IngestReport) -> tuple[Resolver, dict[str, list[Row]]]:
+@dataclass
+class Plan:
+    """What the CSVs say: the rows of each case, and the CSVs that could not be used."""
+
+    resolver: Resolver
+    cases: dict[str, list[Row]]
+    unusable_csvs: list[Path]
+
+
+def plan(source: Path, report: IngestReport) -> Plan:
     """Read every CSV and group the rows by case id (nothing is decoded yet)."""
     csvs = find_csvs(source)
     rows: list[Row] = []
+    unusable: list[Path] = []
     for path in csvs:
-        rows.extend(read_rows(path, report))
+        found = read_rows(path, report)
+        if found is None:
+            unusable.append(path)
+        else:
+            rows.extend(found)
     resolver = Resolver.for_root(source, sorted({p.parent for p in csvs}))
+    for folder in resolver.refused:
+        report.skip(folder, "folder not searched: " + reason_of(outside_error(folder, source)))
     cases: dict[str, list[Row]] = {}
     for row in rows:
         cases.setdefault(row.case_id, []).append(row)
-    return resolver, cases
+    return Plan(resolver=resolver, cases=cases, unusable_csvs=unusable)
 
 
 def iter_cases(source: Path, report: IngestReport, config: IngestConfig) -> Iterator[CaseItem]:
@@ -498,8 +552,21 @@ def iter_cases(source: Path, report: IngestReport, config: IngestConfig) -> Iter
         report: Receives every skipped file or row and every file used.
         config: Ingest settings (``max_pixels``).
     """
-    resolver, cases = plan(source, report)
+    planned = plan(source, report)
+    resolver, cases = planned.resolver, planned.cases
     unlisted = _unlisted(resolver, set(cases))
+    if planned.unusable_csvs and unlisted:
+        # an unlisted image may be listed in the CSV that could not be read: importing it as
+        # an image without abnormality would mislabel it
+        names = ", ".join(report.rel(p) for p in planned.unusable_csvs)
+        for case_id in sorted(unlisted):
+            report.skip(
+                unlisted[case_id][1],
+                f"image {case_id} skipped: no readable CSV lists it, and it may be listed in "
+                f"the unusable {names}, so it is not imported as an image without abnormality. "
+                "Fix: repair or re-copy the CSV (see its own entry)",
+            )
+        unlisted = {}
     for case_id in sorted(set(cases) | set(unlisted)):
         try:
             if case_id in cases:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,6 +31,10 @@ class PathEscapeError(InputFileError):
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Longest accepted path written in a source file, and longest part of it (bytes, UTF-8).
+MAX_PATH_CHARS = 1024
+MAX_PART_BYTES = 255
 
 
 def clean_relative(text: str, *, where: str = "") -> PurePosixPath:
@@ -36,11 +42,28 @@ def clean_relative(text: str, *, where: str = "") -> PurePosixPath:
 
     Raises:
         PathEscapeError: The path is absolute or climbs out with ``..``.
-        InputFileError: The path is empty.
+        InputFileError: The path is empty, holds control characters (e.g. a newline in the
+            middle) or is too long to be a real file name.
     """
     cleaned = text.strip().strip('"').strip("'").strip().replace("\\", "/")
     if not cleaned:
         raise InputFileError("the path is empty", path=where or None, fix="fill in the path")
+    if _CONTROL.search(cleaned):
+        raise InputFileError(
+            f"the path {cleaned[:80]!r} holds a control character (newline, tab, NUL, ...) "
+            "inside it",
+            path=where or None,
+            fix="correct the path in the file; only leading/trailing whitespace is repaired",
+        )
+    if len(cleaned) > MAX_PATH_CHARS or any(
+        len(part.encode("utf-8", "surrogatepass")) > MAX_PART_BYTES for part in cleaned.split("/")
+    ):
+        raise InputFileError(
+            f"the path {cleaned[:80]!r}... is too long to be a file name "
+            f"(over {MAX_PATH_CHARS} characters, or a part over {MAX_PART_BYTES} bytes)",
+            path=where or None,
+            fix="correct the path in the file",
+        )
     if cleaned.startswith("/") or _DRIVE.match(cleaned):
         raise PathEscapeError(
             f"the path {cleaned!r} is absolute, so it may point outside the source folder",
@@ -61,15 +84,116 @@ def inside(path: Path, root: Path) -> bool:
     """Whether ``path`` (symlinks resolved) lies inside ``root``."""
     try:
         path.resolve().relative_to(root.resolve())
-    except (ValueError, OSError):
+    except (ValueError, OSError, RuntimeError):
         return False
     return True
+
+
+def safe_glob(root: Path, pattern: str) -> list[Path]:
+    """``root.glob(pattern)`` that never lists a folder lying outside ``root``.
+
+    ``pattern`` is made of plain parts separated by ``/`` (``*.csv``, ``*/mg``, ``*/*/CBIS-DDSM``;
+    no ``**``). Folders reached through a symbolic link pointing outside ``root`` are not
+    listed; a final match may itself be such a link (callers check and report it).
+
+    Returns:
+        The matches, sorted.
+    """
+    parts = pattern.split("/")
+    level = [root]
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        found: list[Path] = []
+        for folder in level:
+            if not inside(folder, root):
+                continue
+            try:
+                names = sorted(entry.name for entry in os.scandir(folder))
+            except OSError:
+                continue
+            for name in names:
+                if fnmatch.fnmatchcase(name, part):
+                    path = folder / name
+                    if last or path.is_dir():
+                        found.append(path)
+        level = found
+    return sorted(level)
+
+
+def safe_rglob(folder: Path, root: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` under ``folder`` (any depth), if ``folder`` lies in ``root``.
+
+    Sub-folders that are symbolic links are not entered; matched files may be links (callers
+    check them with :func:`inside`).
+    """
+    if not inside(folder, root):
+        return []
+    return sorted(p for p in folder.rglob(pattern) if p.is_file())
+
+
+def outside_error(path: Path, root: Path) -> PathEscapeError:
+    """The error for a file or folder that (through a symbolic link) lies outside ``root``."""
+    try:
+        target = str(path.resolve())
+    except (OSError, RuntimeError):
+        target = "an unresolvable place"
+    return PathEscapeError(
+        f"resolves to {target}, outside the source folder {root} (a symbolic link?); ingest "
+        "reads nothing outside the folder it is given",
+        path=path,
+        fix="copy the file into the source folder instead of linking to it",
+    )
+
+
+def require_inside(path: Path, root: Path) -> None:
+    """Raise :func:`outside_error` unless ``path`` (symlinks resolved) lies inside ``root``."""
+    if not inside(path, root):
+        raise outside_error(path, root)
 
 
 def resize_nearest(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Resize a label/mask array with nearest-neighbour interpolation (values unchanged)."""
     out = resize(mask, shape, order=0, preserve_range=True, anti_aliasing=False, mode="edge")
     return out.astype(mask.dtype)
+
+
+#: Largest relative difference of aspect ratio (rows/cols) between a mask and its image that is
+#: still repaired by resizing; beyond it the mask belongs to another image.
+MAX_ASPECT_DIFFERENCE = 0.1
+
+
+def fit_mask(
+    mask: np.ndarray, shape: tuple[int, int], *, path: str | Path | None = None, what: str = "mask"
+) -> tuple[np.ndarray, str | None]:
+    """Resize a mask of another size to ``shape`` (nearest neighbour) when it plausibly matches.
+
+    Returns:
+        The mask at ``shape`` and a note when it was resized (``None`` when it already fitted).
+
+    Raises:
+        InputFileError: The mask is empty-shaped or its aspect ratio differs from the image's by
+            more than :data:`MAX_ASPECT_DIFFERENCE` (it cannot belong to this image).
+    """
+    if mask.shape == tuple(shape):
+        return mask, None
+    rows, cols = mask.shape[:2]
+    if rows < 1 or cols < 1 or mask.ndim != 2:
+        raise InputFileError(
+            f"the {what} has shape {mask.shape}, not a 2-D image", path=path,
+            fix="re-export the mask as a single-channel image",
+        )
+    ratio, image_ratio = rows / cols, shape[0] / shape[1]
+    if abs(ratio - image_ratio) > MAX_ASPECT_DIFFERENCE * image_ratio:
+        raise InputFileError(
+            f"the {what} is {rows}x{cols} but the image is {shape[0]}x{shape[1]} (another aspect "
+            "ratio), so it does not belong to this image",
+            path=path,
+            fix="pair the image with its own mask (same size, or the same shape scaled)",
+        )
+    note = (
+        f"{what} {rows}x{cols} resized to the image's {shape[0]}x{shape[1]} (nearest neighbour)"
+    )
+    return resize_nearest(mask, shape), note
 
 
 def bbox_area(mask: np.ndarray) -> tuple[tuple[int, int, int, int] | None, int]:

@@ -55,6 +55,14 @@ class DicomInfo:
     notes: list[str] = field(default_factory=list)
 
 
+def _brief(exc: BaseException, limit: int = 200) -> str:
+    """``Type: message`` of an exception, shortened (damaged files make long messages)."""
+    text = " ".join(str(exc).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 def _looks_like_raw_dicom(path: Path) -> bool:
     """Whether a file without preamble starts like a little-endian DICOM dataset (group 0008)."""
     with path.open("rb") as fh:
@@ -96,7 +104,7 @@ def read_header(path: str | Path, *, with_pixels: bool = False) -> Dataset:
         ) from None
     except Exception as exc:  # pydicom raises many types for damaged headers
         raise InputFileError(
-            f"has a damaged DICOM header ({type(exc).__name__}: {exc})",
+            f"has a damaged DICOM header ({_brief(exc)})",
             path=path,
             fix=_FIX_DAMAGED,
         ) from None
@@ -132,7 +140,22 @@ def _text(ds: Dataset, *names: str) -> str | None:
 
 
 def header_info(ds: Dataset, path: str | Path) -> DicomInfo:
-    """The :class:`DicomInfo` of a dataset read by :func:`read_header` (no pixels decoded)."""
+    """The :class:`DicomInfo` of a dataset read by :func:`read_header` (no pixels decoded).
+
+    Raises:
+        InputFileError: The header has no image size or an attribute cannot be decoded.
+    """
+    try:
+        return _header_info(ds, path)
+    except InputFileError:
+        raise
+    except Exception as exc:  # pydicom decodes elements lazily: damage surfaces here
+        raise InputFileError(
+            f"has a damaged DICOM header ({_brief(exc)})", path=path, fix=_FIX_DAMAGED
+        ) from None
+
+
+def _header_info(ds: Dataset, path: str | Path) -> DicomInfo:
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     if rows is None or cols is None:
         raise InputFileError(
@@ -177,11 +200,12 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
             warnings.simplefilter("ignore")
             arr = ds.pixel_array
     except Exception as exc:  # truncated data, unknown compression, ...
-        text = str(exc)
+        text = str(exc).lower()
+        short = any(w in text for w in ("length", "truncat", "less than expected", "shorter"))
         problem = (
             "is truncated: its pixel data is shorter than the header promises"
-            if "length" in text.lower() or "truncat" in text.lower() or isinstance(exc, EOFError)
-            else f"has pixel data that cannot be decoded ({type(exc).__name__}: {text})"
+            if short or isinstance(exc, EOFError)
+            else f"has pixel data that cannot be decoded ({_brief(exc)})"
         )
         fix = _FIX_DAMAGED
         if "decoder" in text.lower() or "plugin" in text.lower():
@@ -231,7 +255,7 @@ def _apply_luts(arr: np.ndarray, ds: Dataset, path: Path, notes: list[str]) -> n
                 notes.append("VOI LUT applied (first window/LUT)")
     except Exception as exc:  # malformed LUT attributes raise many types
         raise InputFileError(
-            f"its modality/VOI LUT cannot be applied ({type(exc).__name__}: {exc})",
+            f"its modality/VOI LUT cannot be applied ({_brief(exc)})",
             path=path,
             field="RescaleSlope/WindowCenter/LUT",
             fix="correct or remove the malformed LUT attributes",
@@ -262,9 +286,21 @@ def read_dicom(
         The 2-D uint16 image (dense tissue bright) and its :class:`DicomInfo`.
 
     Raises:
-        InputFileError: Naming the file, the problem and the fix.
+        InputFileError: Naming the file, the problem and the fix (also for damage that pydicom
+            only notices while decoding an attribute).
     """
     path = Path(path)
+    try:
+        return _read_dicom(path, max_pixels, apply_luts)
+    except InputFileError:
+        raise
+    except Exception as exc:  # pydicom decodes lazily: a damaged element fails on first use
+        raise InputFileError(
+            f"cannot be read as a DICOM image ({_brief(exc)})", path=path, fix=_FIX_DAMAGED
+        ) from None
+
+
+def _read_dicom(path: Path, max_pixels: int, apply_luts: bool) -> tuple[np.ndarray, DicomInfo]:
     ds = read_header(path, with_pixels=True)
     info = header_info(ds, path)
     check_dimensions(ds, path, max_pixels)

@@ -15,8 +15,21 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mammo_common.errors import InputFileError
-from mammo_common.imageio import IMAGE_SUFFIXES, binarize_mask, read_image, to_uint16
-from mammo_common.ingest.common import CaseItem, inside, mass_record, resize_nearest
+from mammo_common.imageio import (
+    IMAGE_SUFFIXES,
+    binarize_mask,
+    read_image,
+    refuse_blank,
+    to_uint16,
+)
+from mammo_common.ingest.common import (
+    CaseItem,
+    fit_mask,
+    inside,
+    mass_record,
+    outside_error,
+    safe_glob,
+)
 from mammo_common.ingest.config import IngestConfig
 from mammo_common.ingest.report import IngestReport, reason_of
 from mammo_common.schema import CaseRecord, safe_case_id
@@ -24,13 +37,25 @@ from mammo_common.schema import CaseRecord, safe_case_id
 SOURCE_DATASET = "folder"
 
 
-def find_subsets(source: Path) -> list[Path]:
-    """Folders (the source or up to 3 levels below) holding both ``mg/`` and ``mask/``."""
+def find_subsets(source: Path, report: IngestReport | None = None) -> list[Path]:
+    """Folders (the source or up to 3 levels below) holding both ``mg/`` and ``mask/``.
+
+    An ``mg/`` or ``mask/`` folder that resolves outside ``source`` (a symbolic link) is not
+    read; it is reported when ``report`` is given.
+    """
     found = set()
     for pattern in ("mg", "*/mg", "*/*/mg", "*/*/*/mg"):
-        for mg in source.glob(pattern):
-            if mg.is_dir() and (mg.parent / "mask").is_dir() and inside(mg, source):
-                found.add(mg.parent)
+        for mg in safe_glob(source, pattern):
+            mask = mg.parent / "mask"
+            if not (mg.is_dir() and mask.is_dir()):
+                continue
+            outside = [d for d in (mg, mask) if not inside(d, source)]
+            if outside:
+                if report is not None:
+                    for d in outside:
+                        report.skip(d, "folder not read: " + reason_of(outside_error(d, source)))
+                continue
+            found.add(mg.parent)
     return sorted(found, key=lambda p: p.as_posix())
 
 
@@ -82,16 +107,14 @@ def _case(
     mapping: dict[str, str], source: Path,
 ) -> tuple[CaseItem, str]:
     raw, info = read_image(mg, max_pixels=config.max_pixels)
+    refuse_blank(raw, mg)
     image, note = to_uint16(raw)
     notes = list(info.notes) + ([note] if note else [])
     digest = hashlib.sha256(image.tobytes()).hexdigest()
     mask = binarize_mask(read_image(mask_path, max_pixels=config.max_pixels)[0])
-    if mask.shape != image.shape:
-        notes.append(
-            f"mask {mask.shape[0]}x{mask.shape[1]} resized to the image's "
-            f"{image.shape[0]}x{image.shape[1]} (nearest neighbour)"
-        )
-        mask = resize_nearest(mask, image.shape)
+    mask, resized = fit_mask(mask, image.shape, path=mask_path)
+    if resized:
+        notes.append(resized)
     if subset:
         notes.append(f"subset {subset}")
     case_id = safe_case_id(f"{subset}_{mg.stem}" if subset else mg.stem)
@@ -121,11 +144,18 @@ def _case(
 def iter_cases(source: Path, report: IngestReport, config: IngestConfig) -> Iterator[CaseItem]:
     """Yield the cases of every ``mg``/``mask`` pair folder under ``source``."""
     patients_csv = config.patients_csv or (source / "patients.csv")
+    if config.patients_csv is None and patients_csv.is_file() and not inside(patients_csv, source):
+        raise outside_error(patients_csv, source)
     mapping = read_patients(patients_csv if patients_csv.is_file() else None, report)
     seen: dict[str, str] = {}
-    for folder in find_subsets(source):
+    for folder in find_subsets(source, report):
         subset = "" if folder == source else folder.relative_to(source).as_posix()
         images, masks = _images(folder / "mg"), _images(folder / "mask")
+        for files in (images, masks):
+            for stem, path in list(files.items()):
+                if not inside(path, source):
+                    report.skip(path, reason_of(outside_error(path, source)))
+                    del files[stem]
         for stem in sorted(set(masks) - set(images)):
             report.skip(masks[stem], "mask without an image of the same name in mg/")
         for stem, mg in sorted(images.items(), key=lambda kv: (len(kv[0]), kv[0])):

@@ -21,7 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from mammo_common.errors import InputFileError
-from mammo_common.ingest.common import CaseItem, fill_polygon, inside, mass_record, parse_int
+from mammo_common.ingest.common import (
+    CaseItem,
+    fill_polygon,
+    inside,
+    mass_record,
+    outside_error,
+    parse_int,
+    require_inside,
+    safe_glob,
+)
 from mammo_common.ingest.config import IngestConfig
 from mammo_common.ingest.dicom import read_dicom
 from mammo_common.ingest.report import IngestReport, reason_of
@@ -43,9 +52,11 @@ _POINT = re.compile(r"\(\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*(?:,[^)]*)?\)")
 
 def _find_root(source: Path) -> Path:
     if (source / "AllDICOMs").is_dir():
+        require_inside(source / "AllDICOMs", source)
         return source
-    for sub in sorted(source.glob("*/AllDICOMs")):
+    for sub in safe_glob(source, "*/AllDICOMs"):
         if sub.is_dir():
+            require_inside(sub, source)
             return sub.parent
     raise InputFileError(
         "has no AllDICOMs folder", path=source, fix="point at the unpacked INbreast folder"
@@ -54,9 +65,12 @@ def _find_root(source: Path) -> Path:
 
 def read_csv(root: Path, report: IngestReport) -> dict[str, dict[str, str]]:
     """``INbreast.csv`` rows keyed by file name (image id); empty when the CSV is absent."""
-    paths = sorted(p for p in root.glob("*.csv") if p.name.lower().startswith("inbreast"))
+    paths = [p for p in safe_glob(root, "*.csv") if p.name.lower().startswith("inbreast")]
     rows: dict[str, dict[str, str]] = {}
     for path in paths:
+        if not inside(path, report.root):
+            report.skip(path, reason_of(outside_error(path, report.root)))
+            continue
         try:
             with path.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
                 reader = csv.reader(fh, delimiter=";")
@@ -77,16 +91,31 @@ def read_csv(root: Path, report: IngestReport) -> dict[str, dict[str, str]]:
     return rows
 
 
-def parse_points(points: list) -> np.ndarray:  # type: ignore[type-arg]
-    """``["(x, y)", ...]`` strings (or pairs) to an (N, 2) float array of x, y."""
+def _number(value: object) -> float | None:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if np.isfinite(number) and abs(number) < 1e7 else None
+
+
+def parse_points(points: object) -> np.ndarray:
+    """``["(x, y)", ...]`` strings (or pairs) to an (N, 2) float array of x, y.
+
+    Items that are not a point with two finite coordinates (junk text, NaN, absurdly large
+    values) are left out; anything that is not a list gives no point.
+    """
+    if not isinstance(points, (list, tuple)):
+        return np.zeros((0, 2))
     out = []
     for item in points:
         if isinstance(item, (list, tuple)) and len(item) >= 2:
-            out.append((float(item[0]), float(item[1])))
-            continue
-        m = _POINT.search(str(item))
-        if m:
-            out.append((float(m.group(1)), float(m.group(2))))
+            pair = (_number(item[0]), _number(item[1]))
+        else:
+            m = _POINT.search(str(item))
+            pair = (_number(m.group(1)), _number(m.group(2))) if m else (None, None)
+        if pair[0] is not None and pair[1] is not None:
+            out.append(pair)
     return np.asarray(out, dtype=float).reshape(-1, 2)
 
 
@@ -109,6 +138,13 @@ def read_rois(path: Path) -> list[dict]:  # type: ignore[type-arg]
     if not isinstance(images, list) or not images:
         raise InputFileError("has no Images list", path=path, field="Images", fix="re-copy it")
     rois = images[0].get("ROIs", []) if isinstance(images[0], dict) else []
+    if not isinstance(rois, list):
+        raise InputFileError(
+            f"Images[0].ROIs is a {type(rois).__name__}, not a list",
+            path=path,
+            field="Images[0].ROIs",
+            fix="re-copy the XML file from the INbreast download",
+        )
     return [r for r in rois if isinstance(r, dict)]
 
 
@@ -120,7 +156,7 @@ def _lesions(
     notes: list[str] = []
     for roi in rois:
         name = str(roi.get("Name", "")).strip()
-        pts = parse_points(roi.get("Point_px", []) or [])
+        pts = parse_points(roi.get("Point_px", []))
         if len(pts) <= 2 or name.lower() in CALC_NAMES:
             n_calc += 1
             continue
@@ -150,8 +186,9 @@ def _case(
     pathology = "unknown" if birads in (None, 0) else ("MALIGNANT" if birads >= 4 else "BENIGN")
     xml = xml_dir / f"{image_id}.xml"
     rois: list[dict] = []  # type: ignore[type-arg]
-    if xml.is_file() and inside(xml, report.root):
+    if xml.is_file():
         try:
+            require_inside(xml, report.root)
             rois = read_rois(xml)
             report.use(xml)
         except InputFileError as exc:
@@ -209,6 +246,9 @@ def iter_cases(source: Path, report: IngestReport, config: IngestConfig) -> Iter
         if not dcm.is_file() or dcm.suffix.lower() != ".dcm":
             if dcm.is_file() and not dcm.name.startswith("."):
                 report.skip(dcm, "not a .dcm file")
+            continue
+        if not inside(dcm, report.root):
+            report.skip(dcm, reason_of(outside_error(dcm, report.root)))
             continue
         match = NAME.match(dcm.stem)
         if match is None:

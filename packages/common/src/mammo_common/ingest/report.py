@@ -35,7 +35,11 @@ class IngestReport:
         p = Path(path)
         try:
             return p.resolve().relative_to(self._root_resolved).as_posix()
-        except (ValueError, OSError):
+        except (ValueError, OSError, RuntimeError):
+            pass
+        try:  # a symbolic link inside the root that points outside it: name the link
+            return p.absolute().relative_to(self.root.absolute()).as_posix()
+        except ValueError:
             return str(path)
 
     def skip(self, path: str | Path, reason: str) -> None:

@@ -332,14 +332,20 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 
 
 class _Checkpointer:
-    """Reads and writes ``out_dir/checkpoint`` and publishes best weights and history."""
+    """Reads and writes ``out_dir/checkpoint`` and publishes best weights and history.
 
-    def __init__(self, out_dir: Path):
+    With ``write=False`` (multi-worker training, workers other than the chief) it only reads.
+    """
+
+    def __init__(self, out_dir: Path, write: bool = True):
         self.out_dir = out_dir
         self.dir = out_dir / CHECKPOINT_DIR
         self.state_path = self.dir / _STATE
+        self.write = write
 
     def clear(self) -> None:
+        if not self.write:
+            return
         shutil.rmtree(self.dir, ignore_errors=True)
         for name in (BEST_WEIGHTS, HISTORY_CSV):
             with contextlib.suppress(FileNotFoundError):
@@ -366,7 +372,7 @@ class _Checkpointer:
 
     def cleanup(self, keep: str | None) -> None:
         """Removes epoch folders and temporaries not referenced by the state."""
-        if not self.dir.is_dir():
+        if not self.write or not self.dir.is_dir():
             return
         for entry in self.dir.iterdir():
             if entry.name in (_STATE, keep):
@@ -378,6 +384,8 @@ class _Checkpointer:
                     entry.unlink()
 
     def save(self, model: keras.Model, state: _State, improved: bool) -> None:
+        if not self.write:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch_{state.epochs_done:04d}"
         tmp = self.dir / f".{name}.tmp-{os.getpid()}"
@@ -402,6 +410,8 @@ class _Checkpointer:
 
     def publish(self, state: _State) -> None:
         """Makes ``best.weights.h5`` and ``history.csv`` agree with the checkpoint."""
+        if not self.write:
+            return
         write_history_csv(self.out_dir / HISTORY_CSV, state.history)
         if state.checkpoint is None:
             return
@@ -528,6 +538,7 @@ def fit_resumable(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     restore_best: bool = True,
     jit_compile: bool | str = "auto",
+    strategy: Any = None,
 ) -> TrainResult:
     """Trains ``model`` with Adam, keeping the best weights, resumable after any interruption.
 
@@ -556,6 +567,11 @@ def fit_resumable(
             ``fit`` call per epoch).
         restore_best: Load the best weights into ``model`` before returning.
         jit_compile: Passed to ``compile`` (``"auto"``: XLA on GPU, not on CPU).
+        strategy: A ``tf.distribute`` strategy the model was built under
+            (:mod:`mammo_common.keras.distribute`); compile, restore and training then run in
+            its scope. Under ``MultiWorkerMirroredStrategy`` only the chief writes
+            ``out_dir`` (the others read a shared checkpoint to resume, and keep their best
+            weights in memory).
 
     Returns:
         The :class:`TrainResult`.
@@ -565,7 +581,51 @@ def fit_resumable(
             architecture, or a model built under another precision policy.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    chief = True
+    if strategy is not None:
+        from mammo_common.keras.distribute import is_chief, patch_multiworker_build
+
+        chief = is_chief(strategy)
+        patch_multiworker_build(model, strategy)
+    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
+    if chief:
+        out.mkdir(parents=True, exist_ok=True)
+    with scope:
+        return _fit(
+            model, train_ds, valid_ds, out=out, chief=chief, epochs=epochs,
+            learning_rate=learning_rate, loss=loss, metrics=metrics, monitor=monitor, mode=mode,
+            reduce_lr=reduce_lr, early_stopping_patience=early_stopping_patience, seed=seed,
+            resume=resume, mixed_precision=mixed_precision, deterministic=deterministic,
+            progress=progress, callbacks=callbacks, restore_best=restore_best,
+            jit_compile=jit_compile,
+        )
+
+
+def _fit(
+    model: keras.Model,
+    train_ds: Any,
+    valid_ds: Any | None,
+    *,
+    out: Path,
+    chief: bool,
+    epochs: int,
+    learning_rate: float,
+    loss: Any,
+    metrics: Sequence[Any] | None,
+    monitor: str,
+    mode: str,
+    reduce_lr: ReduceLROnPlateauConfig | None,
+    early_stopping_patience: int | None,
+    seed: int,
+    resume: bool,
+    mixed_precision: Precision | None,
+    deterministic: bool,
+    progress: bool,
+    callbacks: Sequence[keras.callbacks.Callback],
+    restore_best: bool,
+    jit_compile: bool | str,
+) -> TrainResult:
+    """The body of :func:`fit_resumable` (inside the strategy's scope)."""
     if valid_ds is None and monitor.startswith("val_"):
         raise ConfigError(
             f"monitor {monitor!r} needs validation data",
@@ -587,7 +647,7 @@ def fit_resumable(
         metrics=list(metrics or []),
         jit_compile=jit_compile,
     )
-    ckpt = _Checkpointer(out)
+    ckpt = _Checkpointer(out, write=chief)
     fingerprint = _fingerprint(seed, monitor, maximize, learning_rate, loss, model)
     state = None
     if resume:
@@ -618,6 +678,7 @@ def fit_resumable(
     resumed_from = state.epochs_done
 
     verbose: Any = "auto" if progress else 0
+    best_in_memory: list[Any] | None = None  # non-chief workers keep the best weights here
     while not state.finished and state.epochs_done < epochs:
         epoch = state.epochs_done
         _set_lr(model, state.lr)
@@ -648,6 +709,8 @@ def fit_resumable(
         improved = _better(current, state.best_value, maximize)
         if improved:
             state.best_value, state.best_epoch = current, epoch + 1
+            if not chief:
+                best_in_memory = model.get_weights()
         if early is not None:
             if _better(current, state.early_best, maximize, early.min_delta):
                 state.early_best, state.early_wait = current, 0
@@ -667,8 +730,10 @@ def fit_resumable(
         if progress and state.finished:
             print(f"Stopped after epoch {epoch + 1}: {state.stop_reason}", flush=True)
 
-    if restore_best and (out / BEST_WEIGHTS).is_file():
+    if restore_best and chief and (out / BEST_WEIGHTS).is_file():
         model.load_weights(out / BEST_WEIGHTS)
+    elif restore_best and not chief and best_in_memory is not None:
+        model.set_weights(best_in_memory)
     return _result(state, monitor, out, resumed_from)
 
 

@@ -6,11 +6,13 @@ at most a hidden ``.<name>.tmp-<pid>-<token>`` folder, which the next run remove
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 from mammo_common.errors import MammoError
 
 TMP_MARK = ".tmp-"
+#: Mark of a replaced output awaiting deletion (see :func:`commit`).
+OLD_MARK = ".old-"
 
 
 def temporary_sibling(path: Path) -> Path:
@@ -26,14 +30,19 @@ def temporary_sibling(path: Path) -> Path:
 
 
 def remove_stale_temporaries(path: Path) -> None:
-    """Delete staging folders/files left next to ``path`` by interrupted runs."""
+    """Delete staging (and replaced) paths left next to ``path`` by interrupted runs.
+
+    Two runs writing the same output at the same time are not supported: the later one removes
+    the earlier one's staging folder.
+    """
     parent = path.parent
     if not parent.is_dir():
         return
-    prefix = f".{path.name}{TMP_MARK}"
-    for entry in parent.iterdir():
-        if entry.name.startswith(prefix):
-            _remove(entry)
+    for mark in (TMP_MARK, OLD_MARK):
+        prefix = f".{path.name}{mark}"
+        for entry in parent.iterdir():
+            if entry.name.startswith(prefix):
+                _remove(entry)
 
 
 def _remove(path: Path) -> None:
@@ -42,6 +51,41 @@ def _remove(path: Path) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def wait_for_zarr_io(timeout: float = 5.0) -> None:
+    """Wait until Zarr's background IO loop has no task left (or ``timeout`` passes).
+
+    Zarr v3 runs its writes on an event loop in another thread. When Ctrl-C interrupts the main
+    thread while it waits for a write, that write still completes afterwards, and would
+    re-create folders of a staging store that was just removed.
+    """
+    try:
+        from zarr.core import sync as zarr_sync
+    except ImportError:  # pragma: no cover - zarr is a dependency
+        return
+    loop = zarr_sync.loop[0]
+    if loop is None or loop.is_closed() or not loop.is_running():
+        return
+
+    async def settle() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    with contextlib.suppress(Exception):
+        asyncio.run_coroutine_threadsafe(settle(), loop).result(timeout + 1.0)
+
+
+def discard(path: Path) -> None:
+    """Remove a staging path for good, even while interrupted writes are still landing."""
+    wait_for_zarr_io()
+    for _ in range(3):
+        _remove(path)
+        time.sleep(0.02)
+        if not path.exists():
+            return
 
 
 def check_output_path(path: Path, *, overwrite: bool, inputs: tuple[Path, ...] = ()) -> None:
@@ -67,7 +111,7 @@ def commit(tmp: Path, final: Path) -> None:
     """Move a finished staging path into place, replacing ``final`` if it exists."""
     final.parent.mkdir(parents=True, exist_ok=True)
     if final.exists() or final.is_symlink():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        old = final.with_name(f".{final.name}{OLD_MARK}{os.getpid()}-{secrets.token_hex(4)}")
         os.replace(final, old)
         os.replace(tmp, final)
         _remove(old)
@@ -90,7 +134,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     try:
         yield tmp
     except BaseException:
-        _remove(tmp)
+        discard(tmp)
         raise
     commit(tmp, final)
 

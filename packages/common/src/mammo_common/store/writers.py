@@ -66,14 +66,14 @@ class _AtomicStoreWriter:
     ) -> None:
         assert self._tmp is not None
         if exc_type is not None:
-            atomic._remove(self._tmp)
+            atomic.discard(self._tmp)
             return
         try:
             meta = self._finish()
             self.group.attrs[META_KEY] = meta  # type: ignore[union-attr]
             open_store(self._tmp, self.kind)  # refuse to publish an inconsistent store
         except BaseException:
-            atomic._remove(self._tmp)
+            atomic.discard(self._tmp)
             raise
         atomic.commit(self._tmp, self.path)
 
