@@ -30,9 +30,19 @@ HEADLINE: list[tuple[str, str, tuple[str, ...]]] = [
     ("mass Dice", "metrics/massseg.json", ("dice_mean", "mean_dice", "dice")),
     ("mass IoU", "metrics/massseg.json", ("jaccard_mean", "mean_jaccard", "iou_mean", "jaccard")),
     ("mass pixel AUC", "metrics/massseg.json", ("auc_mean", "mean_auc", "pixel_auc_mean", "auc")),
-    ("classification accuracy", "metrics/massclass.json", ("accuracy", "case_accuracy")),
-    ("classification ROC AUC", "metrics/massclass.json", ("roc_auc", "case_roc_auc", "auc")),
+    ("classification accuracy", "metrics/massclass.json", ("case.accuracy", "accuracy")),
+    ("classification ROC AUC", "metrics/massclass.json", ("case.roc_auc", "roc_auc")),
+    ("classification ROC AUC 95% CI", "metrics/massclass.json", ("case.roc_auc_ci",)),
 ]
+
+
+def _dotted(data: dict, key: str) -> object:
+    node: object = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def headline(root: Path = Path(".")) -> list[tuple[str, str, str]]:
@@ -47,9 +57,13 @@ def headline(root: Path = Path(".")) -> list[tuple[str, str, str]]:
             except (OSError, json.JSONDecodeError):
                 cache[rel] = {}
         data = cache[rel]
-        value = next((data[k] for k in keys if k in data), None)
+        value = next((v for v in (_dotted(data, k) for k in keys) if v is not None), None)
         if isinstance(value, int | float) and not (isinstance(value, float) and math.isnan(value)):
             text = f"{value:.3f}"
+        elif isinstance(value, list) and len(value) == 2 and all(
+            isinstance(v, int | float) for v in value
+        ):
+            text = f"{value[0]:.3f}-{value[1]:.3f}"
         else:
             text = "n/a"
         rows.append((label, text, rel))

@@ -60,7 +60,14 @@ def _flat_metrics(path: Path) -> dict[str, object]:
         ) from None
     if not isinstance(data, dict):
         return {}
-    return {k: v for k, v in data.items() if isinstance(v, int | float | str | bool)}
+    flat: dict[str, object] = {}
+    for key, value in data.items():
+        if isinstance(value, int | float | str | bool):
+            flat[key] = value
+        elif isinstance(value, dict):  # one level of nesting, e.g. {"case": {...}}
+            flat.update({f"{key}.{k}": v for k, v in value.items()
+                         if isinstance(v, int | float | str | bool)})
+    return flat
 
 
 def build_report(config: ReportConfig) -> ReportResult:
