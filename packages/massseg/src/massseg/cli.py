@@ -190,6 +190,11 @@ def train(
     augment: Augment = None,
     resume: Resume = None,
     overwrite: Overwrite = None,
+    strategy: Annotated[
+        str,
+        typer.Option(help="none, mirrored (all local GPUs/CPUs) or multiworker (TF_CONFIG); "
+                     "--batch-size stays the global batch. See docs/distributed.md."),
+    ] = "none",
 ) -> None:
     """Train one network on one fold (reference recipe, unaugmented validation, best weights).
 
@@ -212,7 +217,7 @@ def train(
             overwrite=overwrite,
         ),
     )
-    result = run_train(config)
+    result = run_train(config, strategy=strategy)
     table = Table("arch", "fold", "epochs", "best epoch", "best val Dice", "last val Dice",
                   "stop", title=f"trained {result.model_id}")
     table.add_row(result.arch, str(result.fold), str(result.epochs_run), str(result.best_epoch),
@@ -412,6 +417,30 @@ def evaluate(
     for path in result.overlays:
         console.print(f"overlay {path}")
     console.print(f"wrote {result.out}")
+
+
+@app.command()
+@handle_errors
+def export(
+    model: Annotated[Path, typer.Option("--model", help="Model folder (from `massseg train`).")],
+    out: Annotated[Path, typer.Option("--out", help="Export folder (a TF SavedModel).")],
+    format: Annotated[
+        str, typer.Option("--format", help="savedmodel, or onnx (SavedModel + model.onnx).")
+    ] = "savedmodel",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+) -> None:
+    """Export a model as a TensorFlow SavedModel that takes the RAW image.
+
+    The serving signature takes a batch of gray images (uint16, uint8 or float32 in [0, 1],
+    any size), scales, resizes and repeats them as training does and returns the mass
+    probability map at each input's size. See docs/export.md.
+
+    Example: massseg export --model models/massseg/unetpp_xception/fold_1 --out exports/massseg
+    """
+    from massseg.export import export as run_export
+
+    path = run_export(model, out, format=format, overwrite=overwrite)
+    console.print(f"[green]exported[/] {model} -> {path} ({format})", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

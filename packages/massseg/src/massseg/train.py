@@ -236,12 +236,16 @@ def _build(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
         raise ConfigError(str(exc), field="model_kwargs", fix="check the model arguments") from None
 
 
-def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldResult:
+def train(
+    config: TrainConfig, *, callbacks: Sequence[Any] = (), strategy: str = "none"
+) -> TrainFoldResult:
     """Train ``config.arch`` on fold ``config.fold`` and write its model folder.
 
     Args:
         config: The validated training config.
         callbacks: Extra Keras callbacks (e.g. for monitoring; not checkpointed).
+        strategy: ``none``, ``mirrored`` or ``multiworker`` (docs/distributed.md); the
+            batch size stays the global batch; only the chief writes the model folder.
 
     Returns:
         The :class:`TrainFoldResult`.
@@ -262,12 +266,15 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
     from mammo_common.cli_support import progress_enabled
     from mammo_common.keras.augment import AugmentConfig
     from mammo_common.keras.data import SegmentationDataset
+    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
     from mammo_common.keras.metrics import DiceCoefficient, IoU
     from mammo_common.keras.model_folder import save_model_folder
     from mammo_common.keras.training import ReduceLROnPlateauConfig, fit_resumable
     from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 
-    model = _build(config, shape)
+    distribution = get_strategy(strategy)
+    with strategy_scope(distribution):
+        model = _build(config, shape)
     images, masks = _Rows(store.array("images")), _Rows(store.array("mass_masks"))
     steps = config.steps_multiplier * max(1, len(train_idx) // config.batch_size)
     augment = AugmentConfig.mass() if config.augment else None
@@ -304,6 +311,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
         deterministic=config.deterministic,
         progress=progress_enabled(),
         callbacks=list(callbacks),
+        strategy=distribution,
     )
     history = result.history
     if not history or result.best_epoch is None:
@@ -322,6 +330,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
         "validation_augmented": False,
         "checkpoint": f"best {config.monitor} (not the last epoch)",
         "stop_reason": result.stop_reason,
+        "strategy": strategy,
+        "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
     }
     card = ModelCard(
         stage=STAGE,
@@ -355,8 +365,9 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainFoldRes
         weights_origin=str(config.weights) if config.weights else "scratch",
         created_by="massseg train",
     )
-    save_model_folder(config.out, model, card, result)
-    shutil.rmtree(work, ignore_errors=True)
+    if is_chief(distribution):  # multi-worker: only the chief writes
+        save_model_folder(config.out, model, card, result)
+        shutil.rmtree(work, ignore_errors=True)
     return TrainFoldResult(
         arch=config.arch,
         fold=config.fold,
