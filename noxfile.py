@@ -54,7 +54,7 @@ def common(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def common_keras(session: nox.Session) -> None:
     """mammo-common's shared Keras toolkit (losses, augmentation, training harness, networks)."""
-    session.install(f"{COMMON}[cpu,test]")
+    session.install(f"{COMMON}[cpu,test,onnx]")
     _pytest(session, "packages/common/tests", "-m", "keras")
 
 
@@ -89,3 +89,26 @@ def pipeline(session: nox.Session) -> None:
         "./packages/massclass", "dvc>=3.50", "pyyaml",
     )
     _pytest(session, "tests/pipeline")
+
+
+@nox.session(python=PYTHON)
+def oneshot(session: nox.Session) -> None:
+    """`mammo run` with the three stages installed (found through entry points)."""
+    session.install(
+        f"{COMMON}[cpu,test]", "./packages/breastseg", "./packages/massseg", "./packages/massclass"
+    )
+    _pytest(session, "tests/oneshot")
+
+
+@nox.session(python=PYTHON)
+def jax(session: nox.Session) -> None:
+    """Every network builds and runs a forward pass under Keras's JAX backend (no TensorFlow)."""
+    session.install(
+        "jax[cpu]>=0.4.30", "keras>=3.8,<4", "pytest>=8", COMMON,
+        "./packages/breastseg", "./packages/massseg", "./packages/massclass",
+    )
+    session.run(
+        "pytest", "tests/backends", "-q", "-p", "no:cacheprovider", "--durations=10",
+        *session.posargs,
+        env={**TEST_ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+    )

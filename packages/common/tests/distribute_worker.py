@@ -19,8 +19,6 @@ def main(mode: str, out: str) -> None:
 
     strategy = get_strategy(mode, logical_cpus=2 if mode == "mirrored" else None)
     import keras
-
-    keras.config.disable_traceback_filtering()
     import numpy as np
 
     from mammo_common.keras.data import SegmentationDataset
@@ -49,7 +47,7 @@ def main(mode: str, out: str) -> None:
         "val_loss": result.history[-1]["val_loss"],
         "epochs_run": result.epochs_run,
         "written": sorted(os.listdir(out)) if os.path.isdir(out) else [],
-        "weights_sum": float(np.sum([np.sum(np.asarray(w)) for w in model.get_weights()])),
+        "trainable_sum": float(sum(np.sum(np.asarray(w)) for w in model.trainable_weights)),
     }), flush=True)
 
 

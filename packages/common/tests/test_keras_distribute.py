@@ -116,10 +116,13 @@ def test_multiworker_two_local_workers(tmp_path):
             if proc.poll() is None:
                 proc.kill()
     chief, worker = outputs
-    assert chief["strategy"] == "MultiWorkerMirroredStrategy"
+    assert chief["strategy"] == "CollectiveAllReduceStrategy"  # = MultiWorkerMirroredStrategy
     assert chief["replicas"] == worker["replicas"] == 2
     assert chief["chief"] and not worker["chief"]
     assert {"best.weights.h5", "history.csv"} <= set(chief["written"])
     assert not (tmp_path / "out1").exists()  # only the chief writes
-    # synchronous training: both workers end with the same weights
-    assert chief["weights_sum"] == pytest.approx(worker["weights_sum"], rel=1e-5)
+    assert chief["loss"] == pytest.approx(worker["loss"]) and chief["val_loss"] == pytest.approx(
+        worker["val_loss"])
+    # synchronous training: both end with the same trainable weights (BatchNorm moving
+    # statistics are per replica; the chief saves its own)
+    assert chief["trainable_sum"] == pytest.approx(worker["trainable_sum"], rel=1e-6)

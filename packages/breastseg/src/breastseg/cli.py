@@ -90,6 +90,11 @@ def train(
         bool | None,
         typer.Option("--resume/--no-resume", help="Continue an interrupted run [resume]."),
     ] = None,
+    strategy: Annotated[
+        str,
+        typer.Option(help="none, mirrored (all local GPUs/CPUs) or multiworker (TF_CONFIG); "
+                     "--batch-size stays the global batch. See docs/distributed.md."),
+    ] = "none",
 ) -> None:
     """Train the breast U-Net on one fold and write a self-describing model folder.
 
@@ -127,7 +132,7 @@ def train(
     )
     from breastseg.train import train as run
 
-    result = run(config)
+    result = run(config, strategy=strategy)
     dice = "n/a" if result.best_val_dice is None else f"{result.best_val_dice:.4f}"
     resumed = f", resumed after epoch {result.resumed_from}" if result.resumed_from else ""
     console.print(
@@ -283,6 +288,32 @@ def evaluate(
         f" -> {result.out}" + (f", {result.plot}" if result.plot else ""),
         highlight=False,
     )
+
+
+@app.command()
+@handle_errors
+def export(
+    model: Annotated[Path, typer.Option(help="Model folder (from `breastseg train`).")],
+    out: Annotated[Path, typer.Option(help="Export folder to write (a TF SavedModel).")],
+    format: Annotated[
+        str, typer.Option("--format", help="savedmodel, or onnx (SavedModel + model.onnx).")
+    ] = "savedmodel",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+) -> None:
+    """Export a model as a TensorFlow SavedModel that takes the RAW image.
+
+    The serving signature takes a batch of gray mammograms (uint16, uint8 or float32 in
+    [0, 1], any size), scales and resizes them as training does and returns the breast
+    probability map at each input's size. See docs/export.md.
+
+    Example:
+
+        breastseg export --model models/breastseg/unet5l/fold_1 --out exports/breastseg
+    """
+    from breastseg.export import export as run
+
+    path = run(model, out, format=format, overwrite=overwrite)
+    console.print(f"[green]exported[/] {model} -> {path} ({format})", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

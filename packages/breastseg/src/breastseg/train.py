@@ -201,12 +201,16 @@ def _precision(config: TrainConfig) -> str | None:
     return None
 
 
-def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
+def train(
+    config: TrainConfig, *, callbacks: Sequence[Any] = (), strategy: str = "none"
+) -> TrainResult:
     """Train the breast U-Net on one fold and write its model folder.
 
     Args:
         config: Validated settings.
         callbacks: Extra Keras callbacks (tests use one to interrupt a run).
+        strategy: ``none``, ``mirrored`` or ``multiworker`` (docs/distributed.md); the
+            batch size stays the global batch; only the chief writes the model folder.
 
     Returns:
         A summary of the run.
@@ -236,6 +240,9 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
             fix="make splits with more patients (`mammo split`)",
         )
     _check_mask_source(store, train_ids + valid_ids, config.mask_source)
+    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
+
+    distribution = get_strategy(strategy)  # before any TensorFlow op runs
     out = Path(config.out)
     if out.exists() and not out.is_dir():
         raise ConfigError("the output exists and is not a folder", path=out, fix="pick a folder")
@@ -271,7 +278,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
 
     precision = _precision(config)
     keras.utils.set_random_seed(config.seed)
-    with mixed_precision_policy(precision):
+    with mixed_precision_policy(precision), strategy_scope(distribution):
         model = build_model(
             config.model, input_shape=(*size, 1), filters=config.filters, dropout=config.dropout
         )
@@ -298,6 +305,7 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
         deterministic=config.deterministic,
         progress=False,
         callbacks=list(callbacks),
+        strategy=distribution,
     )
     best = next((r for r in fit.history if r.get("epoch") == fit.best_epoch), {})
     labelled = mask_sources["labeller"]
@@ -328,6 +336,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
             "epochs_run": fit.epochs_run,
             "stop_reason": fit.stop_reason,
             "mixed_precision": precision,
+            "strategy": strategy,
+            "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
         },
         data=DataLineage(
             train_store=str(config.data),
@@ -344,7 +354,8 @@ def train(config: TrainConfig, *, callbacks: Sequence[Any] = ()) -> TrainResult:
         created_by="breastseg train",
         notes=notes,
     )
-    save_model_folder(out, model, card, fit)  # replaces <out>, dropping <out>/_training
+    if is_chief(distribution):  # multi-worker: only the chief writes
+        save_model_folder(out, model, card, fit)  # replaces <out>, dropping <out>/_training
     return TrainResult(
         out=out,
         model_id=card.model_id,

@@ -129,6 +129,11 @@ def train(
         bool, typer.Option("--resume/--no-resume", help="Continue an interrupted run.")
     ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Progress and logs.")] = False,
+    strategy: Annotated[
+        str,
+        typer.Option(help="none, mirrored (all local GPUs/CPUs) or multiworker (TF_CONFIG); "
+                     "--batch-size stays the global batch. See docs/distributed.md."),
+    ] = "none",
 ) -> None:
     """Train a classifier on fold K with the reference's three-stage fine-tuning.
 
@@ -171,7 +176,8 @@ def train(
         phases = [p.model_copy(update={"epochs": e}) for p, e in zip(config.phases, per_phase,
                                                                      strict=True)]
         config = TrainConfig.model_validate({**config.model_dump(), "phases": phases})
-    result = train_classifier(data, splits, fold, out, config, resume=resume, progress=verbose)
+    result = train_classifier(data, splits, fold, out, config, resume=resume, progress=verbose,
+                              strategy=strategy)
     console.print(
         f"[green]trained[/] {result.model_id} -> {result.out}  ({result.epochs_run} epochs, "
         f"{result.seconds:.0f} s{', resumed' if result.resumed else ''}, weights "
@@ -370,6 +376,32 @@ def models(
                 total, frozen = "n/a", str(exc)[:40]
         table.add_row(spec.name, spec.preprocess, spec.source, total, frozen)
     console.print(table)
+
+
+@app.command()
+@handle_errors
+def export(
+    model: Annotated[Path, typer.Option(help="Model folder (from `massclass train`).")],
+    out: Annotated[Path, typer.Option(help="Export folder to write (a TF SavedModel).")],
+    format: Annotated[
+        str, typer.Option("--format", help="savedmodel, or onnx (SavedModel + model.onnx).")
+    ] = "savedmodel",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+) -> None:
+    """Export a model as a TensorFlow SavedModel that takes the RAW image.
+
+    The serving signature takes a batch of gray ROI crops (uint16, uint8 or float32 in
+    [0, 1], any size), scales, resizes and repeats them to 3 channels and returns the
+    malignancy probability. See docs/export.md.
+
+    Example:
+
+        massclass export --model models/massclass/vgg16/fold_1 --out exports/massclass
+    """
+    from massclass.export import export as run
+
+    path = run(model, out, format=format, overwrite=overwrite)
+    console.print(f"[green]exported[/] {model} -> {path} ({format})", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

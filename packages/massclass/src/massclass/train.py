@@ -198,6 +198,7 @@ def fit_phases(
     *,
     resume: bool = True,
     progress: bool = False,
+    strategy: Any = None,
 ) -> tuple[list[PhaseSummary], list[dict]]:
     """Run the fine-tuning phases on in-memory ROIs (float32 in [0, 1], labels 0/1).
 
@@ -211,6 +212,7 @@ def fit_phases(
         work_dir: Checkpoints and ``phases.json`` (resumable).
         resume: Continue from ``work_dir`` when it holds a run of the same settings.
         progress: Show Keras progress bars.
+        strategy: The ``tf.distribute`` strategy the model was built under (or None).
 
     Returns:
         ``(phase summaries, history rows)``; a history row per epoch of every phase.
@@ -218,10 +220,14 @@ def fit_phases(
     Raises:
         ConfigError: ``work_dir`` holds a run of other settings (and ``resume`` is on).
     """
+    from mammo_common.keras.distribute import is_chief
+
+    writer = is_chief(strategy)  # multi-worker: only the chief writes the work folder
     work = Path(work_dir)
-    if not resume:
+    if not resume and writer:
         shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True, exist_ok=True)
+    if writer:
+        work.mkdir(parents=True, exist_ok=True)
     state_path = work / "phases.json"
     fingerprint = params_digest({
         "config": config.model_dump(mode="json"),
@@ -257,7 +263,7 @@ def fit_phases(
         if done is not None:
             result = TrainResult.model_validate(done)
         else:
-            if last_best is not None:
+            if last_best is not None and writer:  # others hold the best weights in memory
                 model.load_weights(last_best)
             set_trainable(model, phase.trainable)
             if config.freeze_batchnorm:
@@ -267,10 +273,11 @@ def fit_phases(
                 learning_rate=phase.learning_rate, loss=keras.losses.BinaryCrossentropy(),
                 metrics=metrics, monitor="val_loss", reduce_lr=None,
                 early_stopping_patience=phase.early_stopping_patience, seed=config.seed,
-                resume=resume, progress=progress,
+                resume=resume, progress=progress, strategy=strategy,
             )
             state["completed"][phase.name] = result.model_dump(mode="json")
-            write_text_atomic(state_path, json.dumps(state, indent=1))
+            if writer:
+                write_text_atomic(state_path, json.dumps(state, indent=1))
         results[k] = result
         last_best = Path(result.best_weights)
         best = None if result.best_epoch is None else result.history[result.best_epoch - 1]
@@ -280,7 +287,7 @@ def fit_phases(
             best_val_loss=None if best is None else best.get("val_loss"),
             stop_reason=result.stop_reason,
         ))
-    if last_best is not None and last_best.is_file():
+    if last_best is not None and writer and last_best.is_file():
         model.load_weights(last_best)
     return summaries, _history_rows(config.phases, results)
 
@@ -344,6 +351,7 @@ def train_classifier(
     work_dir: str | Path | None = None,
     keep_work: bool = False,
     progress: bool = False,
+    strategy: str = "none",
 ) -> TrainSummary:
     """Train a mass classifier on fold ``fold`` of a ``masses`` store and write its folder.
 
@@ -358,6 +366,8 @@ def train_classifier(
         work_dir: Checkpoint folder (default: ``.<out name>.train`` next to ``out``).
         keep_work: Keep the checkpoint folder after success.
         progress: Show Keras progress bars.
+        strategy: ``none``, ``mirrored`` or ``multiworker`` (docs/distributed.md); the batch
+            size stays the global batch; only the chief writes the model folder.
 
     Returns:
         A :class:`TrainSummary`.
@@ -368,6 +378,9 @@ def train_classifier(
         ConfigError: Unknown backbone or a checkpoint of other settings.
     """
     started = time.perf_counter()
+    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
+
+    distribution = get_strategy(strategy)  # before any TensorFlow op runs
     config = config or TrainConfig()
     data, splits_path, out = Path(data), Path(splits), Path(out)
     store: MassesStore = open_store(data, "masses")  # type: ignore[assignment]
@@ -392,11 +405,12 @@ def train_classifier(
 
     keras.utils.set_random_seed(config.seed)
     try:
-        model = build_model(
-            config.backbone, (size, size, 3), weights=config.weights,
-            backbone_options=config.backbone_options, dense_units=config.dense_units,
-            dropout=config.dropout,
-        )
+        with strategy_scope(distribution):
+            model = build_model(
+                config.backbone, (size, size, 3), weights=config.weights,
+                backbone_options=config.backbone_options, dense_units=config.dense_units,
+                dropout=config.dropout,
+            )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise ConfigError(
             str(exc), field="massclass.train.backbone",
@@ -407,7 +421,7 @@ def train_classifier(
     work = Path(work_dir) if work_dir else out.parent / f".{out.name}.train"
     resumed = resume and (work / "phases.json").is_file()
     phases, history = fit_phases(model, train_x, train_y, valid_x, valid_y, config, work,
-                                 resume=resume, progress=progress)
+                                 resume=resume, progress=progress, strategy=distribution)
 
     p_valid = predict_rois(model, valid_x, batch_size=max(config.batch_size, 32))
     both = len(set(valid_y.tolist())) == 2
@@ -429,6 +443,8 @@ def train_classifier(
         "loss": "binary_crossentropy",
         "optimizer": "adam",
         "threshold_method": "youden" if config.threshold == "youden" else "fixed",
+        "strategy": strategy,
+        "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
         "phase_results": [p.model_dump(mode="json") for p in phases],
         "train_rois": _roi_counts(train_rois),
         "valid_rois": _roi_counts(valid_rois),
@@ -446,9 +462,12 @@ def train_classifier(
         ),
         metrics=card_metrics, weights_origin=origin, created_by="massclass train",
     )
-    history_path = work / "history.csv"
-    _write_history(history_path, history)
-    save_model_folder(out, model, card, history_path)
+    if is_chief(distribution):  # multi-worker: only the chief writes
+        history_path = work / "history.csv"
+        _write_history(history_path, history)
+        save_model_folder(out, model, card, history_path)
+    else:
+        keep_work = True
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return TrainSummary(

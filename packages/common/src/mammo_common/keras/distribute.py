@@ -212,7 +212,7 @@ def strategy_scope(strategy: Any = "none", logical_cpus: int | None = None) -> I
 
 
 def patch_multiworker_build(model: Any, strategy: Any) -> None:
-    """Work around Keras 3's symbolic build under ``MultiWorkerMirroredStrategy``.
+    """Work around two Keras 3 bugs under ``MultiWorkerMirroredStrategy``.
 
     Keras 3.15's TensorFlow trainer builds the model from the first batch by *reducing* it
     across replicas (``strategy.reduce("MEAN", batch)``), which ``MultiWorkerMirroredStrategy``
@@ -242,6 +242,35 @@ def patch_multiworker_build(model: Any, strategy: Any) -> None:
 
     model._maybe_symbolic_build = build
     model._mammo_mw_patched = True
+    _patch_reduce_per_replica(tf)
+
+
+def _patch_reduce_per_replica(tf: Any) -> None:
+    """Keras 3.15 averages multi-worker step logs with ``strategy.reduce("MEAN", v, axis=0)``,
+    which fails for the scalar losses and metrics ("Invalid reduction dimension 0 for input
+    with 0 dimensions"); reduce scalars with ``axis=None`` instead (once, process-wide; other
+    strategies and reductions are untouched)."""
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original = tf_trainer.reduce_per_replica
+    if getattr(original, "_mammo_patched", False):
+        return
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str) -> Any:
+        if not _is_multiworker(strategy) or reduction not in ("auto", "mean"):
+            return original(values, strategy, reduction)
+
+        def mean(v: Any) -> Any:
+            if not isinstance(v, tf.distribute.DistributedValues) and not tf.is_tensor(v):
+                return v
+            local = strategy.experimental_local_results(v)[0]
+            axis = 0 if local.shape.rank else None
+            return strategy.reduce("MEAN", v, axis=axis)
+
+        return tf.nest.map_structure(mean, values)
+
+    reduce_per_replica._mammo_patched = True  # type: ignore[attr-defined]
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def num_replicas(strategy: Any = None) -> int:

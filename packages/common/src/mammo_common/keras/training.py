@@ -587,18 +587,16 @@ def fit_resumable(
 
         chief = is_chief(strategy)
         patch_multiworker_build(model, strategy)
-    scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
     if chief:
         out.mkdir(parents=True, exist_ok=True)
-    with scope:
-        return _fit(
-            model, train_ds, valid_ds, out=out, chief=chief, epochs=epochs,
-            learning_rate=learning_rate, loss=loss, metrics=metrics, monitor=monitor, mode=mode,
-            reduce_lr=reduce_lr, early_stopping_patience=early_stopping_patience, seed=seed,
-            resume=resume, mixed_precision=mixed_precision, deterministic=deterministic,
-            progress=progress, callbacks=callbacks, restore_best=restore_best,
-            jit_compile=jit_compile,
-        )
+    return _fit(
+        model, train_ds, valid_ds, out=out, chief=chief, strategy=strategy, epochs=epochs,
+        learning_rate=learning_rate, loss=loss, metrics=metrics, monitor=monitor, mode=mode,
+        reduce_lr=reduce_lr, early_stopping_patience=early_stopping_patience, seed=seed,
+        resume=resume, mixed_precision=mixed_precision, deterministic=deterministic,
+        progress=progress, callbacks=callbacks, restore_best=restore_best,
+        jit_compile=jit_compile,
+    )
 
 
 def _fit(
@@ -608,6 +606,7 @@ def _fit(
     *,
     out: Path,
     chief: bool,
+    strategy: Any,
     epochs: int,
     learning_rate: float,
     loss: Any,
@@ -625,7 +624,16 @@ def _fit(
     restore_best: bool,
     jit_compile: bool | str,
 ) -> TrainResult:
-    """The body of :func:`fit_resumable` (inside the strategy's scope)."""
+    """The body of :func:`fit_resumable`.
+
+    Compile, optimizer restore and ``fit`` run in the strategy's scope; saving does not (under
+    ``MultiWorkerMirroredStrategy`` a variable created in the scope is a collective op that
+    every worker would have to join, and only the chief saves).
+    """
+
+    def scope() -> Any:
+        return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
     if valid_ds is None and monitor.startswith("val_"):
         raise ConfigError(
             f"monitor {monitor!r} needs validation data",
@@ -641,12 +649,13 @@ def _fit(
         else EarlyStoppingConfig(patience=early_stopping_patience)
     )
 
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=_resolve_loss(loss),
-        metrics=list(metrics or []),
-        jit_compile=jit_compile,
-    )
+    with scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+            loss=_resolve_loss(loss),
+            metrics=list(metrics or []),
+            jit_compile=jit_compile,
+        )
     ckpt = _Checkpointer(out, write=chief)
     fingerprint = _fingerprint(seed, monitor, maximize, learning_rate, loss, model)
     state = None
@@ -668,7 +677,8 @@ def _fit(
                 fix="use the same settings to resume, or pass resume=False to start afresh",
             )
         if state.checkpoint is not None:
-            ckpt.restore(model, state)
+            with scope():
+                ckpt.restore(model, state)
         ckpt.cleanup(keep=state.checkpoint)
         ckpt.publish(state)
         logger.info("resuming %s after epoch %d", out, state.epochs_done)
@@ -688,15 +698,16 @@ def _fit(
         # Our datasets order their batches themselves: Keras would also shuffle a finite
         # PyDataset's batch order with Python's global `random`, which a resume cannot replay.
         own_order = callable(getattr(train_ds, "for_epoch", None))
-        hist = model.fit(
-            _epoch_view(train_ds, epoch),
-            validation_data=valid_ds,
-            initial_epoch=epoch,
-            epochs=epoch + 1,
-            verbose=verbose,
-            callbacks=list(callbacks),
-            shuffle=not own_order,
-        )
+        with scope():
+            hist = model.fit(
+                _epoch_view(train_ds, epoch),
+                validation_data=valid_ds,
+                initial_epoch=epoch,
+                epochs=epoch + 1,
+                verbose=verbose,
+                callbacks=list(callbacks),
+                shuffle=not own_order,
+            )
         seconds = time.perf_counter() - start
         row = {"epoch": epoch + 1, **_logs_to_row(hist.history), "lr": state.lr, "seconds": seconds}
         if monitor not in row:

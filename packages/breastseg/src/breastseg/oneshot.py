@@ -1,0 +1,51 @@
+"""The breastseg plugin of ``mammo run`` (entry point ``mammo.stages: breastseg``).
+
+On one native mammogram: the breast probability map of the chosen model folders (averaged),
+the breast mask (threshold of the first card, largest component, holes filled), then the
+background blanked and the breast cropped and resized to ``case.work_size``: exactly what
+``breastseg predict --method unet`` stores for a case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BreastsegStage", "plugin"]
+
+
+class BreastsegStage:
+    """Stage 1 of ``mammo run``."""
+
+    name = "breastseg"
+    order = 1
+    requires: tuple[str, ...] = ()
+    selection_metric = "val_dice"
+
+    def run(self, case: Any, model_dirs: Sequence[Path]) -> None:
+        """Fill ``work_image``, ``transform`` and ``breast_mask`` of ``case``."""
+        from breastseg._keras import load_breast_model
+        from breastseg.config import PredictConfig
+        from breastseg.segment import breast_mask, crop_case
+        from mammo_common.keras.inference import predict_probabilities
+
+        loaded = [load_breast_model(folder) for folder in model_dirs]
+        models = [model for model, _ in loaded]
+        card = loaded[0][1]
+        prob = predict_probabilities(models, case.image[None])[0]
+        mask = breast_mask(prob, card.threshold)
+        defaults = PredictConfig.model_fields
+        cropped = crop_case(
+            case.image, mask, None, output_size=tuple(case.work_size),
+            margin=float(defaults["margin"].default),
+        )
+        if cropped.empty:
+            case.notes.append("breastseg found no breast; the whole image was kept")
+        case.breast_mask = None if cropped.empty else mask
+        case.work_image = cropped.image
+        case.transform = cropped.transform
+        case.model_ids[self.name] = [c.model_id for _, c in loaded]
+
+
+plugin = BreastsegStage()

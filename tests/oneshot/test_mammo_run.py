@@ -1,0 +1,58 @@
+"""``mammo run``: the installed stages found through entry points, end to end at tiny size."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+
+import numpy as np
+from conftest import write_models
+from PIL import Image
+from typer.testing import CliRunner
+
+from mammo_common.cli import app
+from mammo_common.oneshot import discover_stages
+
+
+def test_stages_are_discovered_through_entry_points():
+    names = {ep.name for ep in entry_points(group="mammo.stages")}
+    assert {"breastseg", "massseg", "massclass"} <= names
+    plugins, notes = discover_stages()
+    assert [p.name for p in plugins] == ["breastseg", "massseg", "massclass"]
+    assert notes == []
+
+
+def test_mammo_run_all_stages(models_dir, mammogram, tmp_path):
+    out, report = tmp_path / "overlay.png", tmp_path / "run.json"
+    result = CliRunner().invoke(app, [
+        "run", str(mammogram), "--models", str(models_dir), "--out", str(out),
+        "--json", str(report), "--work-size", "64x64",
+    ])
+    assert result.exit_code == 0, result.output
+    assert "#1" in result.output and "diagnosis:" in result.output
+    summary = json.loads(report.read_text())
+    assert summary["stages_run"] == ["breastseg", "massseg", "massclass"]
+    assert summary["model_ids"]["massclass"] == ["massclass/tinycnn/fold_1"]
+    assert len(summary["masses"]) == 1
+    mass = summary["masses"][0]
+    assert 0.0 <= mass["probability"] <= 1.0 and mass["label"] in ("benign", "malignant")
+    assert summary["diagnosis"]["label"] == mass["label"]
+    rgb = np.asarray(Image.open(out))
+    assert rgb.shape == (120, 90, 3)
+
+
+def test_mammo_run_without_a_stage_model_notes_it(tmp_path, mammogram):
+    models = write_models(tmp_path / "models", stages=("massseg",))
+    result = CliRunner().invoke(app, ["run", str(mammogram), "--models", str(models),
+                                      "--work-size", "64x64"])
+    assert result.exit_code == 0, result.output
+    assert "no breastseg model" in result.output
+    assert "no massclass model" in result.output
+    assert "whole image" in result.output
+    assert "masses not classified" in result.output
+
+
+def test_mammo_run_bad_models_folder_exits_2(mammogram, tmp_path):
+    result = CliRunner().invoke(app, ["run", str(mammogram), "--models", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "not a folder" in result.output
