@@ -112,3 +112,13 @@ def jax(session: nox.Session) -> None:
         *session.posargs,
         env={**TEST_ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
     )
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """Stage commands under bad input, SIGKILL, repetition (byte-identical outputs) and load."""
+    session.install(
+        f"{COMMON}[cpu,test]", "./packages/breastseg", "./packages/massseg",
+        "./packages/massclass", "pyyaml",
+    )
+    _pytest(session, "tests/reliability")

@@ -25,6 +25,7 @@ REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
 WORK_DIR = Path(os.environ.get("MAMMO_BENCH_WORK", "/tmp/mammo-bench"))
 VENV_BIN = Path(sys.executable).parent
+_START = {"loadavg": list(os.getloadavg()), "date": _dt.datetime.now(_dt.UTC)}
 
 
 # --------------------------------------------------------------------------- machine
@@ -63,8 +64,8 @@ def machine_info() -> dict[str, Any]:
         "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "loadavg_start": list(os.getloadavg()),
+        "date": _START["date"].isoformat(timespec="seconds"),
+        "loadavg_start": _START["loadavg"],
     }
     try:
         meminfo = Path("/proc/meminfo").read_text().splitlines()
@@ -75,7 +76,7 @@ def machine_info() -> dict[str, Any]:
     for mod in ("numpy", "tensorflow", "keras", "zarr"):
         try:
             info[f"{mod}_version"] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001 - best effort
+        except Exception:  # best effort
             info[f"{mod}_version"] = None
     if "tensorflow" in sys.modules:
         tf = sys.modules["tensorflow"]
@@ -107,7 +108,7 @@ def summarize(times: Sequence[float]) -> dict[str, Any]:
 
 
 def time_reps(fn: Callable[[], Any], *, warmup: int, reps: int) -> dict[str, Any]:
-    """Runs ``fn`` ``warmup`` times untimed, then ``reps`` times timed; returns :func:`summarize`."""
+    """Runs ``fn`` ``warmup`` times untimed, then ``reps`` times timed (:func:`summarize`)."""
     warm = []
     for _ in range(warmup):
         t0 = time.perf_counter()
@@ -128,20 +129,24 @@ class Stopwatch:
 
     def __init__(self) -> None:
         self.times: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}  # process CPU time (all threads)
         self._name: str | None = None
         self._t0 = 0.0
+        self._c0 = 0.0
 
     def __call__(self, name: str) -> Stopwatch:
         self._name = name
         return self
 
     def __enter__(self) -> Stopwatch:
+        self._c0 = time.process_time()
         self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
         assert self._name is not None
         self.times.setdefault(self._name, []).append(time.perf_counter() - self._t0)
+        self.cpu.setdefault(self._name, []).append(time.process_time() - self._c0)
 
 
 def peak_rss_mib() -> float:
@@ -161,20 +166,24 @@ def set_precision(precision: str) -> None:
     )
 
 
-def matmul_rate(dtype: str, n: int, *, warmup: int = 2, reps: int = 5) -> dict[str, Any]:
-    """Dense ``n x n @ n x n`` matmul rate of this machine (FLOP/s = 2 n^3 / time)."""
+def make_matmul(dtype: str, n: int) -> Callable[[], Any]:
+    """A callable running one dense ``n x n @ n x n`` matmul in ``dtype`` (2 n^3 FLOPs)."""
     import tensorflow as tf
 
     tf_dtype = {"float32": tf.float32, "bfloat16": tf.bfloat16}[dtype]
-    a = tf.random.uniform((n, n), dtype=tf.float32)
-    b = tf.random.uniform((n, n), dtype=tf.float32)
-    a, b = tf.cast(a, tf_dtype), tf.cast(b, tf_dtype)
+    a = tf.cast(tf.random.uniform((n, n), dtype=tf.float32), tf_dtype)
+    b = tf.cast(tf.random.uniform((n, n), dtype=tf.float32), tf_dtype)
 
     @tf.function
     def mm(x, y):
         return tf.reduce_sum(tf.cast(tf.linalg.matmul(x, y)[:1, :1], tf.float32))
 
-    stats = time_reps(lambda: mm(a, b).numpy(), warmup=warmup, reps=reps)
+    return lambda: mm(a, b).numpy()
+
+
+def matmul_rate(dtype: str, n: int, *, warmup: int = 2, reps: int = 5) -> dict[str, Any]:
+    """Dense ``n x n @ n x n`` matmul rate of this machine (FLOP/s = 2 n^3 / time)."""
+    stats = time_reps(make_matmul(dtype, n), warmup=warmup, reps=reps)
     flops = 2.0 * n**3
     stats.update(
         dtype=dtype,
@@ -253,7 +262,7 @@ def profiler_flops(model: Any, input_shape: Sequence[int]) -> float | None:
         opts["output"] = "none"
         prof = tf.compat.v1.profiler.profile(graph=graph, options=opts)
         return float(prof.total_float_ops)
-    except Exception:  # noqa: BLE001 - the profiler is best effort
+    except Exception:  # the profiler is best effort
         return None
 
 

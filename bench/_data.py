@@ -117,3 +117,36 @@ def rss_of(cmd: list[str], *, cwd: Path | None = None, env: dict | None = None) 
     return {"cmd": cmd, "rc": proc.returncode, "wall_s": wall,
             "peak_rss_mib": usage.ru_maxrss / 1024.0,
             "output_tail": out.decode(errors="replace")[-2000:]}
+
+
+def masses_store_from_truth(breast: Path, out: Path | None = None) -> Path:
+    """A ``masses`` store whose ``mass_pred`` is the ground truth (for ``massclass predict``).
+
+    Random-weight segmenters give meaningless masks (no mass, or hundreds of specks); the
+    classifier's cost depends on how many masses it is given, so it is given the true ones.
+    """
+    import numpy as np
+
+    from mammo_common.schema import Producer
+    from mammo_common.store import StackedStoreWriter, open_store
+
+    out = out or breast.with_name(breast.stem.replace("breast", "masses") + ".zarr")
+    if out.exists():
+        return out
+    store = open_store(breast, "breast")
+    names = ["images", "breast_masks", "mass_masks"]
+    producer = Producer(package="bench", version="0", command="masses_store_from_truth")
+    with StackedStoreWriter(
+        out, kind="masses", n_cases=len(store), image_size=store.image_size, producer=producer,
+        parents=[store.as_parent()], with_mass_masks=True,
+        meta_fields={"threshold": 0.5, "min_object_pixels": 30, "largest_component": False,
+                     "tta": False},
+        overwrite=True,
+    ) as writer:
+        cases, transforms = store.cases, store.transforms
+        for i in range(len(store)):
+            arrays = {n: np.asarray(store.array(n)[i]) for n in names}
+            m = (arrays["mass_masks"] > 0).astype(np.uint8)
+            writer.write_case(i, cases[i], transforms[i], **arrays,
+                              mass_probs=m.astype(np.float16), mass_pred=m)
+    return out

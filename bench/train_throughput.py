@@ -8,13 +8,20 @@ steps (the first traces the graph), then time single ``train_on_batch`` steps on
 FLOPs per training step = 3 x forward FLOPs x batch, forward FLOPs counted from the traced
 graph's Conv2D / depthwise / transposed-conv / MatMul ops (``_common.count_forward_flops``;
 cross-checked with the TF profiler). MFU = achieved FLOP/s / this machine's dense matmul
-FLOP/s in the same dtype, measured in the same run before and after the models (the higher
-of the two medians is the denominator).
+FLOP/s in the same dtype (2048^3 ``tf.linalg.matmul``), where each timed training step is
+followed by one timed matmul, so numerator and denominator see the same load on a shared
+machine; the medians are compared. The matmul rate is also measured alone before and after.
+
+``jit="auto"`` is what the training harness passes to ``compile``; on this CPU build Keras
+resolves it to no XLA (recorded as ``jit_compile_resolved``). ``--xla-models unet5l``
+additionally runs those networks with ``jit_compile=True`` (XLA fusion); at 1024x768 on 2 cores
+unet5l had not finished compiling and warming up after 7 minutes (7.7 GiB RSS), so it is off
+by default.
 
 Usage::
 
     python bench/train_throughput.py --quick   # ~2-3 min on 2 cores: smaller inputs
-    python bench/train_throughput.py           # reference sizes, jit auto and off (~15-25 min)
+    python bench/train_throughput.py           # reference sizes (~5-10 min on idle cores)
 """
 
 from __future__ import annotations
@@ -75,7 +82,34 @@ def run_one(
     else:
         y = (rng.random((b, *shape[:2], 1)) > 0.9).astype(np.float32)
     C.log(f"{name} {shape} {precision} jit={jit}: warm-up (tracing)")
-    stats = C.time_reps(lambda: model.train_on_batch(x, y), warmup=args.warmup, reps=args.steps)
+    warm: list[float] = []
+    step = model.train_on_batch
+    mm = C.make_matmul(precision, args.matmul_n)
+    for _ in range(args.warmup):
+        t0 = time.perf_counter()
+        step(x, y)
+        warm.append(time.perf_counter() - t0)
+        mm()
+    # interleaved: each timed training step is followed by a timed matmul, so both see the
+    # same load on this shared machine; MFU compares their medians
+    steps, mms, cpu_steps, cpu_mms = [], [], [], []
+    for _ in range(args.steps):
+        c0, t0 = time.process_time(), time.perf_counter()
+        step(x, y)
+        c1, t1 = time.process_time(), time.perf_counter()
+        mm()
+        c2, t2 = time.process_time(), time.perf_counter()
+        steps.append(t1 - t0)
+        mms.append(t2 - t1)
+        cpu_steps.append(c1 - c0)
+        cpu_mms.append(c2 - c1)
+    stats = C.summarize(steps)
+    stats["cpu_s"] = C.summarize(cpu_steps)
+    stats["matmul_cpu_s"] = C.summarize(cpu_mms)
+    stats["warmup_s"] = warm
+    mm_flops = 2.0 * args.matmul_n**3
+    stats["matmul_interleaved"] = C.summarize(mms) | {
+        "n": args.matmul_n, "gflops_median": mm_flops / C.summarize(mms)["median_s"] / 1e9}
     stats["build_s"] = build_s
     stats["jit_compile_resolved"] = bool(getattr(model, "jit_compile", False))
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -92,18 +126,21 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="smaller inputs, fewer steps (~2-3 min)")
     p.add_argument("--models", default="unet5l,unetpp_xception,vgg16")
     p.add_argument("--precisions", default="float32,bfloat16")
-    p.add_argument("--jit", default=None, help="comma list of auto,on,off (quick: auto)")
+    p.add_argument("--jit", default="auto", help="comma list of auto,on,off for every model")
+    p.add_argument("--xla-models", default=None,
+                   help="models also run with jit_compile=True (default none)")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (first traces)")
     p.add_argument("--steps", type=int, default=None, help="timed steps")
-    p.add_argument("--matmul-n", type=int, default=None, help="matmul side (quick 2048, 4096)")
+    p.add_argument("--matmul-n", type=int, default=None, help="matmul side (2048)")
     p.add_argument("--name", default=None, help="results name (default train_throughput[_quick])")
     args = p.parse_args()
     sizes = QUICK if args.quick else FULL
     args.warmup = args.warmup or 2
     args.steps = args.steps or (3 if args.quick else 5)
-    jits = (args.jit or ("auto" if args.quick else "auto,off")).split(",")
-    mm_n = args.matmul_n or (2048 if args.quick else 4096)
+    jits = args.jit.split(",")
+    xla_models = [m for m in (args.xla_models or "").split(",") if m]
+    mm_n = args.matmul_n = args.matmul_n or 2048
     precisions = args.precisions.split(",")
 
     import tensorflow as tf  # noqa: F401 - import before timing
@@ -126,7 +163,7 @@ def main() -> None:
         flops[name] = f
         del model
         for precision in precisions:
-            for jit in jits:
+            for jit in jits + (["on"] if name in xla_models and "on" not in jits else []):
                 stats = run_one(name, shape, precision, jit, args)
                 results.append(
                     {"model": name, "input": list(shape), "precision": precision, "jit": jit,
@@ -144,25 +181,35 @@ def main() -> None:
         achieved = f["train_flops_per_step"] / r["median_s"]
         r["images_per_s"] = r["batch"] / r["median_s"]
         r["achieved_gflops"] = achieved / 1e9
-        r["mfu"] = achieved / 1e9 / peak[r["precision"]]
+        r["mfu_vs_run_peak"] = achieved / 1e9 / peak[r["precision"]]
+        r["mfu"] = achieved / 1e9 / r["matmul_interleaved"]["gflops_median"]
+        # the same ratio per CPU-second (process CPU time): insensitive to time-slicing by
+        # other users of the machine, sensitive to threads spinning idle
+        mm_cpu = r["matmul_cpu_s"]["median_s"]
+        r["mfu_cpu_time"] = (f["train_flops_per_step"] / r["cpu_s"]["median_s"]) / (
+            2.0 * args.matmul_n**3 / mm_cpu) if mm_cpu > 0 else None
         rows.append([
             r["model"], "x".join(map(str, r["input"][:2])), r["precision"], r["jit"],
             r["median_s"], r["spread_pct"], r["images_per_s"],
-            f["train_flops_per_step"] / 1e9, r["achieved_gflops"], 100.0 * r["mfu"],
+            f["train_flops_per_step"] / 1e9, r["achieved_gflops"],
+            r["matmul_interleaved"]["gflops_median"], 100.0 * r["mfu"],
+            100.0 * (r["mfu_cpu_time"] or 0.0),
         ])
     C.print_table(
         ["model", "input", "precision", "jit", "step s (median)", "spread %", "images/s",
-         "GFLOP/step", "GFLOP/s", "MFU %"],
+         "GFLOP/step", "GFLOP/s", "matmul GFLOP/s (interleaved)", "MFU %",
+         "MFU % (CPU time)"],
         rows,
         title=f"Training, batch {args.batch}, {args.steps} timed steps after {args.warmup} warm-up",
     )
     C.print_table(
         ["dtype", "n", "GFLOP/s before (median)", "GFLOP/s after (median)", "best seen",
-         "denominator"],
+         "max of medians"],
         [[d, mm_n, peak_before[d]["gflops_median"], peak_after[d]["gflops_median"],
           max(peak_before[d]["gflops_best"], peak_after[d]["gflops_best"]), peak[d]]
          for d in precisions],
-        title="Dense matmul rate of this machine (same run)",
+        title="Dense matmul rate of this machine, before and after the models (MFU uses the "
+              "matmuls interleaved with each model's steps instead)",
     )
     C.print_table(
         ["model", "input", "forward GFLOP/image (graph count)", "TF profiler GFLOP/image"],

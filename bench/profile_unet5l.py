@@ -1,0 +1,114 @@
+"""Where unet5l's time goes: per-level convolution rate and the element-wise work around it.
+
+unet5l keeps f=16 channels at full resolution (1024x768). This profile times, level by level,
+the encoder's 3x3 convolution (Cin -> Cout at that level's size) forward + backward
+(``tf.GradientTape``, the training step's shape) and the BatchNorm + ReLU that follow it, in
+float32 and bfloat16, each timed rep followed by a timed 2048^3 matmul of the same dtype
+(side by side, as in ``train_throughput.py``). A level's conv rate over the matmul rate says
+how well oneDNN uses the cores at that width; the element-wise share says how much of the
+level's time does no FLOPs that count.
+
+Usage::
+
+    python bench/profile_unet5l.py --quick   # 512x384 (~1 min)
+    python bench/profile_unet5l.py           # 1024x768
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import _common as C
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--filters", type=int, default=16)
+    p.add_argument("--reps", type=int, default=5)
+    args = p.parse_args()
+    h, w = (512, 384) if args.quick else (1024, 768)
+    batch = 2
+
+    import numpy as np
+    import tensorflow as tf
+
+    f = args.filters
+    levels = [(1, h, w, f, f), (2, h // 2, w // 2, 2 * f, 2 * f), (3, h // 4, w // 4, 4 * f, 4 * f),
+              (4, h // 8, w // 8, 8 * f, 8 * f), (5, h // 16, w // 16, 16 * f, 16 * f)]
+    rows: list[list[Any]] = []
+    out: list[dict[str, Any]] = []
+    for dtype in ("float32", "bfloat16"):
+        tfd = {"float32": tf.float32, "bfloat16": tf.bfloat16}[dtype]
+        mm = C.make_matmul(dtype, 2048)
+        mm()
+        for lvl, hh, ww, cin, cout in levels:
+            x = tf.cast(tf.random.uniform((batch, hh, ww, cin)), tfd)
+            k = tf.Variable(tf.cast(tf.random.normal((3, 3, cin, cout)) * 0.1, tfd))
+            gamma = tf.Variable(tf.ones((cout,), tfd))
+
+            @tf.function
+            def conv_step(x=x, k=k):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = tf.nn.conv2d(x, k, 1, "SAME")
+                    s = tf.reduce_sum(tf.cast(y, tf.float32))
+                gx, gk = tape.gradient(s, [x, k])
+                return tf.reduce_sum(tf.cast(gx[:1, :1, :1], tf.float32)) + tf.reduce_sum(
+                    tf.cast(gk[:1], tf.float32))
+
+            y0 = tf.cast(tf.random.uniform((batch, hh, ww, cout)), tfd)
+
+            @tf.function
+            def bn_relu_step(y=y0, gamma=gamma, tfd=tfd):
+                with tf.GradientTape() as tape:
+                    tape.watch(y)
+                    mean, var = tf.nn.moments(tf.cast(y, tf.float32), axes=[0, 1, 2])
+                    z = tf.nn.relu(tf.cast((tf.cast(y, tf.float32) - mean)
+                                           * tf.math.rsqrt(var + 1e-3), tfd) * gamma)
+                    s = tf.reduce_sum(tf.cast(z, tf.float32))
+                g = tape.gradient(s, y)
+                return tf.reduce_sum(tf.cast(g[:1, :1, :1], tf.float32))
+
+            for fn in (conv_step, bn_relu_step):
+                fn().numpy()
+            tc, te, tm = [], [], []
+            for _ in range(args.reps):
+                t0 = time.perf_counter()
+                conv_step().numpy()
+                t1 = time.perf_counter()
+                bn_relu_step().numpy()
+                t2 = time.perf_counter()
+                mm()
+                t3 = time.perf_counter()
+                tc.append(t1 - t0)
+                te.append(t2 - t1)
+                tm.append(t3 - t2)
+            conv_flops = 3 * 2.0 * batch * hh * ww * cout * 9 * cin  # fwd + 2 backward convs
+            c, e, m = (float(np.median(v)) for v in (tc, te, tm))
+            rate = conv_flops / c / 1e9
+            mm_rate = 2.0 * 2048**3 / m / 1e9
+            rec = {"dtype": dtype, "level": lvl, "size": [hh, ww], "cin": cin, "cout": cout,
+                   "conv_fwd_bwd_s": c, "bn_relu_fwd_bwd_s": e, "matmul_s": m,
+                   "conv_gflops": rate, "matmul_gflops": mm_rate, "conv_vs_matmul": rate / mm_rate,
+                   "elementwise_share": e / (c + e), "conv_flops": conv_flops,
+                   "times": {"conv": tc, "bn_relu": te, "matmul": tm}}
+            out.append(rec)
+            rows.append([dtype, lvl, f"{hh}x{ww}", f"{cin}->{cout}", 1000 * c, 1000 * e,
+                         rate, mm_rate, 100 * rate / mm_rate, 100 * e / (c + e)])
+    C.print_table(
+        ["dtype", "level", "size", "channels", "conv fwd+bwd ms", "BN+ReLU fwd+bwd ms",
+         "conv GFLOP/s", "matmul GFLOP/s", "conv/matmul %", "element-wise share %"],
+        rows, title=f"unet5l f={f} encoder convs at {h}x{w}, batch {batch} (medians of "
+                    f"{args.reps})",
+    )
+    path = C.write_results("profile_unet5l_quick" if args.quick else "profile_unet5l",
+                           {"mode": "quick" if args.quick else "full", "input": [h, w],
+                            "filters": f, "batch": batch, "levels": out})
+    C.log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
