@@ -24,9 +24,28 @@ TEST_ENV = {
 }
 
 
+LOCAL = ("mammo-common", "mammo-breastseg", "mammo-massseg", "mammo-massclass")
+
+
+def _install(session: nox.Session, *args: str) -> None:
+    """Install, always rebuilding our own packages (reused environments see the latest code)."""
+    if getattr(session, "venv_backend", "") == "uv":
+        flags = [f for name in LOCAL for f in ("--reinstall-package", name)]
+    else:
+        flags = []
+    session.install(*flags, *args)
+
+
 def _pytest(session: nox.Session, path: str, *extra: str) -> None:
     session.run(
-        "pytest", path, "-q", "-p", "no:cacheprovider", "--durations=10", *extra, *session.posargs,
+        "pytest",
+        path,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--durations=10",
+        *extra,
+        *session.posargs,
         env=TEST_ENV,
     )
 
@@ -41,9 +60,10 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def common(session: nox.Session) -> None:
     """mammo-common's core without TensorFlow or Keras: schema, stores, ingest, synth, metrics."""
-    session.install(f"{COMMON}[test]")
+    _install(session, f"{COMMON}[test]")
     session.run(
-        "python", "-c",
+        "python",
+        "-c",
         "import mammo_common.store, mammo_common.ingest, mammo_common.synth, sys; "
         "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules, "
         "'the core imports keras'",
@@ -54,12 +74,12 @@ def common(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def common_keras(session: nox.Session) -> None:
     """mammo-common's shared Keras toolkit (losses, augmentation, training harness, networks)."""
-    session.install(f"{COMMON}[cpu,test,onnx]")
+    _install(session, f"{COMMON}[cpu,test,onnx]")
     _pytest(session, "packages/common/tests", "-m", "keras")
 
 
 def _stage(session: nox.Session, name: str) -> None:
-    session.install(f"{COMMON}[keras]", f"./packages/{name}[cpu,test]")
+    _install(session, f"{COMMON}[keras]", f"./packages/{name}[cpu,test]")
     _pytest(session, f"packages/{name}/tests")
 
 
@@ -84,9 +104,14 @@ def massclass(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def pipeline(session: nox.Session) -> None:
     """The real dvc.yaml end to end at CI size, with all four packages and DVC."""
-    session.install(
-        f"{COMMON}[cpu,test]", "./packages/breastseg", "./packages/massseg",
-        "./packages/massclass", "dvc>=3.50", "pyyaml",
+    _install(
+        session,
+        f"{COMMON}[cpu,test]",
+        "./packages/breastseg",
+        "./packages/massseg",
+        "./packages/massclass",
+        "dvc>=3.50",
+        "pyyaml",
     )
     _pytest(session, "tests/pipeline")
 
@@ -94,8 +119,12 @@ def pipeline(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def oneshot(session: nox.Session) -> None:
     """`mammo run` with the three stages installed (found through entry points)."""
-    session.install(
-        f"{COMMON}[cpu,test]", "./packages/breastseg", "./packages/massseg", "./packages/massclass"
+    _install(
+        session,
+        f"{COMMON}[cpu,test]",
+        "./packages/breastseg",
+        "./packages/massseg",
+        "./packages/massclass",
     )
     _pytest(session, "tests/oneshot")
 
@@ -103,12 +132,23 @@ def oneshot(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def jax(session: nox.Session) -> None:
     """Every network builds and runs a forward pass under Keras's JAX backend (no TensorFlow)."""
-    session.install(
-        "jax[cpu]>=0.4.30", "keras>=3.8,<4", "pytest>=8", COMMON,
-        "./packages/breastseg", "./packages/massseg", "./packages/massclass",
+    _install(
+        session,
+        "jax[cpu]>=0.4.30",
+        "keras>=3.8,<4",
+        "pytest>=8",
+        COMMON,
+        "./packages/breastseg",
+        "./packages/massseg",
+        "./packages/massclass",
     )
     session.run(
-        "pytest", "tests/backends", "-q", "-p", "no:cacheprovider", "--durations=10",
+        "pytest",
+        "tests/backends",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--durations=10",
         *session.posargs,
         env={**TEST_ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
     )
@@ -117,8 +157,12 @@ def jax(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def reliability(session: nox.Session) -> None:
     """Stage commands under bad input, SIGKILL, repetition (byte-identical outputs) and load."""
-    session.install(
-        f"{COMMON}[cpu,test]", "./packages/breastseg", "./packages/massseg",
-        "./packages/massclass", "pyyaml",
+    _install(
+        session,
+        f"{COMMON}[cpu,test]",
+        "./packages/breastseg",
+        "./packages/massseg",
+        "./packages/massclass",
+        "pyyaml",
     )
     _pytest(session, "tests/reliability")

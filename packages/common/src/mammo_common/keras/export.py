@@ -270,14 +270,50 @@ def export_onnx(saved_model: str | Path, out: str | Path, *, opset: int = 17) ->
     out = Path(out)
     cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved_model),
            "--output", str(out), "--opset", str(opset)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0 or not out.is_file():
-        raise ConfigError(
-            f"tf2onnx could not convert the SavedModel: {done.stderr.strip()[-400:]}",
-            path=saved_model,
-            fix="use --format savedmodel (see docs/export.md)",
-        )
-    return out
+    problem = ""
+    for _attempt in range(3):
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode != 0 or not out.is_file():
+            raise ConfigError(
+                f"tf2onnx could not convert the SavedModel: {done.stderr.strip()[-400:]}",
+                path=saved_model,
+                fix="use --format savedmodel (see docs/export.md)",
+            )
+        problem = verify_onnx(saved_model, out)
+        if not problem:
+            return out
+    out.unlink(missing_ok=True)
+    raise ConfigError(
+        f"tf2onnx produced a model that disagrees with the SavedModel ({problem}) in 3 tries",
+        path=saved_model,
+        fix="use the SavedModel (--format savedmodel); see docs/export.md on ONNX",
+    )
+
+
+def verify_onnx(saved_model: str | Path, onnx_path: str | Path, *, atol: float = 1e-4) -> str:
+    """Compare an ONNX conversion with its SavedModel on a probe batch; '' when they agree.
+
+    tf2onnx 1.17 occasionally mis-infers the batch dimension of the resize back to the input
+    size (seen: a (37, 45, 37) output for a (2, 45, 37) input), so every conversion is checked
+    before it is kept. Without onnxruntime nothing can be checked and '' is returned.
+    """
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return ""
+    import numpy as np
+    import tensorflow as tf
+
+    images = np.random.default_rng(0).integers(0, 65535, (2, 45, 37), dtype=np.uint16)
+    loaded = tf.saved_model.load(str(saved_model))
+    want = loaded.serve(tf.constant(images))
+    want = (next(iter(want.values())) if isinstance(want, dict) else want).numpy()
+    session = ort.InferenceSession(str(onnx_path))
+    got = session.run(None, {session.get_inputs()[0].name: images})[0]
+    if got.shape != want.shape:
+        return f"output shape {got.shape} instead of {want.shape}"
+    err = float(np.max(np.abs(got - want)))
+    return "" if err <= atol else f"max difference {err:.2e}"
 
 
 def export_model_folder(
