@@ -178,7 +178,7 @@ class PredictConfig(_Strict):
     """
 
     threshold: float | Literal["youden", "card"] = 0.5
-    batch_size: int = Field(default=32, ge=1)
+    batch_size: int = Field(default=8, ge=1)
 
     @field_validator("threshold")
     @classmethod

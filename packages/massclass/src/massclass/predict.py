@@ -50,6 +50,9 @@ class PredictSummary(BaseModel):
     threshold_method: str
 
 
+#: Cases whose ROIs are cut and classified together (memory stays flat beyond this).
+CASES_PER_CHUNK = 64
+
 def _roi_config(card: ModelCard, where: Path) -> RoiConfig:
     try:
         roi = RoiConfig.model_validate(card.training.get("roi", {}))
@@ -120,35 +123,50 @@ def predict(
     threshold, method = resolve_threshold(cards, config.threshold)
     store: MassesStore = open_store(data, "masses")  # type: ignore[assignment]
 
-    probs: np.ndarray | None = None
-    rois = None
-    cache: dict[str, Any] = {}
-    for folder, model, card in loaded:
-        roi_cfg = _roi_config(card, folder)
-        size = int(card.input_shape[0] or 224)
-        key = f"{roi_cfg.model_dump_json()}|{size}"
-        if key not in cache:
-            cache[key] = extract_rois(store, roi_cfg, size=size)
-        these = cache[key]
-        if rois is None:
-            rois = these
-        elif these.case_ids != rois.case_ids or these.mass_index != rois.mass_index:
-            raise ModelFolderError(  # pragma: no cover - same store, same components
-                "the models find different masses (their ROI min_pixels differ)",
-                path=folder, field="training.roi.min_pixels",
-                fix="ensemble models trained with the same ROI settings",
+    # Stream over the store in chunks of cases so memory stays flat in the number of cases:
+    # only one chunk's ROIs (and one batch's activations) are held at a time.
+    found: list[tuple[str, int, tuple[int, int, int, int], int, float]] = []
+    missed: list[str] = []
+    for start in range(0, len(store.case_ids), CASES_PER_CHUNK):
+        ids = store.case_ids[start:start + CASES_PER_CHUNK]
+        probs: np.ndarray | None = None
+        rois = None
+        cache: dict[str, Any] = {}
+        for folder, model, card in loaded:
+            roi_cfg = _roi_config(card, folder)
+            size = int(card.input_shape[0] or 224)
+            key = f"{roi_cfg.model_dump_json()}|{size}"
+            if key not in cache:
+                cache[key] = extract_rois(store, roi_cfg, size=size, case_ids=ids)
+            these = cache[key]
+            if rois is None:
+                rois = these
+            elif these.case_ids != rois.case_ids or these.mass_index != rois.mass_index:
+                raise ModelFolderError(  # pragma: no cover - same store, same components
+                    "the models find different masses (their ROI min_pixels differ)",
+                    path=folder, field="training.roi.min_pixels",
+                    fix="ensemble models trained with the same ROI settings",
+                )
+            if len(these):
+                p = predict_rois(model, these.images, batch_size=config.batch_size)
+                probs = p if probs is None else probs + p
+        assert rois is not None
+        missed.extend(rois.missed)
+        if probs is not None:
+            probs = probs / len(loaded)
+            found.extend(
+                (rois.case_ids[k], rois.mass_index[k], rois.bboxes[k], rois.areas[k],
+                 float(probs[k]))
+                for k in range(len(rois))
             )
-        p = predict_rois(model, these.images, batch_size=config.batch_size)
-        probs = p if probs is None else probs + p
-    assert rois is not None and probs is not None
-    probs = probs / len(loaded)
+        del cache, rois, probs
     bwc = _roi_config(cards[0], Path(models[0])).benign_without_callback
 
     per_case: dict[str, list[MassDiagnosis]] = {c: [] for c in store.case_ids}
-    for k, case_id in enumerate(rois.case_ids):
-        prob = float(np.clip(probs[k], 0.0, 1.0))
+    for case_id, mass_index, bbox, area, raw in found:
+        prob = float(np.clip(raw, 0.0, 1.0))
         per_case[case_id].append(MassDiagnosis(
-            mass_index=rois.mass_index[k], bbox=rois.bboxes[k], area=rois.areas[k],
+            mass_index=mass_index, bbox=bbox, area=area,
             probability=prob, label="malignant" if prob >= threshold else "benign",
         ))
     diagnoses, records = [], store.cases
@@ -177,12 +195,12 @@ def predict(
         parents=[store.as_parent()], threshold=threshold, threshold_method=method,
         overwrite=overwrite, inputs=(data,),
     )
-    if rois.missed:
-        logger.warning("%d case(s) without a predicted mass: %s", len(rois.missed),
-                       ", ".join(rois.missed[:10]))
+    if missed:
+        logger.warning("%d case(s) without a predicted mass: %s", len(missed),
+                       ", ".join(missed[:10]))
     return PredictSummary(
-        out=str(out), model_ids=model_ids, n_cases=len(records), n_masses=len(rois),
-        n_no_mass_found=len(rois.missed), no_mass_found=list(rois.missed),
+        out=str(out), model_ids=model_ids, n_cases=len(records), n_masses=len(found),
+        n_no_mass_found=len(missed), no_mass_found=list(missed),
         n_malignant_cases=sum(d.label == "malignant" for d in diagnoses),
         threshold=threshold, threshold_method=method,
     )
