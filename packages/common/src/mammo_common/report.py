@@ -77,8 +77,11 @@ def build_report(config: ReportConfig) -> ReportResult:
     with atomic_path(config.out) as tmp:
         tmp.mkdir(parents=True)
         # 1. headline metrics, one table per file
-        metric_files = sorted(config.metrics_dir.rglob("*.json")) if config.metrics_dir.is_dir() \
-            else []
+        metric_files = [
+            p for p in (sorted(config.metrics_dir.rglob("*.json"))
+                        if config.metrics_dir.is_dir() else [])
+            if "cases" not in p.relative_to(config.metrics_dir).parts[:-1]  # per-case detail
+        ]
         md += ["## Metrics", ""]
         for path in metric_files:
             flat = _flat_metrics(path)
