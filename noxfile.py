@@ -54,7 +54,7 @@ def _pytest(session: nox.Session, path: str, *extra: str) -> None:
 def lint(session: nox.Session) -> None:
     """Ruff over every package."""
     session.install("ruff>=0.6")
-    session.run("ruff", "check", "packages", "noxfile.py", "dev.py", "bench")
+    session.run("ruff", "check", "packages", "tests", "noxfile.py", "dev.py", "bench")
 
 
 @nox.session(python=PYTHON)

@@ -322,6 +322,12 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
     wrong.write_text(json.dumps({"kind": "mammograms"}), encoding="utf-8")
     with pytest.raises(SplitsFileError, match="not 'splits'"):
         Splits.load(wrong)
+    with pytest.raises(SplitsFileError, match=f"{tmp_path.name}.*is a folder"):
+        Splits.load(tmp_path)  # e.g. the store given where the splits file is expected
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(SplitsFileError, match="binary.json.*not a JSON text file"):
+        Splits.load(binary)
 
 
 def test_fold_model_is_frozen() -> None:

@@ -246,6 +246,20 @@ def test_cli_unknown_backbone_and_fold(masses_data, tmp_path) -> None:
     assert not out.exists()
 
 
+def test_cli_backbone_options_typo(masses_data, tmp_path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("massclass:\n  train:\n    backbone_options: {widthz: [4]}\n")
+    out = tmp_path / "model"
+    result = runner.invoke(app, [
+        "train", "--params", str(params), "--data", str(masses_data["store"]),
+        "--splits", str(masses_data["splits"]), "--fold", "1", "--out", str(out),
+        "--backbone", "tinycnn", "--weights", "none", "--input-size", "32",
+    ])
+    assert result.exit_code == 2, _text(result)
+    assert "massclass.train.backbone_options" in _text(result) and "widthz" in _text(result)
+    assert not out.exists() and list(tmp_path.glob(".model*")) == []
+
+
 def test_cli_models_lists_backbones() -> None:
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0

@@ -65,6 +65,19 @@ def test_params_file_then_overrides(tmp_path: Path) -> None:
     assert pcfg.tta is True and pcfg.min_object_pixels == 30 and pcfg.threshold is None
 
 
+def test_misspelt_model_kwargs_are_an_error(tmp_path: Path) -> None:
+    """keras.Model drops unknown constructor arguments, so the config checks them (imports Keras)."""
+    params = tmp_path / "params.yaml"
+    params.write_text("massseg:\n  train:\n    arch: unet5l\n    model_kwargs: {filterz: 4}\n",
+                      encoding="utf-8")
+    with pytest.raises(ConfigError, match="unet5l has no argument 'filterz'") as info:
+        load_train_config(params, paths=PATHS)
+    assert info.value.path == str(params) and "model_kwargs" in str(info.value)
+    with pytest.raises(ConfigError, match="it accepts dropout, filters"):
+        load_cv_config(None, paths={"data": "b", "splits": "s", "out": "o"}, arch="unet5l",
+                       model_kwargs={"filters": 4, "dropuot": 0.1})
+
+
 def test_params_typo_is_an_error(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("massseg:\n  train:\n    epohcs: 7\n", encoding="utf-8")

@@ -416,6 +416,17 @@ def train_classifier(
             str(exc), field="massclass.train.backbone",
             fix="see `massclass models` for backbones and their input sizes",
         ) from None
+    except TypeError as exc:
+        if "keyword argument" not in str(exc) or not config.backbone_options:
+            raise
+        # a misspelt backbone_options key (params.yaml): the builder refuses the name
+        raise ConfigError(
+            f"backbone {config.backbone!r} does not accept backbone_options "
+            f"{sorted(config.backbone_options)} ({exc})",
+            field="massclass.train.backbone_options",
+            fix="check the option names against the backbone's builder (tinycnn: widths; "
+                "keras.applications backbones: their constructor arguments, e.g. alpha)",
+        ) from None
     origin = weights_origin(config.backbone, config.weights)
 
     work = Path(work_dir) if work_dir else out.parent / f".{out.name}.train"

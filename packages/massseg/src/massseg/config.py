@@ -26,7 +26,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mammo_common.params import load_config
 
@@ -191,6 +198,21 @@ class TrainSettings(_Strict):
 
         if value not in MODEL_NAMES:
             raise ValueError(f"unknown network {value!r}; choose one of {', '.join(MODEL_NAMES)}")
+        return value
+
+    @field_validator("model_kwargs")
+    @classmethod
+    def _known_kwargs(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # The network classes pass unknown names on to keras.Model, which drops them: a typo
+        # (filterz: 4) would silently train the full-width network.
+        arch = info.data.get("arch")
+        if value and arch is not None:
+            from massseg.models import check_model_kwargs
+
+            try:
+                check_model_kwargs(arch, value)
+            except TypeError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @property

@@ -224,7 +224,7 @@ class Splits(BaseModel):
 
         Raises:
             FileNotFoundError: If the file does not exist (message names it and the fix).
-            SplitsFileError: If it is not valid JSON or does not validate.
+            SplitsFileError: If it is a folder, not text, not valid JSON or does not validate.
         """
         path = Path(path)
         try:
@@ -233,6 +233,9 @@ class Splits(BaseModel):
             raise SplitsNotFoundError(
                 f"splits file {str(path)!r} does not exist; create it with `mammo split`"
             ) from None
+        except (IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+            what = "is a folder" if path.is_dir() else "is not a JSON text file"
+            raise SplitsFileError(f"splits file {str(path)!r} {what}; {_FIX}") from None
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:

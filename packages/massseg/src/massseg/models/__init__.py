@@ -23,10 +23,12 @@ if TYPE_CHECKING:
 __all__ = [
     "MODEL_NAMES",
     "build_model",
+    "check_model_kwargs",
     "count_parameters",
     "default_input_shape",
     "describe_models",
     "input_multiple",
+    "model_kwargs_names",
 ]
 
 MODEL_NAMES: tuple[str, ...] = (
@@ -60,6 +62,47 @@ def _check_name(name: str) -> str:
 def _module(name: str) -> ModuleType:
     """Import ``massseg.models.<name>`` (this imports Keras)."""
     return importlib.import_module(f"{__name__}.{_check_name(name)}")
+
+
+#: Keyword arguments every network's ``build`` takes besides its model class's own.
+_BUILD_KWARGS = frozenset({"weights", "name", "trainable"})
+
+
+def model_kwargs_names(name: str) -> tuple[str, ...]:
+    """The width and other keyword arguments network ``name`` accepts (imports Keras).
+
+    They are the named parameters of the model classes of the network's module (each class
+    passes ``**kwargs`` on to ``keras.Model``, which ignores names it does not know, so a
+    misspelt width would otherwise be dropped silently).
+    """
+    import inspect
+
+    import keras
+
+    names: set[str] = set()
+    for obj in vars(_module(name)).values():
+        if isinstance(obj, type) and issubclass(obj, keras.Model) and obj is not keras.Model:
+            for param in inspect.signature(obj.__init__).parameters.values():
+                if param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                    names.add(param.name)
+    names.discard("self")
+    names.discard("input_shape")
+    return tuple(sorted(names - _BUILD_KWARGS))
+
+
+def check_model_kwargs(name: str, kwargs: Iterable[str]) -> None:
+    """Refuse keyword arguments network ``name`` does not know (imports Keras).
+
+    Raises:
+        TypeError: Naming the unknown arguments and the accepted ones.
+    """
+    accepted = model_kwargs_names(name)
+    unknown = sorted(set(kwargs) - set(accepted) - _BUILD_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"{name} has no argument {', '.join(repr(k) for k in unknown)}; "
+            f"it accepts {', '.join(accepted)}"
+        )
 
 
 def default_input_shape(name: str) -> tuple[int, int, int]:
@@ -96,6 +139,7 @@ def build_model(
 
     Raises:
         ValueError: If the name is unknown or the input shape is invalid.
+        TypeError: If a keyword argument is not one the network knows.
     """
     module = _module(name)
     if input_shape is None:
@@ -103,6 +147,7 @@ def build_model(
     from mammo_common.keras.networks import validate_input_shape
 
     validate_input_shape(input_shape, input_multiple(name), name)
+    check_model_kwargs(name, kwargs)
     return module.build(tuple(input_shape), **kwargs)
 
 
