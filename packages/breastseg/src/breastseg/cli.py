@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from breastseg import __version__
-from mammo_common.cli_support import console, handle_errors
+from mammo_common.cli_support import console, handle_errors, version_option
 from mammo_common.params import load_config
 
 app = typer.Typer(
@@ -38,17 +38,9 @@ ParamsOpt = Annotated[
 ]
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"mammo-breastseg {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
-    ] = False,
+    version: Annotated[bool, version_option("mammo-breastseg", __version__)] = False,
 ) -> None:
     """Breast segmentation, background removal and cropping."""
 

@@ -15,7 +15,7 @@ import typer
 from rich.table import Table
 
 from mammo_common import __version__
-from mammo_common.cli_support import console, handle_errors
+from mammo_common.cli_support import console, handle_errors, version_option
 
 app = typer.Typer(
     name="mammo",
@@ -31,17 +31,9 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"mammo-common {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
-    ] = False,
+    version: Annotated[bool, version_option("mammo-common", __version__)] = False,
 ) -> None:
     """Shared tools of the mammo pipeline."""
 

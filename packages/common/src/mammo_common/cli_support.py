@@ -82,6 +82,17 @@ def handle_errors(fn: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
+def version_option(dist: str, version: str) -> Any:
+    """A ``--version`` option for a Typer callback that prints ``dist version`` and exits."""
+
+    def _print(value: bool) -> None:
+        if value:
+            console.print(f"{dist} {version}")
+            raise typer.Exit()
+
+    return typer.Option("--version", callback=_print, is_eager=True, help="Print version.")
+
+
 def progress_enabled() -> bool:
     """Progress bars show on a terminal unless ``MAMMO_NO_PROGRESS`` is set."""
     return sys.stderr.isatty() and not os.environ.get("MAMMO_NO_PROGRESS")

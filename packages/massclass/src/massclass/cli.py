@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mammo_common.cli_support import console, handle_errors
+from mammo_common.cli_support import console, handle_errors, version_option
 from mammo_common.errors import ConfigError
 from massclass import __version__
 
@@ -48,12 +48,6 @@ ParamsOpt = Annotated[
 ]
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"mammo-massclass {__version__}")
-        raise typer.Exit()
-
-
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
@@ -61,9 +55,7 @@ def _logging(verbose: bool) -> None:
 
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
-    ] = False,
+    version: Annotated[bool, version_option("mammo-massclass", __version__)] = False,
 ) -> None:
     """Benign versus malignant classification of segmented masses."""
 

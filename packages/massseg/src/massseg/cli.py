@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mammo_common.cli_support import console, handle_errors
+from mammo_common.cli_support import console, handle_errors, version_option
 from mammo_common.errors import ConfigError
 from massseg import __version__
 
@@ -91,17 +91,9 @@ Overwrite = Annotated[
 ]
 
 
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"mammo-massseg {__version__}")
-        raise typer.Exit()
-
-
 @app.callback()
 def main(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print version.")
-    ] = False,
+    version: Annotated[bool, version_option("mammo-massseg", __version__)] = False,
 ) -> None:
     """Stage 2 of the mammo pipeline: mass segmentation."""
 
