@@ -21,7 +21,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+console = Console(soft_wrap=True)
 
 #: Headline rows: label -> (metrics file, candidate keys in order of preference).
 HEADLINE: list[tuple[str, str, tuple[str, ...]]] = [
