@@ -9,13 +9,11 @@ Skips: the input image (stride 1, 3 channels), ``conv1_relu`` (2), ``conv2_block
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import check_input_shape
-from massseg.models.unet_vgg16 import DEFAULT_DECODER_FILTERS, build_encoder_unet
+from massseg.models.unet_vgg16 import EncoderUNet
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetResNet50", "build"]
 
@@ -27,46 +25,13 @@ BRIDGE = "conv4_block6_out"
 
 
 @keras.saving.register_keras_serializable(package="massseg")
-class UNetResNet50(keras.Model):
-    """U-Net with a ResNet50 encoder.
+class UNetResNet50(EncoderUNet):
+    """U-Net with a ResNet50 encoder (see :class:`EncoderUNet` for the arguments)."""
 
-    Args:
-        input_shape: ``(H, W, 3)`` with H and W multiples of 32.
-        decoder_filters: Four decoder widths, coarse to fine.
-        weights: Encoder weights: None, ``"imagenet"``, ``"auto"`` or a file path.
-        name: Model name.
-        **kwargs: Passed to ``keras.Model``.
-    """
-
-    def __init__(
-        self,
-        input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE,
-        decoder_filters: Sequence[int] = DEFAULT_DECODER_FILTERS,
-        weights: str | os.PathLike | None = None,
-        name: str = "unet_resnet50",
-        **kwargs: Any,
-    ) -> None:
-        shape = check_input_shape(input_shape, multiple=32, channels=3)
-        inputs = keras.Input(shape=shape, name="image")
-        outputs = build_encoder_unet("resnet50", inputs, SKIPS, BRIDGE, decoder_filters, weights)
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
-        self.input_shape_ = shape
-        self.decoder_filters = tuple(int(f) for f in decoder_filters)
-        self.weights_source = None if weights is None else os.fspath(weights)
-
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "input_shape": list(self.input_shape_),
-            "decoder_filters": list(self.decoder_filters),
-            "weights": self.weights_source,
-        }
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> UNetResNet50:
-        # The saved weights are loaded after construction: never fetch ImageNet weights here.
-        return cls(**{**config, "weights": None})
+    ENCODER = "resnet50"
+    SKIPS = SKIPS
+    BRIDGE = BRIDGE
+    DEFAULT_NAME = "unet_resnet50"
 
 
 def build(

@@ -24,6 +24,7 @@ from mammo_common.keras.encoders import build_encoder, check_input_shape
 __all__ = [
     "DEFAULT_DECODER_FILTERS",
     "DEFAULT_INPUT_SHAPE",
+    "EncoderUNet",
     "UNetVGG16",
     "build",
     "build_encoder_unet",
@@ -79,30 +80,42 @@ def build_encoder_unet(
     return keras.layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="mask")(x)
 
 
-@keras.saving.register_keras_serializable(package="massseg")
-class UNetVGG16(keras.Model):
-    """U-Net with a VGG16 encoder.
+class EncoderUNet(keras.Model):
+    """A pretrained-encoder U-Net: ``ENCODER`` taps ``SKIPS`` and ``BRIDGE``, then
+    :func:`decoder_block` per skip (coarse to fine) and a 1x1 sigmoid ``mask``.
+
+    Subclasses set ``ENCODER``, ``SKIPS``, ``BRIDGE`` and ``DEFAULT_NAME`` and register
+    themselves for serialisation.
 
     Args:
         input_shape: ``(H, W, 3)`` with H and W multiples of 32.
         decoder_filters: Four decoder widths, coarse to fine.
         weights: Encoder weights: None, ``"imagenet"``, ``"auto"`` or a file path.
-        name: Model name.
+        name: Model name (default: the architecture's registry name).
         **kwargs: Passed to ``keras.Model``.
     """
+
+    ENCODER: str = ""
+    SKIPS: tuple[str, ...] = ()
+    BRIDGE: str = ""
+    DEFAULT_NAME: str = ""
 
     def __init__(
         self,
         input_shape: tuple[int, int, int] = DEFAULT_INPUT_SHAPE,
         decoder_filters: Sequence[int] = DEFAULT_DECODER_FILTERS,
         weights: str | os.PathLike | None = None,
-        name: str = "unet_vgg16",
+        name: str | None = None,
         **kwargs: Any,
     ) -> None:
         shape = check_input_shape(input_shape, multiple=32, channels=3)
         inputs = keras.Input(shape=shape, name="image")
-        outputs = build_encoder_unet("vgg16", inputs, SKIPS, BRIDGE, decoder_filters, weights)
-        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        outputs = build_encoder_unet(
+            self.ENCODER, inputs, self.SKIPS, self.BRIDGE, decoder_filters, weights
+        )
+        super().__init__(
+            inputs=inputs, outputs=outputs, name=name or self.DEFAULT_NAME, **kwargs
+        )
         self.input_shape_ = shape
         self.decoder_filters = tuple(int(f) for f in decoder_filters)
         self.weights_source = None if weights is None else os.fspath(weights)
@@ -117,9 +130,19 @@ class UNetVGG16(keras.Model):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> UNetVGG16:
+    def from_config(cls, config: dict[str, Any]) -> EncoderUNet:
         # The saved weights are loaded after construction: never fetch ImageNet weights here.
         return cls(**{**config, "weights": None})
+
+
+@keras.saving.register_keras_serializable(package="massseg")
+class UNetVGG16(EncoderUNet):
+    """U-Net with a VGG16 encoder (see :class:`EncoderUNet` for the arguments)."""
+
+    ENCODER = "vgg16"
+    SKIPS = SKIPS
+    BRIDGE = BRIDGE
+    DEFAULT_NAME = "unet_vgg16"
 
 
 def build(
