@@ -19,10 +19,18 @@ write            ``StackedStoreWriter.write_case`` into a breast and a masses st
 The networks have random weights (speed does not depend on them). Their masks are meaningless,
 so the classifier's ROIs are cut around the case's ground-truth masses (1-2 per synthetic
 mammogram), as many as a trained segmenter would find; when the random breast mask cuts a mass
-off, the whole image is cropped instead. Each precision runs in its own child
-process (so each peak RSS is its own, ``ru_maxrss``); both use the same weights (saved by the
-float32 run). The first mammogram is warm-up (traces each network), the rest are timed. The
-bfloat16 probability maps are compared with the float32 ones (same weights, same images).
+off, the whole image is cropped instead.
+
+Variants (``--variants``), each in its own child process (so each peak RSS is its own,
+``ru_maxrss``), all with the same weights (saved by the first):
+
+* ``unfolded``: float32, the networks as trained (what predict did before BatchNorm folding);
+* ``float32``: what the stages' ``predict`` now run by default: ``inference_model`` with the
+  BatchNorms folded into the convolutions (``mammo_common.keras.optimize``);
+* ``bfloat16``: the same with ``--precision bfloat16``.
+
+The first mammogram is warm-up (traces each network), the rest are timed. The maps of every
+variant are compared with the ``unfolded`` ones (same weights, same images).
 
 Usage::
 
@@ -45,6 +53,7 @@ import _data as D
 
 PHASES = ["read", "pre_breast", "net_breast", "post_breast", "pre_mass", "net_mass",
           "post_mass", "pre_cls", "net_cls", "write"]
+NETS = ["net_breast", "net_mass", "net_cls"]
 BREAST_IN = (1024, 768)
 MASS_IN = (640, 640)
 CLS_IN = 224
@@ -59,6 +68,7 @@ def worker(args: argparse.Namespace) -> None:
     from breastseg.models import build_model as build_breast
     from breastseg.segment import breast_mask, crop_case
     from mammo_common.keras.data import prepare_image
+    from mammo_common.keras.optimize import inference_model
     from mammo_common.postprocess import components
     from mammo_common.schema import Producer
     from mammo_common.store import StackedStoreWriter, open_store
@@ -70,7 +80,7 @@ def worker(args: argparse.Namespace) -> None:
 
     work = Path(args.work)
     keras.utils.set_random_seed(0)
-    C.set_precision(args.precision)
+    precision = "bfloat16" if args.variant == "bfloat16" else "float32"
     t0 = time.perf_counter()
     nets = {
         "breast": build_breast("unet5l", input_shape=(*BREAST_IN, 1), filters=16),
@@ -79,10 +89,12 @@ def worker(args: argparse.Namespace) -> None:
     }
     for name, net in nets.items():
         wfile = work / f"cascade_{name}.weights.h5"
-        if args.precision == "float32" and not args.reuse_weights:
+        if not args.reuse_weights:
             net.save_weights(wfile)
         else:
             net.load_weights(wfile)
+    if args.variant != "unfolded":
+        nets = {name: inference_model(net, precision=precision)[0] for name, net in nets.items()}
     build_s = time.perf_counter() - t0
     rss_models = C.peak_rss_mib()
 
@@ -96,9 +108,9 @@ def worker(args: argparse.Namespace) -> None:
     n_rois = []
     common = {"n_cases": len(ids), "producer": producer, "parents": [store.as_parent()],
               "with_mass_masks": True, "overwrite": True}
-    breast_w = StackedStoreWriter(work / f"casc_breast_{args.precision}.zarr", kind="breast",
+    breast_w = StackedStoreWriter(work / f"casc_breast_{args.variant}.zarr", kind="breast",
                                   image_size=MASS_IN, meta_fields={"method": "unet"}, **common)
-    masses_w = StackedStoreWriter(work / f"casc_masses_{args.precision}.zarr", kind="masses",
+    masses_w = StackedStoreWriter(work / f"casc_masses_{args.variant}.zarr", kind="masses",
                                   image_size=MASS_IN, meta_fields={"threshold": 0.5,
                                   "min_object_pixels": 30, "largest_component": False,
                                   "tta": False}, **common)
@@ -156,10 +168,11 @@ def worker(args: argparse.Namespace) -> None:
                 probs_out[f"mass_{i}"] = pm.astype(np.float32)
         t_fin = time.perf_counter()
     finalize_s = time.perf_counter() - t_fin
-    np.savez_compressed(work / f"cascade_probs_{args.precision}.npz", **probs_out)
+    np.savez_compressed(work / f"cascade_probs_{args.variant}.npz", **probs_out)
     timed = per_case[1:]
     result = {
-        "precision": args.precision,
+        "variant": args.variant,
+        "precision": precision,
         "build_s": build_s,
         "rss_before_tf_mib": rss0,
         "rss_after_models_mib": rss_models,
@@ -177,12 +190,12 @@ def worker(args: argparse.Namespace) -> None:
     print("RESULT " + json.dumps(result))
 
 
-def agreement(work: Path) -> dict[str, Any]:
-    """bfloat16 vs float32 maps: max |dp| and Dice of the 0.5-binarised masks."""
+def agreement(work: Path, variant: str, reference: str = "unfolded") -> dict[str, Any]:
+    """A variant's maps vs the reference's: max |dp| and Dice of the 0.5-binarised masks."""
     import numpy as np
 
-    a = np.load(work / "cascade_probs_float32.npz")
-    b = np.load(work / "cascade_probs_bfloat16.npz")
+    a = np.load(work / f"cascade_probs_{reference}.npz")
+    b = np.load(work / f"cascade_probs_{variant}.npz")
     out: dict[str, Any] = {}
     for net in ("breast", "mass"):
         keys = [k for k in a.files if k.startswith(net)]
@@ -192,8 +205,8 @@ def agreement(work: Path) -> dict[str, Any]:
             x, y = a[k] >= 0.5, b[k] >= 0.5
             s = x.sum() + y.sum()
             dices.append(1.0 if s == 0 else 2.0 * float((x & y).sum()) / float(s))
-        out[net] = {"max_abs_prob_diff": dmax, "mask_dice_bf16_vs_f32_mean": float(np.mean(dices)),
-                    "mask_dice_bf16_vs_f32_min": float(np.min(dices))}
+        out[net] = {"max_abs_prob_diff": dmax, "mask_dice_mean": float(np.mean(dices)),
+                    "mask_dice_min": float(np.min(dices))}
     return out
 
 
@@ -202,9 +215,10 @@ def main() -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--native", default=None, help="native mammogram size (quick 1024x768)")
     p.add_argument("--n", type=int, default=None, help="timed mammograms (quick 3, 8)")
-    p.add_argument("--precisions", default="float32,bfloat16")
+    p.add_argument("--variants", default="unfolded,float32,bfloat16",
+                   help="comma list of unfolded, float32 (folded), bfloat16 (folded)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    p.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
+    p.add_argument("--variant", default="float32", help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
     p.add_argument("--work", default=str(C.WORK_DIR), help=argparse.SUPPRESS)
     p.add_argument("--reuse-weights", action="store_true", help=argparse.SUPPRESS)
@@ -218,11 +232,15 @@ def main() -> None:
     patients = max(2, (args.n + 1 + 2) // 3 + 1)
     mg = D.mammograms_store(patients, native)
     results = {}
-    for prec in args.precisions.split(","):
+    variants = args.variants.split(",")
+    unknown = set(variants) - {"unfolded", "float32", "bfloat16"}
+    if unknown:
+        raise SystemExit(f"unknown variants {sorted(unknown)}")
+    for k, prec in enumerate(variants):
         C.log(f"cascade worker: {prec}")
-        cmd = [sys.executable, __file__, "--worker", "--precision", prec, "--data", str(mg),
+        cmd = [sys.executable, __file__, "--worker", "--variant", prec, "--data", str(mg),
                "--n", str(args.n), "--work", args.work]
-        if prec != "float32" and "float32" not in args.precisions:
+        if k > 0:
             cmd.append("--reuse-weights")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
@@ -249,27 +267,34 @@ def main() -> None:
     C.print_table(["phase (ms, median)", *precs], rows,
                   title=f"Cascade per mammogram, native {native[0]}x{native[1]}, "
                         f"{args.n} timed mammograms after 1 warm-up")
-    agree = None
-    if {"float32", "bfloat16"} <= set(precs):
-        agree = agreement(Path(args.work))
-        C.print_table(["network", "max |p_bf16 - p_f32|", "mask Dice bf16 vs f32 (mean)",
-                       "(min)"],
-                      [[k, v["max_abs_prob_diff"], v["mask_dice_bf16_vs_f32_mean"],
-                        v["mask_dice_bf16_vs_f32_min"]] for k, v in agree.items()],
-                      title="bfloat16 vs float32, same random weights")
-    ratio = cpu_ratio = None
-    if len(precs) == 2:
-        ratio = results[precs[1]]["total"]["median_s"] / results[precs[0]]["total"]["median_s"]
-        cpu_ratio = (results[precs[1]]["total_cpu"]["median_s"]
-                     / results[precs[0]]["total_cpu"]["median_s"])
-        print(f"\n{precs[1]} / {precs[0]} total time ratio: {ratio:.2f} (wall), "
-              f"{cpu_ratio:.2f} (CPU time)")
+    agree: dict[str, Any] = {}
+    ratios: dict[str, dict[str, float]] = {}
+    if "unfolded" in precs:
+        base = results["unfolded"]
+        for q in precs:
+            if q == "unfolded":
+                continue
+            agree[q] = agreement(Path(args.work), q)
+            ratios[q] = {
+                "wall": results[q]["total"]["median_s"] / base["total"]["median_s"],
+                "cpu": results[q]["total_cpu"]["median_s"] / base["total_cpu"]["median_s"],
+                "networks_cpu": sum(results[q]["phases_cpu"][ph]["median_s"] for ph in NETS)
+                / sum(base["phases_cpu"][ph]["median_s"] for ph in NETS),
+            }
+        C.print_table(["variant", "network", "max |p - p_unfolded|", "mask Dice vs unfolded "
+                       "(mean)", "(min)"],
+                      [[q, k, v["max_abs_prob_diff"], v["mask_dice_mean"], v["mask_dice_min"]]
+                       for q, a in agree.items() for k, v in a.items()],
+                      title="each variant vs the unfolded float32 networks, same random weights")
+        C.print_table(["variant / unfolded", "total (wall)", "total (CPU time)",
+                       "three networks (CPU time)"],
+                      [[q, r["wall"], r["cpu"], r["networks_cpu"]] for q, r in ratios.items()],
+                      title="time ratios, side by side in this run")
     path = C.write_results(
         "cascade_inference_quick" if args.quick else "cascade_inference",
         {"mode": "quick" if args.quick else "full", "native": list(native), "n_timed": args.n,
-         "store": str(mg), "results": results, "bf16_vs_f32": agree,
-         "ratio_time_bf16_to_f32": ratio, "ratio_cpu_time_bf16_to_f32": cpu_ratio,
-         "target_s_float32": 1.5},
+         "store": str(mg), "results": results, "agreement_vs_unfolded": agree,
+         "ratios_vs_unfolded": ratios, "target_s_float32": 1.5},
     )
     C.log(f"wrote {path}")
 

@@ -8,6 +8,15 @@ float32 and bfloat16, each timed rep followed by a timed 2048^3 matmul of the sa
 how well oneDNN uses the cores at that width; the element-wise share says how much of the
 level's time does no FLOPs that count.
 
+Two remedies are timed at each level, side by side with the above:
+
+* ``fused BN``: the same BatchNorm + ReLU through TensorFlow's fused kernel
+  (``FusedBatchNormV3``, one oneDNN pass forward and one backward; what tf.keras 2 used, and
+  what ``mammo_common.keras.layers.FusedBatchNormalization`` uses in training on TensorFlow)
+  instead of the moments + arithmetic Keras 3 emits (several passes over memory);
+* ``NCHW conv``: the convolution in channels-first layout (oneDNN reorders to its blocked
+  layout either way; reported if the TensorFlow build supports it on CPU).
+
 Usage::
 
     python bench/profile_unet5l.py --quick   # 512x384 (~1 min)
@@ -72,35 +81,74 @@ def main() -> None:
                 g = tape.gradient(s, y)
                 return tf.reduce_sum(tf.cast(g[:1, :1, :1], tf.float32))
 
-            for fn in (conv_step, bn_relu_step):
-                fn().numpy()
-            tc, te, tm = [], [], []
+            beta = tf.Variable(tf.zeros((cout,), tf.float32))
+            gamma32 = tf.Variable(tf.ones((cout,), tf.float32))
+
+            @tf.function
+            def fused_bn_relu_step(y=y0, gamma=gamma32, beta=beta):
+                with tf.GradientTape() as tape:
+                    tape.watch(y)
+                    z, _, _ = tf.compat.v1.nn.fused_batch_norm(
+                        y, gamma, beta, epsilon=1e-3, is_training=True)
+                    z = tf.nn.relu(z)
+                    s = tf.reduce_sum(tf.cast(z, tf.float32))
+                g = tape.gradient(s, y)
+                return tf.reduce_sum(tf.cast(g[:1, :1, :1], tf.float32))
+
+            x_nchw = tf.transpose(x, [0, 3, 1, 2])
+
+            @tf.function
+            def conv_nchw_step(x=x_nchw, k=k):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = tf.nn.conv2d(x, k, 1, "SAME", data_format="NCHW")
+                    s = tf.reduce_sum(tf.cast(y, tf.float32))
+                gx, gk = tape.gradient(s, [x, k])
+                return tf.reduce_sum(tf.cast(gx[:1, :1, :1], tf.float32)) + tf.reduce_sum(
+                    tf.cast(gk[:1], tf.float32))
+
+            steps = {"conv": conv_step, "bn_relu": bn_relu_step,
+                     "fused_bn_relu": fused_bn_relu_step, "conv_nchw": conv_nchw_step}
+            for key, fn in list(steps.items()):
+                try:
+                    fn().numpy()
+                except Exception as exc:  # an op/layout this TF build lacks on CPU
+                    C.log(f"level {lvl} {dtype} {key}: not supported ({type(exc).__name__}: "
+                          f"{str(exc).splitlines()[0][:120]})")
+                    del steps[key]
+            times: dict[str, list[float]] = {key: [] for key in steps}
+            tm = []
             for _ in range(args.reps):
-                t0 = time.perf_counter()
-                conv_step().numpy()
-                t1 = time.perf_counter()
-                bn_relu_step().numpy()
+                for key, fn in steps.items():
+                    t0 = time.perf_counter()
+                    fn().numpy()
+                    times[key].append(time.perf_counter() - t0)
                 t2 = time.perf_counter()
                 mm()
-                t3 = time.perf_counter()
-                tc.append(t1 - t0)
-                te.append(t2 - t1)
-                tm.append(t3 - t2)
+                tm.append(time.perf_counter() - t2)
+            tc, te = times["conv"], times["bn_relu"]
+            med = {key: float(np.median(v)) for key, v in times.items()}
             conv_flops = 3 * 2.0 * batch * hh * ww * cout * 9 * cin  # fwd + 2 backward convs
             c, e, m = (float(np.median(v)) for v in (tc, te, tm))
             rate = conv_flops / c / 1e9
             mm_rate = 2.0 * 2048**3 / m / 1e9
+            fused = med.get("fused_bn_relu")
+            nchw = med.get("conv_nchw")
             rec = {"dtype": dtype, "level": lvl, "size": [hh, ww], "cin": cin, "cout": cout,
                    "conv_fwd_bwd_s": c, "bn_relu_fwd_bwd_s": e, "matmul_s": m,
+                   "fused_bn_relu_fwd_bwd_s": fused, "conv_nchw_fwd_bwd_s": nchw,
                    "conv_gflops": rate, "matmul_gflops": mm_rate, "conv_vs_matmul": rate / mm_rate,
                    "elementwise_share": e / (c + e), "conv_flops": conv_flops,
-                   "times": {"conv": tc, "bn_relu": te, "matmul": tm}}
+                   "times": {**times, "matmul": tm}}
             out.append(rec)
             rows.append([dtype, lvl, f"{hh}x{ww}", f"{cin}->{cout}", 1000 * c, 1000 * e,
-                         rate, mm_rate, 100 * rate / mm_rate, 100 * e / (c + e)])
+                         rate, mm_rate, 100 * rate / mm_rate, 100 * e / (c + e),
+                         1000 * fused if fused else "n/a", e / fused if fused else "n/a",
+                         1000 * nchw if nchw else "n/a"])
     C.print_table(
         ["dtype", "level", "size", "channels", "conv fwd+bwd ms", "BN+ReLU fwd+bwd ms",
-         "conv GFLOP/s", "matmul GFLOP/s", "conv/matmul %", "element-wise share %"],
+         "conv GFLOP/s", "matmul GFLOP/s", "conv/matmul %", "element-wise share %",
+         "fused BN+ReLU ms", "BN speed-up fused", "NCHW conv ms"],
         rows, title=f"unet5l f={f} encoder convs at {h}x{w}, batch {batch} (medians of "
                     f"{args.reps})",
     )

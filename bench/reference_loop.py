@@ -8,12 +8,14 @@ the notebooks print a progress bar per image, which would only slow the referenc
 threshold at 0.5 and write the mask PNG into ``pred/``.
 
 ``ours``: ``massseg.predict.predict`` (what ``massseg predict`` runs) on a breast store holding
-the same images: load the model folder, stream batches of 4 through ``predict_on_batch``,
-resize back, threshold, remove objects < 30 px, write the masses store (probabilities as
-float16 and masks, atomically).
+the same images: load the model folder, fold its BatchNorms into the convolutions
+(``mammo_common.keras.optimize``), stream batches of 4 through ``predict_on_batch``, resize
+back, threshold, remove objects < 30 px, write the masses store (probabilities as float16 and
+masks, atomically). ``ours_unfolded`` is the same with ``fold_batchnorm=False`` (the network
+exactly as the reference runs it); ``ours_bf16`` with ``precision="bfloat16"``.
 
-Both are timed whole (model load included, as each is one run), alternating A B A B in one
-process after one untimed run of each. Ratio = reference / ours (target >= 2).
+Every way is timed whole (model load included, as each is one run), in rotating order in one
+process after one untimed run of each. Ratio = reference / way (target >= 2 for ``ours``).
 
 Usage::
 
@@ -81,11 +83,18 @@ def reference_run(
         skimage.io.imsave(pred_dir / f.name, mask, check_contrast=False)
 
 
-def ours_run(model_dir: Path, breast: Path, out: Path) -> None:
+def ours_run(model_dir: Path, breast: Path, out: Path, **settings: Any) -> None:
     from massseg.config import PredictConfig
     from massseg.predict import predict
 
-    predict(PredictConfig(models=[model_dir], data=breast, out=out, overwrite=True))
+    predict(PredictConfig(models=[model_dir], data=breast, out=out, overwrite=True, **settings))
+
+
+WAYS = {
+    "ours": {},
+    "ours_unfolded": {"fold_batchnorm": False},
+    "ours_bf16": {"precision": "bfloat16"},
+}
 
 
 def main() -> None:
@@ -94,7 +103,12 @@ def main() -> None:
     p.add_argument("--n", type=int, default=16, help="images")
     p.add_argument("--reps", type=int, default=None, help="timed runs of each (3)")
     p.add_argument("--archs", default=None, help="quick: unet5l; full: unet5l,unetpp_xception")
+    p.add_argument("--ways", default="ours,ours_unfolded,ours_bf16",
+                   help=f"our variants besides the reference: {', '.join(WAYS)}")
     args = p.parse_args()
+    ways = args.ways.split(",")
+    if set(ways) - set(WAYS):
+        raise SystemExit(f"unknown ways {sorted(set(ways) - set(WAYS))}; known {list(WAYS)}")
     size = 256 if args.quick else 640
     reps = args.reps or 3
     archs = (args.archs or ("unet5l" if args.quick else "unet5l,unetpp_xception")).split(",")
@@ -124,8 +138,9 @@ def main() -> None:
         fns = {
             "reference": lambda md=model_dir, s=shape, a=arch: reference_run(
                 md / "model.keras", folder, s, a),
-            "ours": lambda md=model_dir, o=out: ours_run(md, breast, o),
         }
+        for way in ways:
+            fns[way] = lambda md=model_dir, o=out, kw=WAYS[way]: ours_run(md, breast, o, **kw)
         times: dict[str, list[float]] = {k: [] for k in fns}
         cpu: dict[str, list[float]] = {k: [] for k in fns}
         warm: dict[str, float] = {}
@@ -135,8 +150,9 @@ def main() -> None:
             fn()
             warm[k] = time.perf_counter() - t0
             keras.backend.clear_session()
+        names = list(fns)
         for r in range(reps):
-            order = list(fns) if r % 2 == 0 else list(reversed(list(fns)))
+            order = names[r % len(names):] + names[:r % len(names)]
             for k in order:
                 C.log(f"{arch}: run {r + 1}/{reps}, {k}")
                 c0, t0 = time.process_time(), time.perf_counter()
@@ -146,19 +162,19 @@ def main() -> None:
                 keras.backend.clear_session()
         stats = {k: C.summarize(v) | {"warmup_s": [warm[k]], "cpu_s": C.summarize(cpu[k])}
                  for k, v in times.items()}
-        ratio = stats["reference"]["median_s"] / stats["ours"]["median_s"]
-        cpu_ratio = stats["reference"]["cpu_s"]["median_s"] / stats["ours"]["cpu_s"]["median_s"]
-        results[arch] = {"input": list(shape), "runs": stats, "ratio_reference_to_ours": ratio,
-                         "cpu_ratio_reference_to_ours": cpu_ratio}
+        ref = stats["reference"]
+        ratio = {k: ref["median_s"] / stats[k]["median_s"] for k in ways}
+        cpu_ratio = {k: ref["cpu_s"]["median_s"] / stats[k]["cpu_s"]["median_s"] for k in ways}
+        results[arch] = {"input": list(shape), "runs": stats, "ratio_reference_to_way": ratio,
+                         "cpu_ratio_reference_to_way": cpu_ratio}
         for k in fns:
             s = stats[k]
             rows.append([arch, k, s["median_s"], s["spread_pct"], s["median_s"] / args.n,
-                         ratio if k == "ours" else "", s["cpu_s"]["median_s"],
-                         cpu_ratio if k == "ours" else ""])
+                         ratio.get(k, ""), s["cpu_s"]["median_s"], cpu_ratio.get(k, "")])
     C.print_table(
         ["network", "way", "run s (median)", "spread %", "s/image", "ratio ref/ours",
          "CPU s", "CPU ratio"], rows,
-        title=f"{args.n} images at {size}x{size}, {reps} timed runs each (alternating)",
+        title=f"{args.n} images at {size}x{size}, {reps} timed runs each (rotating order)",
     )
     path = C.write_results(
         "reference_loop_quick" if args.quick else "reference_loop",

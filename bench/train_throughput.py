@@ -12,6 +12,10 @@ FLOP/s in the same dtype (2048^3 ``tf.linalg.matmul``), where each timed trainin
 followed by one timed matmul, so numerator and denominator see the same load on a shared
 machine; the medians are compared. The matmul rate is also measured alone before and after.
 
+``--bn keras,fused`` (default) runs each network twice, side by side: with Keras 3's BatchNorm
+ops, and with TensorFlow's fused BatchNorm kernel, which ``fit_resumable`` switches every
+BatchNorm to before compiling (``mammo_common.keras.fused_batchnorm``); VGG16 has no BatchNorm.
+
 ``jit="auto"`` is what the training harness passes to ``compile``; on this CPU build Keras
 resolves it to no XLA (recorded as ``jit_compile_resolved``). ``--xla-models unet5l``
 additionally runs those networks with ``jit_compile=True`` (XLA fusion); at 1024x768 on 2 cores
@@ -58,7 +62,8 @@ def build(name: str, shape: tuple[int, int, int]):
 
 
 def run_one(
-    name: str, shape: tuple[int, int, int], precision: str, jit: str, args: argparse.Namespace
+    name: str, shape: tuple[int, int, int], precision: str, jit: str, bn: str,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     import keras
     import numpy as np
@@ -70,6 +75,10 @@ def run_one(
     C.set_precision(precision)
     t0 = time.perf_counter()
     model = build(name, shape)
+    if bn == "fused":  # what fit_resumable does before compiling
+        from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
+
+        use_fused_batchnorm(model)
     build_s = time.perf_counter() - t0
     loss = "binary_crossentropy" if name == "vgg16" else get_loss("dice")
     jit_arg: bool | str = {"auto": "auto", "on": True, "off": False}[jit]
@@ -81,7 +90,7 @@ def run_one(
         y = rng.integers(0, 2, (b, 1)).astype(np.float32)
     else:
         y = (rng.random((b, *shape[:2], 1)) > 0.9).astype(np.float32)
-    C.log(f"{name} {shape} {precision} jit={jit}: warm-up (tracing)")
+    C.log(f"{name} {shape} {precision} jit={jit} bn={bn}: warm-up (tracing)")
     warm: list[float] = []
     step = model.train_on_batch
     mm = C.make_matmul(precision, args.matmul_n)
@@ -129,6 +138,9 @@ def main() -> None:
     p.add_argument("--jit", default="auto", help="comma list of auto,on,off for every model")
     p.add_argument("--xla-models", default=None,
                    help="models also run with jit_compile=True (default none)")
+    p.add_argument("--bn", default="keras,fused",
+                   help="BatchNorm training kernels: keras (Keras 3's ops), fused (TF's fused "
+                        "kernel, what fit_resumable uses); both are run side by side")
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (first traces)")
     p.add_argument("--steps", type=int, default=None, help="timed steps")
@@ -164,11 +176,14 @@ def main() -> None:
         del model
         for precision in precisions:
             for jit in jits + (["on"] if name in xla_models and "on" not in jits else []):
-                stats = run_one(name, shape, precision, jit, args)
-                results.append(
-                    {"model": name, "input": list(shape), "precision": precision, "jit": jit,
-                     "batch": args.batch, **stats}
-                )
+                for bn in args.bn.split(","):
+                    if bn == "fused" and name == "vgg16" and "keras" in args.bn:
+                        continue  # VGG16 has no BatchNorm
+                    stats = run_one(name, shape, precision, jit, bn, args)
+                    results.append(
+                        {"model": name, "input": list(shape), "precision": precision,
+                         "jit": jit, "bn": bn, "batch": args.batch, **stats}
+                    )
 
     C.log("matmul peak (after)")
     peak_after = {d: C.matmul_rate(d, mm_n, reps=7) for d in precisions}
@@ -189,14 +204,14 @@ def main() -> None:
         r["mfu_cpu_time"] = (f["train_flops_per_step"] / r["cpu_s"]["median_s"]) / (
             2.0 * args.matmul_n**3 / mm_cpu) if mm_cpu > 0 else None
         rows.append([
-            r["model"], "x".join(map(str, r["input"][:2])), r["precision"], r["jit"],
+            r["model"], "x".join(map(str, r["input"][:2])), r["precision"], r["jit"], r["bn"],
             r["median_s"], r["spread_pct"], r["images_per_s"],
             f["train_flops_per_step"] / 1e9, r["achieved_gflops"],
             r["matmul_interleaved"]["gflops_median"], 100.0 * r["mfu"],
             100.0 * (r["mfu_cpu_time"] or 0.0),
         ])
     C.print_table(
-        ["model", "input", "precision", "jit", "step s (median)", "spread %", "images/s",
+        ["model", "input", "precision", "jit", "BN", "step s (median)", "spread %", "images/s",
          "GFLOP/step", "GFLOP/s", "matmul GFLOP/s (interleaved)", "MFU %",
          "MFU % (CPU time)"],
         rows,

@@ -14,7 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from breastseg import __version__
-from mammo_common.cli_support import console, handle_errors, version_option
+from mammo_common.cli_support import (
+    FoldBatchNormOpt,
+    PrecisionOpt,
+    console,
+    handle_errors,
+    version_option,
+)
 from mammo_common.params import load_config
 
 app = typer.Typer(
@@ -158,6 +164,8 @@ def predict(
     tta: Annotated[
         bool | None, typer.Option("--tta/--no-tta", help="Average over flipped copies.")
     ] = None,
+    precision: PrecisionOpt = None,
+    fold_batchnorm: FoldBatchNormOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output store.")] = False,
 ) -> None:
     """Segment each mammogram, blank the background, crop to the breast and resize.
@@ -189,6 +197,8 @@ def predict(
             "margin": margin,
             "threshold": threshold,
             "tta_flips": tta,
+            "precision": precision,
+            "fold_batchnorm": fold_batchnorm,
             "overwrite": overwrite or None,
         },
     )
@@ -237,6 +247,8 @@ def evaluate(
         str | None, typer.Option(help="Reference masks: auto, store or labeller [auto].")
     ] = None,
     threshold: Annotated[float | None, typer.Option(help="Mask threshold [0.5].")] = None,
+    precision: PrecisionOpt = None,
+    fold_batchnorm: FoldBatchNormOpt = None,
 ) -> None:
     """Score breast masks with Dice and Jaccard per case and on average.
 
@@ -268,6 +280,8 @@ def evaluate(
             "method": method,
             "reference": reference,
             "threshold": threshold,
+            "precision": precision,
+            "fold_batchnorm": fold_batchnorm,
         },
     )
     from breastseg.evaluate import evaluate as run

@@ -207,6 +207,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         tta_flips=config.tta_flips,
         batch_size=config.batch_size,
         labeller=config.labeller,
+        precision=config.precision,
+        fold_batchnorm=config.fold_batchnorm,
     )
     card = getattr(segmenter, "card", None)
     card_fold = card.data.fold if card is not None else None

@@ -86,6 +86,8 @@ def predict(config: PredictConfig) -> PredictResult:
         tta_flips=config.tta_flips,
         batch_size=config.batch_size,
         labeller=config.labeller,
+        precision=config.precision,
+        fold_batchnorm=config.fold_batchnorm,
     )
     case_ids = store.case_ids
     with_mass = any(_has_array(store, cid, "mass_mask") for cid in case_ids)

@@ -64,15 +64,29 @@ class UNetSegmenter:
         model_dir: The model folder (``model.keras`` + ``model_card.json``).
         tta_flips: Average over flipped copies.
         batch_size: Images per forward pass.
+        precision: Inference compute, ``float32`` or ``bfloat16``.
+        fold_batchnorm: Fold BatchNorms into the convolutions before them.
     """
 
     method = "unet"
 
-    def __init__(self, model_dir: str | Path, *, tta_flips: bool = False, batch_size: int = 1):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        tta_flips: bool = False,
+        batch_size: int = 1,
+        precision: str = "float32",
+        fold_batchnorm: bool = True,
+    ):
         from breastseg._keras import load_breast_model
+        from mammo_common.keras.optimize import inference_model
 
         self.model_dir = Path(model_dir)
-        self.model, self.card = load_breast_model(self.model_dir)
+        model, self.card = load_breast_model(self.model_dir)
+        self.model, self.optimization = inference_model(
+            model, precision=precision, fold_batchnorm=fold_batchnorm  # type: ignore[arg-type]
+        )
         self.tta_flips = tta_flips
         self.batch_size = batch_size
         shape = self.model.input_shape
@@ -88,6 +102,8 @@ class UNetSegmenter:
             "model_dir": str(self.model_dir),
             "input_size": list(self.input_size),
             "tta_flips": self.tta_flips,
+            "precision": self.optimization.precision,
+            "batchnorms_folded": len(self.optimization.folded),
             "model_id": card.model_id,
             "training_masks": card.training.get("mask_sources"),
         }
@@ -112,6 +128,8 @@ def make_segmenter(
     tta_flips: bool = False,
     batch_size: int = 1,
     labeller: Any = None,
+    precision: str = "float32",
+    fold_batchnorm: bool = True,
 ) -> Segmenter:
     """The segmenter of a ``--method``: ``unet`` (needs ``model``) or ``threshold``."""
     if method == "threshold":
@@ -122,7 +140,13 @@ def make_segmenter(
         raise ModelFolderError(
             "method 'unet' needs a model folder", field="model", fix="pass --model DIR"
         )
-    return UNetSegmenter(model, tta_flips=tta_flips, batch_size=batch_size)
+    return UNetSegmenter(
+        model,
+        tta_flips=tta_flips,
+        batch_size=batch_size,
+        precision=precision,
+        fold_batchnorm=fold_batchnorm,
+    )
 
 
 def breast_mask(

@@ -16,7 +16,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mammo_common.cli_support import console, handle_errors, version_option
+from mammo_common.cli_support import (
+    FoldBatchNormOpt,
+    PrecisionOpt,
+    console,
+    handle_errors,
+    version_option,
+)
 from mammo_common.errors import ConfigError
 from massclass import __version__
 
@@ -211,6 +217,8 @@ def predict(
                           "or 'card'."),
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Inference batch size.")] = None,
+    precision: PrecisionOpt = None,
+    fold_batchnorm: FoldBatchNormOpt = None,
     params: ParamsOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Logs.")] = False,
@@ -234,7 +242,8 @@ def predict(
     _logging(verbose)
     config: PredictConfig = load_section(
         PredictConfig, params, "predict",
-        {"threshold": _threshold(threshold), "batch_size": batch_size},
+        {"threshold": _threshold(threshold), "batch_size": batch_size, "precision": precision,
+         "fold_batchnorm": fold_batchnorm},
     )
     result = run_predict(model, data, out, config, overwrite=overwrite)
     console.print(

@@ -175,10 +175,16 @@ class PredictConfig(_Strict):
         threshold: A number in (0, 1), ``youden`` (each model card's validation-chosen
             threshold; the mean over an ensemble) or ``card`` (the card's default threshold).
         batch_size: Inference batch size.
+        precision: Inference compute, ``float32`` or ``bfloat16`` (faster on CPUs with
+            AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
+        fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
+            fewer passes over memory; see ``mammo_common.keras.optimize``).
     """
 
     threshold: float | Literal["youden", "card"] = 0.5
     batch_size: int = Field(default=8, ge=1)
+    precision: Literal["float32", "bfloat16"] = "float32"
+    fold_batchnorm: bool = True
 
     @field_validator("threshold")
     @classmethod

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from mammo_common.errors import InputFileError, ModelFolderError
 from mammo_common.keras.model_folder import load_model_folder
+from mammo_common.keras.optimize import inference_model
 from mammo_common.schema import CaseDiagnosis, MassDiagnosis, Producer
 from mammo_common.schema.model_card import ModelCard
 from mammo_common.store import MassesStore, open_store, write_diagnosis_store
@@ -118,6 +119,9 @@ def predict(
     loaded = []
     for folder in models:
         model, card = load_model_folder(folder, expected_stage="massclass")
+        model, _ = inference_model(
+            model, precision=config.precision, fold_batchnorm=config.fold_batchnorm
+        )
         loaded.append((Path(folder), model, card))
         cards.append(card)
     threshold, method = resolve_threshold(cards, config.threshold)
@@ -188,7 +192,8 @@ def predict(
         package="mammo-massclass", version=__version__, command="massclass predict",
         model_ids=model_ids,
         params={"threshold": threshold, "threshold_method": method,
-                "models": [str(m) for m in models], "batch_size": config.batch_size},
+                "models": [str(m) for m in models], "batch_size": config.batch_size,
+                "precision": config.precision, "fold_batchnorm": config.fold_batchnorm},
     )
     write_diagnosis_store(
         out, cases=records, diagnoses=diagnoses, producer=producer,

@@ -16,7 +16,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from mammo_common.cli_support import console, handle_errors, version_option
+from mammo_common.cli_support import (
+    FoldBatchNormOpt,
+    PrecisionOpt,
+    console,
+    handle_errors,
+    version_option,
+)
 from mammo_common.errors import ConfigError
 from massseg import __version__
 
@@ -317,6 +323,8 @@ def predict(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", help="Images per batch (4).")
     ] = None,
+    precision: PrecisionOpt = None,
+    fold_batchnorm: FoldBatchNormOpt = None,
     overwrite: Overwrite = None,
 ) -> None:
     """Segment the masses of a breast store with one model or an ensemble of folds.
@@ -335,6 +343,7 @@ def predict(
         paths={"models": model, "data": data, "out": out},
         tta=tta, threshold=threshold, min_object_pixels=min_object_pixels,
         largest_component=largest_component, batch_size=batch_size, overwrite=overwrite,
+        precision=precision, fold_batchnorm=fold_batchnorm,
     )
     result = run_predict(config)
     table = Table("cases", "models", "threshold", "TTA", "cases with mass", "mean mass pixels",

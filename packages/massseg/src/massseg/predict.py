@@ -134,14 +134,21 @@ def predict(config: PredictConfig) -> PredictResult:
     from mammo_common.cli_support import track
     from mammo_common.keras.inference import predict_probabilities
     from mammo_common.keras.model_folder import load_model_folder
+    from mammo_common.keras.optimize import inference_model
     from massseg.models import MODEL_NAMES
 
     for card in cards:  # importing a network's module registers its classes for loading
         if card.architecture in MODEL_NAMES:
             importlib.import_module(f"massseg.models.{card.architecture}")
-    models = [
-        load_model_folder(f, "massseg", known_architectures=MODEL_NAMES)[0] for f in folders
-    ]
+    models = []
+    folded = 0
+    for folder in folders:
+        model = load_model_folder(folder, "massseg", known_architectures=MODEL_NAMES)[0]
+        model, report = inference_model(
+            model, precision=config.precision, fold_batchnorm=config.fold_batchnorm
+        )
+        models.append(model)
+        folded += len(report.folded)
     model_ids = [card.model_id for card in cards]
     params: dict[str, Any] = {
         "models": [str(f) for f in folders],
@@ -149,6 +156,8 @@ def predict(config: PredictConfig) -> PredictResult:
         "min_object_pixels": config.min_object_pixels,
         "largest_component": config.largest_component,
         "tta": config.tta,
+        "precision": config.precision,
+        "batchnorms_folded": folded,
         "input_shape": list(shape),
         "ensemble": "mean of probabilities",
     }

@@ -32,6 +32,9 @@ _LAZY = {
     "mixed_precision_policy": "training",
     "save_model_folder": "model_folder",
     "load_model_folder": "model_folder",
+    "inference_model": "optimize",
+    "FusedBatchNormalization": "fused_batchnorm",
+    "use_fused_batchnorm": "fused_batchnorm",
 }
 
 

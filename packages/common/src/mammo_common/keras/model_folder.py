@@ -20,6 +20,10 @@ from typing import Any
 import keras
 
 from mammo_common.errors import ModelFolderError
+
+# importing these registers the project's layer classes a saved model may name
+from mammo_common.keras.fused_batchnorm import FusedBatchNormalization  # noqa: F401
+from mammo_common.keras.optimize import FoldedBatchNormalization  # noqa: F401
 from mammo_common.keras.training import TrainResult, write_history_csv
 from mammo_common.schema.model_card import (
     CARD_FILE,

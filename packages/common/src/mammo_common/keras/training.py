@@ -539,6 +539,7 @@ def fit_resumable(
     restore_best: bool = True,
     jit_compile: bool | str = "auto",
     strategy: Any = None,
+    fused_batchnorm: bool = True,
 ) -> TrainResult:
     """Trains ``model`` with Adam, keeping the best weights, resumable after any interruption.
 
@@ -572,6 +573,10 @@ def fit_resumable(
             its scope. Under ``MultiWorkerMirroredStrategy`` only the chief writes
             ``out_dir`` (the others read a shared checkpoint to resume, and keep their best
             weights in memory).
+        fused_batchnorm: Switch the model's BatchNorms to
+            :class:`~mammo_common.keras.fused_batchnorm.FusedBatchNormalization` first (same
+            results, TensorFlow's fused kernel while training: ~20 % faster unet5l steps on a
+            CPU; in place, see :func:`~mammo_common.keras.fused_batchnorm.use_fused_batchnorm`).
 
     Returns:
         The :class:`TrainResult`.
@@ -589,6 +594,10 @@ def fit_resumable(
         patch_multiworker_build(model, strategy)
     if chief:
         out.mkdir(parents=True, exist_ok=True)
+    if fused_batchnorm:
+        from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
+
+        use_fused_batchnorm(model)
     return _fit(
         model, train_ds, valid_ds, out=out, chief=chief, strategy=strategy, epochs=epochs,
         learning_rate=learning_rate, loss=loss, metrics=metrics, monitor=monitor, mode=mode,

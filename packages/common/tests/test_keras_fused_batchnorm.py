@@ -1,0 +1,117 @@
+"""FusedBatchNormalization trains exactly like Keras' BatchNormalization, via the fused kernel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from mammo_common.keras.fused_batchnorm import (  # noqa: E402
+    FusedBatchNormalization,
+    use_fused_batchnorm,
+)
+
+layers = keras.layers
+
+
+def _model(momentum: float = 0.9, frozen: bool = False) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((12, 10, 3))
+    x = layers.Conv2D(6, 3, padding="same", name="conv")(inp)
+    bn = layers.BatchNormalization(momentum=momentum, name="bn")
+    bn.trainable = not frozen
+    x = layers.ReLU(name="relu")(bn(x))
+    x = layers.BatchNormalization(center=False, scale=False, name="bn_plain")(x)
+    out = layers.Conv2D(1, 1, activation="sigmoid", dtype="float32", name="head")(x)
+    return keras.Model(inp, out)
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = (rng.random((4, 12, 10, 3)) * 3 + 1).astype("float32")  # mean far from 0
+    return x, (x[..., :1] > 2.5).astype("float32")
+
+
+def _train(model: keras.Model, steps: int = 4) -> list[float]:
+    x, y = _data()
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="binary_crossentropy")
+    return [float(model.train_on_batch(x, y)) for _ in range(steps)]
+
+
+def test_switch_is_in_place_and_keeps_weights_and_names() -> None:
+    model = _model()
+    before = [np.array(w) for w in model.get_weights()]
+    assert use_fused_batchnorm(model) == 2
+    assert type(model.get_layer("bn")) is FusedBatchNormalization
+    assert isinstance(model.get_layer("bn"), layers.BatchNormalization)
+    for a, b in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert use_fused_batchnorm(model) == 0  # already switched
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_training_matches_keras_batchnorm(policy: str) -> None:
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        plain, fused = _model(), _model()
+        use_fused_batchnorm(fused)
+        losses_plain, losses_fused = _train(plain), _train(fused)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    tol = 1e-5 if policy == "float32" else 5e-3
+    np.testing.assert_allclose(losses_fused, losses_plain, rtol=tol, atol=tol)
+    for v, a, b in zip(plain.weights, plain.get_weights(), fused.get_weights(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=tol, atol=tol, err_msg=v.path)
+    # the moving statistics really moved (momentum 0.9, inputs with mean ~2.5)
+    mean = np.asarray(plain.get_layer("bn").moving_mean)
+    assert np.abs(mean).max() > 0.05
+    np.testing.assert_allclose(np.asarray(fused.get_layer("bn").moving_mean), mean, atol=tol)
+    np.testing.assert_allclose(
+        np.asarray(fused.get_layer("bn").moving_variance),
+        np.asarray(plain.get_layer("bn").moving_variance), rtol=tol, atol=tol,
+    )
+
+
+def test_frozen_and_inference_paths_are_keras_own() -> None:
+    plain, fused = _model(frozen=True), _model(frozen=True)
+    use_fused_batchnorm(fused)
+    _train(plain), _train(fused)
+    np.testing.assert_array_equal(
+        np.asarray(fused.get_layer("bn").moving_mean), np.zeros(6, np.float32)
+    )
+    x, _ = _data()
+    np.testing.assert_allclose(np.asarray(fused(x, training=False)),
+                               np.asarray(plain(x, training=False)), atol=1e-5)
+
+
+def test_fused_model_saves_and_loads(tmp_path: Path) -> None:
+    model = _model()
+    use_fused_batchnorm(model)
+    _train(model, steps=1)
+    path = tmp_path / "fused.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert type(loaded.get_layer("bn")) is FusedBatchNormalization
+    x, _ = _data()
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
+def test_fit_resumable_trains_with_fused_batchnorm(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from mammo_common.keras.training import fit_resumable
+
+    x, y = _data()
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)
+    model = _model()
+    fit_resumable(model, data, None, out_dir=tmp_path / "run", epochs=1, monitor="loss",
+                  loss="binary_crossentropy", progress=False, reduce_lr=None)
+    assert type(model.get_layer("bn")) is FusedBatchNormalization
+    other = _model()
+    fit_resumable(other, data, None, out_dir=tmp_path / "run2", epochs=1, monitor="loss",
+                  loss="binary_crossentropy", progress=False, reduce_lr=None,
+                  fused_batchnorm=False)
+    assert type(other.get_layer("bn")) is layers.BatchNormalization

@@ -1,0 +1,196 @@
+"""inference_model: BatchNorm folding and bfloat16 compute give the same function, faster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+keras = pytest.importorskip("keras")
+
+from mammo_common.keras.optimize import (  # noqa: E402
+    FoldedBatchNormalization,
+    foldable_pairs,
+    inference_model,
+)
+
+layers = keras.layers
+
+
+def _randomize_batchnorms(model: keras.Model, seed: int = 0) -> None:
+    """Give every BatchNorm statistics and an affine map far from the identity."""
+    rng = np.random.default_rng(seed)
+    for layer in model._flatten_layers():
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.5, n).astype("float32"))
+            layer.moving_variance.assign(rng.uniform(0.2, 3.0, n).astype("float32"))
+            if layer.scale:
+                layer.gamma.assign(rng.uniform(0.3, 2.0, n).astype("float32"))
+            if layer.center:
+                layer.beta.assign(rng.normal(0, 0.5, n).astype("float32"))
+
+
+def _zoo() -> keras.Model:
+    """One foldable BatchNorm after each foldable layer type, and four that must be kept."""
+    inp = keras.Input((16, 16, 3), name="image")
+    x = layers.Conv2D(8, 3, padding="same", use_bias=False, name="conv")(inp)
+    x = layers.BatchNormalization(name="bn_conv")(x)
+    x = layers.Activation("relu", name="relu")(x)
+    x = layers.SeparableConv2D(6, 3, padding="same", name="sep")(x)
+    x = layers.BatchNormalization(name="bn_sep", center=False)(x)
+    x = layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, name="dw")(x)
+    x = layers.BatchNormalization(name="bn_dw", scale=False)(x)
+    x = layers.Conv2DTranspose(5, 2, strides=2, name="up")(x)
+    x = layers.BatchNormalization(name="bn_up")(x)
+    # kept: the convolution's output is used twice
+    shared = layers.Conv2D(5, 1, name="shared")(x)
+    y = layers.BatchNormalization(name="bn_shared")(shared)
+    x = layers.Add(name="add")([y, shared])
+    # kept: after an addition
+    x = layers.BatchNormalization(name="bn_add")(x)
+    # kept: the convolution has its own activation
+    x = layers.Conv2D(4, 3, padding="same", activation="relu", name="conv_relu")(x)
+    x = layers.BatchNormalization(name="bn_act")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    x = layers.Dense(7, name="dense")(x)
+    x = layers.BatchNormalization(name="bn_dense")(x)
+    out = layers.Dense(1, activation="sigmoid", name="head")(x)
+    model = keras.Model(inp, out, name="zoo")
+    _randomize_batchnorms(model)
+    return model
+
+
+FOLDED = {
+    "bn_conv": "conv",
+    "bn_sep": "sep",
+    "bn_dw": "dw",
+    "bn_up": "up",
+    "bn_dense": "dense",
+}
+
+
+@pytest.fixture(scope="module")
+def zoo() -> keras.Model:
+    return _zoo()
+
+
+@pytest.fixture(scope="module")
+def x() -> np.ndarray:
+    return np.random.default_rng(1).normal(size=(3, 16, 16, 3)).astype("float32")
+
+
+def _logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """Outputs before the sigmoid saturates differences: the head's input."""
+    probe = keras.Model(model.input, model.get_layer("bn_dense").output)
+    return np.asarray(probe(x, training=False))
+
+
+def test_every_foldable_layer_type_is_folded_and_the_rest_kept(zoo: keras.Model) -> None:
+    assert foldable_pairs(zoo) == FOLDED
+    folded, report = inference_model(zoo)
+    assert report.folded == FOLDED
+    assert sorted(report.kept) == ["bn_act", "bn_add", "bn_shared"]
+    for bn, producer in FOLDED.items():
+        layer = folded.get_layer(bn)
+        assert isinstance(layer, FoldedBatchNormalization)
+        assert layer.folded_into == producer
+        assert folded.get_layer(producer).use_bias
+    for kept in report.kept:
+        assert isinstance(folded.get_layer(kept), layers.BatchNormalization)
+
+
+def test_folded_model_computes_the_same_function(zoo: keras.Model, x: np.ndarray) -> None:
+    folded, _ = inference_model(zoo)
+    a = _logits(zoo, x)
+    b = np.asarray(keras.Model(folded.input, folded.get_layer("bn_dense").output)(x))
+    # the BatchNorms above move values by O(1): a wrong fold would be off by that much
+    assert np.abs(a).max() > 0.5
+    np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        np.asarray(folded(x)), np.asarray(zoo(x, training=False)), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_original_is_untouched_and_shares_no_variables(zoo: keras.Model) -> None:
+    before = [np.array(w) for w in zoo.get_weights()]
+    folded, _ = inference_model(zoo)
+    after = zoo.get_weights()
+    assert len(before) == len(after)
+    for b, a in zip(before, after, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert isinstance(zoo.get_layer("bn_conv"), layers.BatchNormalization)
+    old = {id(v) for v in zoo.weights}
+    assert not any(id(v) in old for v in folded.weights)
+
+
+def test_nested_model_is_folded(x: np.ndarray) -> None:
+    inner_in = keras.Input((16, 16, 3))
+    h = layers.Conv2D(4, 3, padding="same", name="inner_conv")(inner_in)
+    h = layers.BatchNormalization(name="inner_bn")(h)
+    inner = keras.Model(inner_in, layers.ReLU(name="inner_relu")(h), name="backbone")
+    inp = keras.Input((16, 16, 3))
+    out = layers.Conv2D(1, 1, activation="sigmoid", name="out")(inner(inp))
+    model = keras.Model(inp, out)
+    _randomize_batchnorms(model)
+    folded, report = inference_model(model)
+    assert report.folded == {"inner_bn": "inner_conv"}
+    assert isinstance(folded.get_layer("backbone").get_layer("inner_bn"), FoldedBatchNormalization)
+    np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(model(x)), atol=1e-5)
+
+
+def test_unet5l_folds_completely_and_agrees() -> None:
+    from mammo_common.keras.networks.unet5l import build
+
+    model = build(input_shape=(64, 48, 1), filters=4)
+    _randomize_batchnorms(model)
+    folded, report = inference_model(model)
+    n_bn = sum(isinstance(layer, layers.BatchNormalization) for layer in model.layers)
+    assert len(report.folded) == n_bn and not report.kept
+    x = np.random.default_rng(2).random((2, 64, 48, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(folded(x)), np.asarray(model(x)), atol=1e-5)
+
+
+def test_no_folding_when_disabled(zoo: keras.Model, x: np.ndarray) -> None:
+    same, report = inference_model(zoo, fold_batchnorm=False)
+    assert report.folded == {}
+    assert isinstance(same.get_layer("bn_conv"), layers.BatchNormalization)
+    np.testing.assert_allclose(np.asarray(same(x)), np.asarray(zoo(x)), atol=1e-6)
+
+
+def test_bfloat16_computes_in_bfloat16_and_outputs_float32(
+    zoo: keras.Model, x: np.ndarray
+) -> None:
+    half, report = inference_model(zoo, precision="bfloat16")
+    assert report.precision == "bfloat16"
+    assert half.get_layer("conv").compute_dtype == "bfloat16"
+    assert half.get_layer("conv").variable_dtype == "float32"
+    assert half.get_layer("head").compute_dtype == "float32"  # the output layer stays float32
+    out = np.asarray(half(x))
+    assert out.dtype == np.float32
+    ref = np.asarray(zoo(x, training=False))
+    assert 0 < np.abs(out - ref).max() < 0.05  # bfloat16 rounding: close, not identical
+
+
+def test_folded_model_saves_and_loads_in_safe_mode(
+    zoo: keras.Model, x: np.ndarray, tmp_path: Path
+) -> None:
+    folded, _ = inference_model(zoo)
+    path = tmp_path / "folded.keras"
+    folded.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded.get_layer("bn_up"), FoldedBatchNormalization)
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(folded(x)), atol=1e-6)
+
+
+def test_bad_arguments_are_refused(zoo: keras.Model) -> None:
+    with pytest.raises(ValueError, match="precision"):
+        inference_model(zoo, precision="float16")  # type: ignore[arg-type]
+
+    class Sub(keras.Model):
+        def call(self, inputs):
+            return inputs
+
+    with pytest.raises(ValueError, match="not a functional"):
+        inference_model(Sub())
