@@ -99,6 +99,32 @@ def test_fused_model_saves_and_loads(tmp_path: Path) -> None:
     np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
 
 
+def test_weights_files_are_interchangeable_with_plain_batchnorm(tmp_path: Path) -> None:
+    fused = _model()
+    use_fused_batchnorm(fused)
+    _train(fused, steps=2)
+    fused.save_weights(tmp_path / "fused.weights.h5")
+    plain = _model()
+    plain.load_weights(tmp_path / "fused.weights.h5")
+    for a, b in zip(fused.get_weights(), plain.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_network_class_round_trip_after_switching(tmp_path: Path) -> None:
+    """A network rebuilt from its config (plain BatchNorms) loads a switched model's file."""
+    from mammo_common.keras.networks.unet5l import build
+
+    model = build(input_shape=(32, 32, 1), filters=4)
+    use_fused_batchnorm(model)
+    for layer in model.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.3, np.float32))
+    model.save(tmp_path / "unet.keras")
+    loaded = keras.saving.load_model(tmp_path / "unet.keras")
+    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype("float32")
+    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+
+
 def test_fit_resumable_trains_with_fused_batchnorm(tmp_path: Path) -> None:
     import tensorflow as tf
 

@@ -29,9 +29,10 @@ class BreastsegStage:
         from breastseg.config import PredictConfig
         from breastseg.segment import breast_mask, crop_case
         from mammo_common.keras.inference import predict_probabilities
+        from mammo_common.keras.optimize import inference_model
 
         loaded = [load_breast_model(folder) for folder in model_dirs]
-        models = [model for model, _ in loaded]
+        models = [inference_model(model)[0] for model, _ in loaded]
         card = loaded[0][1]
         prob = predict_probabilities(models, case.image[None])[0]
         mask = breast_mask(prob, card.threshold)

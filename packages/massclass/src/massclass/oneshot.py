@@ -28,13 +28,16 @@ class MassclassStage:
     def run(self, case: Any, model_dirs: Sequence[Path]) -> None:
         """Set ``probability`` and ``label`` of every mass of ``case`` and ``case.threshold``."""
         from mammo_common.keras.model_folder import load_model_folder
+        from mammo_common.keras.optimize import inference_model
         from massclass.config import PredictConfig
         from massclass.predict import _roi_config, resolve_threshold
         from massclass.rois import _scaled, crop_roi
         from massclass.train import predict_rois
 
-        loaded = [(Path(f), *load_model_folder(f, expected_stage="massclass"))
-                  for f in model_dirs]
+        loaded = []
+        for folder in model_dirs:
+            model, card = load_model_folder(folder, expected_stage="massclass")
+            loaded.append((Path(folder), inference_model(model)[0], card))
         cards = [card for _, _, card in loaded]
         threshold, _ = resolve_threshold(cards, PredictConfig().threshold)
         case.threshold = threshold

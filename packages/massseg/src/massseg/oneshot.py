@@ -27,6 +27,7 @@ class MasssegStage:
         """Fill ``mass_probs``, ``mass_pred`` and ``masses`` of ``case``."""
         from mammo_common.keras.inference import predict_probabilities
         from mammo_common.keras.model_folder import load_model_folder
+        from mammo_common.keras.optimize import inference_model
         from mammo_common.oneshot import MassFinding
         from mammo_common.postprocess import components
         from massseg.config import PredictSettings
@@ -38,10 +39,14 @@ class MasssegStage:
         for card in cards:
             if card.architecture in MODEL_NAMES:
                 importlib.import_module(f"massseg.models.{card.architecture}")
-        models = [
-            load_model_folder(f, "massseg", known_architectures=MODEL_NAMES)[0] for f in folders
-        ]
         settings = PredictSettings()
+        models = [
+            inference_model(
+                load_model_folder(f, "massseg", known_architectures=MODEL_NAMES)[0],
+                precision=settings.precision, fold_batchnorm=settings.fold_batchnorm,
+            )[0]
+            for f in folders
+        ]
         prob = predict_probabilities(
             models, case.work_image[None], input_size=shape[:2], channels=shape[2]
         )[0]

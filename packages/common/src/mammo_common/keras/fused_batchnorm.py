@@ -31,11 +31,15 @@ import keras
 __all__ = ["FusedBatchNormalization", "use_fused_batchnorm"]
 
 
-@keras.saving.register_keras_serializable(package="mammo")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+@keras.saving.register_keras_serializable(package="mammo", name="FusedBatchNormalization")
+class BatchNormalization(keras.layers.BatchNormalization):
     """``keras.layers.BatchNormalization`` whose TensorFlow training step is one fused kernel.
 
-    Takes exactly the arguments of ``keras.layers.BatchNormalization``.
+    Takes exactly the arguments of ``keras.layers.BatchNormalization``. The class keeps Keras'
+    class name on purpose: Keras files a layer's weights under its snake-cased class name, so
+    weights saved with either class load into the other (a network class rebuilt from its
+    config has plain BatchNorms); its config is registered as
+    ``mammo>FusedBatchNormalization``. Exported as :data:`FusedBatchNormalization`.
     """
 
     def _fusable(self, inputs: Any, training: Any, mask: Any) -> bool:
@@ -70,6 +74,9 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
             tf.cast(self.moving_variance, tf.float32) * momentum + variance * (1.0 - momentum)
         )
         return tf.cast(outputs, self.compute_dtype)
+
+
+FusedBatchNormalization = BatchNormalization
 
 
 def use_fused_batchnorm(model: keras.Model) -> int:
