@@ -92,10 +92,12 @@ def _held_out(phantoms: dict[str, Any], channels: int) -> tuple[np.ndarray, np.n
     return x, y
 
 
-def _test_dice(phantoms: dict[str, Any], models: list[Path], name: str) -> dict[str, Any]:
+def _test_dice(
+    phantoms: dict[str, Any], models: list[Path], name: str, **settings: Any
+) -> dict[str, Any]:
     root = phantoms["root"]
     masses = root / f"{name}.zarr"
-    predict(PredictConfig(models=models, data=phantoms["breast"], out=masses))
+    predict(PredictConfig(models=models, data=phantoms["breast"], out=masses, **settings))
     result = evaluate(EvaluateConfig(data=masses, splits=phantoms["splits"], part="test",
                                      out=root / f"{name}.json"))
     return {"masses": masses, **result.metrics}
@@ -133,6 +135,26 @@ def test_unet5l_learns_the_phantoms(unet5l: dict[str, Any]) -> None:
     print(f"unet5l held-out Dice: trained {trained:.3f}, untrained {untrained:.3f}")
     assert trained >= MIN_DICE
     assert untrained < 0.35 and trained - untrained > 0.3
+
+
+def test_folded_and_bfloat16_predictions_keep_the_dice(
+    phantoms: dict[str, Any], unet5l: dict[str, Any]
+) -> None:
+    """Issue 7: BatchNorm folding changes nothing, bfloat16 keeps the Dice to two decimals."""
+    folded = unet5l["metrics"]  # the default: BatchNorms folded
+    unfolded = _test_dice(phantoms, [unet5l["out"]], "unet5l_unfolded", fold_batchnorm=False)
+    half = _test_dice(phantoms, [unet5l["out"]], "unet5l_bf16", precision="bfloat16")
+    print(f"held-out Dice: unfolded {unfolded['dice_mean']:.4f}, folded "
+          f"{folded['dice_mean']:.4f}, bfloat16 {half['dice_mean']:.4f}")
+    assert abs(folded["dice_mean"] - unfolded["dice_mean"]) < 1e-3
+    assert round(half["dice_mean"], 2) == round(unfolded["dice_mean"], 2)
+    a = np.asarray(open_store(unfolded["masses"], "masses").array("mass_probs")[...], np.float32)
+    b = np.asarray(open_store(folded["masses"], "masses").array("mass_probs")[...], np.float32)
+    c = np.asarray(open_store(half["masses"], "masses").array("mass_probs")[...], np.float32)
+    assert np.abs(a - b).max() < 2e-3  # float16 storage rounding
+    assert 0 < np.abs(a - c).max() < 0.1  # really computed in bfloat16, and close
+    params = open_store(half["masses"], "masses").meta.producer.params
+    assert params["precision"] == "bfloat16" and params["batchnorms_folded"] > 0
 
 
 def test_unetpp_xception_learns_the_phantoms(xception: dict[str, Any]) -> None:

@@ -346,9 +346,13 @@ def export_model_folder(
     _require_tensorflow()
     from mammo_common.keras.model_folder import load_model_folder
 
+    from mammo_common.keras.optimize import inference_model
+
     model, card = load_model_folder(
         folder, expected_stage=expected_stage, known_architectures=known_architectures
     )
+    # the exported graph is for prediction: BatchNorms folded into the convolutions
+    model, folding = inference_model(model)
     info = {
         "model_id": card.model_id,
         "stage": card.stage,
@@ -358,6 +362,7 @@ def export_model_folder(
         "threshold": card.threshold,
         "normalization": card.normalization,
         "source_folder": str(folder),
+        "batchnorms_folded": len(folding.folded),
     }
     out = Path(out)
     if task == "segmentation":
