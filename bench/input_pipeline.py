@@ -1,8 +1,8 @@
 """Input pipeline overhead: training from the Zarr-backed loader with augmentation vs from memory.
 
-One small network (unet5l, f=8) is compiled once (as the harness does: Adam, Dice loss,
-``jit_compile="auto"``) and trained for the same number of steps per epoch, alternating
-epochs (A B A B ... so drift on a shared machine hits both alike) between:
+One small network (unet5l, f=8) is compiled once (as the harness does: fused BatchNorm
+kernels, Adam, Dice loss, ``jit_compile="auto"``) and trained for the same number of steps per
+epoch, alternating epochs (A B A B ... so drift on a shared machine hits both alike) between:
 
 - ``memory``: the breast store's images and masks loaded into numpy beforehand
   (``load_arrays``), ``model.fit(x, y, batch_size=2, shuffle=True)`` (Keras' array adapter);
@@ -93,6 +93,9 @@ def main() -> None:
         loader_only[name] = C.time_reps(one_epoch, warmup=1, reps=reps)
 
     model = build_model("unet5l", input_shape=(size, size, 1), filters=args.filters)
+    from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
+
+    use_fused_batchnorm(model)  # as fit_resumable does
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("dice"),
                   jit_compile="auto")
 

@@ -52,7 +52,7 @@ class PredictSummary(BaseModel):
 
 
 #: Cases whose ROIs are cut and classified together (memory stays flat beyond this).
-CASES_PER_CHUNK = 64
+CASES_PER_CHUNK = 16
 
 def _roi_config(card: ModelCard, where: Path) -> RoiConfig:
     try:

@@ -293,11 +293,29 @@ def fit_phases(
 
 
 def predict_rois(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Malignancy probability of each ROI ``(n, S, S, 3)`` float32 in [0, 1]."""
-    if len(images) == 0:
+    """Malignancy probability of each ROI ``(n, S, S, 3)`` float32 in [0, 1].
+
+    Every forward pass sees exactly ``batch_size`` ROIs (the last batch is padded with zeros
+    and its padding dropped): one input shape, so oneDNN builds its convolution primitives
+    (and their re-laid-out weights) once, instead of once per distinct remainder, which made
+    memory grow with the number of chunks ``massclass predict`` streams; and a ROI's
+    probability does not depend on how many others share its batch.
+    """
+    n = len(images)
+    if n == 0:
         return np.zeros((0,), dtype=np.float64)
-    prob = model.predict(np.asarray(images, dtype=np.float32), batch_size=batch_size, verbose=0)
-    return np.asarray(prob, dtype=np.float64).reshape(-1)
+    batch_size = max(1, int(batch_size))
+    out = np.empty((n,), dtype=np.float64)
+    for start in range(0, n, batch_size):
+        chunk = np.asarray(images[start:start + batch_size], dtype=np.float32)
+        k = len(chunk)
+        if k < batch_size:
+            chunk = np.concatenate(
+                [chunk, np.zeros((batch_size - k, *chunk.shape[1:]), np.float32)]
+            )
+        prob = np.asarray(model.predict_on_batch(chunk), dtype=np.float64).reshape(-1)
+        out[start:start + k] = prob[:k]
+    return out
 
 
 def _labeled(rois: RoiSet, what: str, path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -345,7 +345,6 @@ def export_model_folder(
                           fix="use savedmodel or onnx")
     _require_tensorflow()
     from mammo_common.keras.model_folder import load_model_folder
-
     from mammo_common.keras.optimize import inference_model
 
     model, card = load_model_folder(
