@@ -103,6 +103,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=16, help="images")
     p.add_argument("--reps", type=int, default=None, help="timed runs of each (3)")
     p.add_argument("--archs", default=None, help="quick: unet5l; full: unet5l,unetpp_xception")
+    p.add_argument("--name", default=None, help="results name (default reference_loop[_quick])")
     p.add_argument("--ways", default="ours,ours_unfolded,ours_bf16",
                    help=f"our variants besides the reference: {', '.join(WAYS)}")
     args = p.parse_args()
@@ -177,7 +178,7 @@ def main() -> None:
         title=f"{args.n} images at {size}x{size}, {reps} timed runs each (rotating order)",
     )
     path = C.write_results(
-        "reference_loop_quick" if args.quick else "reference_loop",
+        args.name or ("reference_loop_quick" if args.quick else "reference_loop"),
         {"mode": "quick" if args.quick else "full", "size": size, "n_images": args.n,
          "reps": reps, "results": results, "target_ratio": 2.0},
     )
