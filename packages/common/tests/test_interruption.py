@@ -72,7 +72,15 @@ def start(tmp_path: Path, *args: str | Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=env,
+        # A test runner started in the background by a non-interactive shell inherits SIGINT
+        # ignored, and Python keeps an ignored SIGINT ignored: give the child the default
+        # disposition so that Ctrl-C (SIGINT) reaches it as it would from a terminal.
+        preexec_fn=_default_sigint,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def staging(final: Path) -> list[Path]:
