@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from breastseg.cli import app
+from mammo_common.store import open_store
 
 runner = CliRunner()
 
@@ -178,3 +179,16 @@ def test_model_folder_loads_in_a_fresh_process(trained_model, phantom_data, tmp_
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert out.is_dir()
+    params = open_store(out, "breast").meta.producer.params
+    assert params["precision"] == "float32" and params["batchnorms_folded"] > 0
+
+    half = tmp_path / "breast_bf16.zarr"
+    proc = subprocess.run(
+        [sys.executable, "-m", "breastseg.cli", "predict", "--model", str(trained_model.folder),
+         "--data", str(store), "--out", str(half), "--output-size", "64x64",
+         "--precision", "bfloat16", "--no-fold-batchnorm"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    params = open_store(half, "breast").meta.producer.params
+    assert params["precision"] == "bfloat16" and params["batchnorms_folded"] == 0

@@ -83,6 +83,28 @@ def test_cli_train_writes_a_complete_folder(cli_model) -> None:
     assert model.get_layer("malignancy").units == 1
 
 
+def test_cli_predict_precision_options(cli_model, masses_data) -> None:
+    """--precision bfloat16 / --no-fold-batchnorm reach the provenance; probabilities agree."""
+    root = cli_model["root"]
+    probs = {}
+    for name, flags in (("f32", []), ("bf16", ["--precision", "bfloat16"]),
+                        ("unfolded", ["--no-fold-batchnorm"])):
+        diag = root / f"diagnosis_{name}.zarr"
+        result = runner.invoke(app, [
+            "predict", "--model", str(cli_model["out"]), "--data", str(masses_data["store"]),
+            "--out", str(diag), "--params", str(cli_model["params"]), *flags,
+        ])
+        assert result.exit_code == 0, result.output
+        store = open_store(diag, "diagnosis")
+        params = store.meta.producer.params
+        assert params["precision"] == ("bfloat16" if name == "bf16" else "float32")
+        assert params["fold_batchnorm"] is (name != "unfolded")
+        probs[name] = np.asarray(store.probabilities, np.float64)
+    known = ~np.isnan(probs["f32"])
+    np.testing.assert_allclose(probs["unfolded"][known], probs["f32"][known], atol=1e-5)
+    assert np.abs(probs["bf16"][known] - probs["f32"][known]).max() < 0.05
+
+
 def test_cli_predict_and_evaluate(cli_model, masses_data) -> None:
     root = cli_model["root"]
     diag = root / "diagnosis.zarr"
