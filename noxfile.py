@@ -131,7 +131,8 @@ def oneshot(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def jax(session: nox.Session) -> None:
-    """Every network builds and runs a forward pass under Keras's JAX backend (no TensorFlow)."""
+    """Every network builds and runs a forward pass under Keras's JAX backend (no TensorFlow);
+    BatchNorm folding, bfloat16 prediction and the fused BatchNorm class's fallback too."""
     _install(
         session,
         "jax[cpu]>=0.4.30",
@@ -145,6 +146,9 @@ def jax(session: nox.Session) -> None:
     session.run(
         "pytest",
         "tests/backends",
+        # prediction rewrites and the fused BatchNorm class must be portable too
+        "packages/common/tests/test_keras_optimize.py",
+        "packages/common/tests/test_keras_fused_batchnorm.py",
         "-q",
         "-p",
         "no:cacheprovider",
