@@ -173,6 +173,30 @@ def test_bfloat16_computes_in_bfloat16_and_outputs_float32(
     assert 0 < np.abs(out - ref).max() < 0.05  # bfloat16 rounding: close, not identical
 
 
+def test_float32_is_float32_for_a_model_trained_in_bfloat16(x: np.ndarray) -> None:
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        mixed = _zoo()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert mixed.get_layer("conv").compute_dtype == "bfloat16"
+    full, _ = inference_model(mixed)
+    assert full.get_layer("conv").compute_dtype == "float32"
+    assert full.get_layer("dense").compute_dtype == "float32"
+
+
+def test_a_convolution_that_is_also_an_output_is_not_folded(x: np.ndarray) -> None:
+    inp = keras.Input((16, 16, 3))
+    conv = layers.Conv2D(4, 3, padding="same", name="conv")(inp)
+    bn = layers.BatchNormalization(name="bn")(conv)
+    model = keras.Model(inp, [conv, bn])
+    _randomize_batchnorms(model)
+    folded, report = inference_model(model)
+    assert report.folded == {} and report.kept == ["bn"]
+    for a, b in zip(folded(x), model(x), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+
+
 def test_folded_model_saves_and_loads_in_safe_mode(
     zoo: keras.Model, x: np.ndarray, tmp_path: Path
 ) -> None:

@@ -126,6 +126,7 @@ def _producer(layer: keras.layers.Layer) -> keras.layers.Layer | None:
 def _fold_pairs(
     model: keras.Model,
 ) -> list[tuple[keras.layers.BatchNormalization, keras.layers.Layer]]:
+    outputs = {id(t._keras_history.operation) for t in model.outputs}
     pairs = []
     for layer in _leaf_layers(model):
         if not isinstance(layer, keras.layers.BatchNormalization):
@@ -136,6 +137,8 @@ def _fold_pairs(
         if not isinstance(producer, FOLDABLE_LAYERS):
             continue
         if len(producer._inbound_nodes) != 1 or len(producer._outbound_nodes) != 1:
+            continue
+        if id(producer) in outputs:  # its raw output is also a model output
             continue
         if keras.activations.serialize(producer.activation) != "linear":
             continue
@@ -148,7 +151,7 @@ def foldable_pairs(model: keras.Model) -> dict[str, str]:
 
     A BatchNorm is foldable when it normalises the last axis, is used once, and its only
     input comes from a :data:`FOLDABLE_LAYERS` layer without activation whose output feeds
-    nothing else (nested models included).
+    nothing else and is not a model output (nested models included).
     """
     return {bn.name: producer.name for bn, producer in _fold_pairs(model)}
 
@@ -194,7 +197,8 @@ def inference_model(
 
     Args:
         model: A trained functional model (as loaded from a model folder).
-        precision: ``float32`` or ``bfloat16`` compute.
+        precision: ``float32`` or ``bfloat16`` compute, for every layer (also of a model
+            trained under a mixed policy); the model's output layers always compute in float32.
         fold_batchnorm: Fold BatchNorms into the layers before them.
 
     Returns:
@@ -225,8 +229,9 @@ def inference_model(
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
-        if precision == "bfloat16" and id(layer) not in output_layers:
-            config["dtype"] = "mixed_bfloat16"
+        # the requested precision decides, whatever policy the model was trained under
+        bf16 = precision == "bfloat16" and id(layer) not in output_layers
+        config["dtype"] = "mixed_bfloat16" if bf16 else "float32"
         if id(layer) in folded_bns:
             new: keras.layers.Layer = FoldedBatchNormalization(
                 folded_into=folded_bns[id(layer)].name, name=layer.name, dtype=config.get("dtype")
