@@ -64,7 +64,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
         outputs, mean, variance = tf.compat.v1.nn.fused_batch_norm(
             inputs, gamma, beta, epsilon=self.epsilon, is_training=True, data_format="NHWC"
         )
-        n = tf.cast(tf.size(inputs) // channels, tf.float32)
+        n = tf.cast(tf.size(inputs, out_type=tf.int64) // channels, tf.float32)
         variance = variance * tf.maximum(n - 1.0, 0.0) / tf.maximum(n, 1.0)
         momentum = self.momentum
         self.moving_mean.assign(
