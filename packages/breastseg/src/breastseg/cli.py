@@ -15,6 +15,9 @@ import typer
 
 from breastseg import __version__
 from mammo_common.cli_support import (
+    ExportFormatOpt,
+    ExportOutOpt,
+    ExportOverwriteOpt,
     FoldBatchNormOpt,
     PrecisionOpt,
     console,
@@ -300,11 +303,9 @@ def evaluate(
 @handle_errors
 def export(
     model: Annotated[Path, typer.Option(help="Model folder (from `breastseg train`).")],
-    out: Annotated[Path, typer.Option(help="Export folder to write (a TF SavedModel).")],
-    format: Annotated[
-        str, typer.Option("--format", help="savedmodel, or onnx (SavedModel + model.onnx).")
-    ] = "savedmodel",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+    out: ExportOutOpt,
+    format: ExportFormatOpt = "savedmodel",
+    overwrite: ExportOverwriteOpt = False,
 ) -> None:
     """Export a model as a TensorFlow SavedModel that takes the RAW image.
 

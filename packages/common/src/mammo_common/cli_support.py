@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import pydantic
@@ -111,6 +112,22 @@ FoldBatchNormOpt = Annotated[
     ),
 ]
 """The ``--fold-batchnorm/--no-fold-batchnorm`` option of every ``predict`` command."""
+
+
+ExportOutOpt = Annotated[
+    Path, typer.Option("--out", help="Export folder to write (a TF SavedModel).")
+]
+"""The ``--out`` option of every ``export`` command."""
+
+ExportFormatOpt = Annotated[
+    str, typer.Option("--format", help="savedmodel, or onnx (SavedModel + model.onnx).")
+]
+"""The ``--format`` option of every ``export`` command (default ``savedmodel``)."""
+
+ExportOverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite/--no-overwrite", help="Replace an existing export folder.")
+]
+"""The ``--overwrite`` option of every ``export`` command (default off)."""
 
 
 def progress_enabled() -> bool:

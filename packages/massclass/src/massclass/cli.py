@@ -17,6 +17,9 @@ import typer
 from rich.table import Table
 
 from mammo_common.cli_support import (
+    ExportFormatOpt,
+    ExportOutOpt,
+    ExportOverwriteOpt,
     FoldBatchNormOpt,
     PrecisionOpt,
     console,
@@ -383,11 +386,9 @@ def models(
 @handle_errors
 def export(
     model: Annotated[Path, typer.Option(help="Model folder (from `massclass train`).")],
-    out: Annotated[Path, typer.Option(help="Export folder to write (a TF SavedModel).")],
-    format: Annotated[
-        str, typer.Option("--format", help="savedmodel, or onnx (SavedModel + model.onnx).")
-    ] = "savedmodel",
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing export folder.")] = False,
+    out: ExportOutOpt,
+    format: ExportFormatOpt = "savedmodel",
+    overwrite: ExportOverwriteOpt = False,
 ) -> None:
     """Export a model as a TensorFlow SavedModel that takes the RAW image.
 
