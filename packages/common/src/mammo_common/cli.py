@@ -65,28 +65,37 @@ def synth(
     no_defects: Annotated[
         bool, typer.Option("--no-defects", help="Do not reproduce CBIS-DDSM's known defects.")
     ] = False,
+    style: Annotated[
+        str | None,
+        typer.Option(help="film, digital or mixed (one per patient) [default: mixed]."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
     """Write synthetic mammograms in the CBIS-DDSM layout (DICOM images and ROI masks, mass case
     description CSVs), bit-for-bit identical for the same arguments.
 
-    Phantoms have a breast with skin line, film labels and scanner marks to remove,
-    fibroglandular texture, a pectoral muscle in MLO views, and masses whose shape and margins
-    follow BI-RADS (benign mostly round/oval and circumscribed, malignant mostly irregular and
-    spiculated, with overlap). The defaults are what data.dvc tracks.
+    Phantoms are rendered from attenuation (fat, fibroglandular tissue with 1/f texture whose
+    amount follows BI-RADS density, pectoral muscle on MLO, thickness roll-off at the skin)
+    through a film or digital imaging chain (heel effect, scatter, film curve and grain or
+    quantum noise), with labels, lead markers, rulers and film edges outside the breast.
+    Masses are 5-30 mm, about as dense as glandular tissue, textured, with BI-RADS shape and
+    margins (benign mostly round/oval and circumscribed, malignant mostly irregular and
+    spiculated, with overlap). Exact breast, pectoral and mass masks go to OUT/truth/, which
+    `mammo ingest` reads. The defaults are what data.dvc tracks.
 
     Example: mammo synth data/raw --cases 24 --seed 0
     """
     from mammo_common.synth import SynthConfig, run_synth
 
     values = {"out": out_dir, "cases": cases, "seed": seed, "size": _size(size),
-              "defects": not no_defects, "overwrite": overwrite}
+              "defects": not no_defects, "style": style, "overwrite": overwrite}
     config = SynthConfig.model_validate({k: v for k, v in values.items() if v is not None})
     result = run_synth(config)
     console.print(
         f"wrote {result.out}: {result.n_patients} patients, {result.n_images} mammograms "
         f"({result.n_mass_images} with masses: {result.n_malignant} malignant, "
-        f"{result.n_benign} benign), {result.size[0]}x{result.size[1]}, seed {result.seed}"
+        f"{result.n_benign} benign), {result.size[0]}x{result.size[1]}, {result.style}, "
+        f"seed {result.seed}"
     )
 
 

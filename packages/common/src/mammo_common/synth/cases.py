@@ -40,8 +40,8 @@ class LesionSpec:
         margins: BI-RADS margins (CIRCUMSCRIBED, OBSCURED, MICROLOBULATED, ILL_DEFINED,
             SPICULATED).
         assessment: BI-RADS assessment 2-5, correlated with pathology.
-        subtlety: 1 (subtle) to 5 (obvious); drives the mass contrast.
-        size_frac: Mass area as a fraction of the breast area.
+        subtlety: 1 (subtle) to 5 (obvious), as a reader would rate the mass.
+        diameter_mm: Mean diameter of the mass body in millimetres.
     """
 
     pathology: str
@@ -49,7 +49,7 @@ class LesionSpec:
     margins: str
     assessment: int
     subtlety: int
-    size_frac: float
+    diameter_mm: float
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class ImageSpec:
         split: Training or Test.
         density: Breast density 1-4.
         lesions: The masses in this breast (the same masses appear in both views).
+        style: Imaging style, ``film`` (digitised screen-film) or ``digital``.
     """
 
     patient_index: int
@@ -73,6 +74,7 @@ class ImageSpec:
     split: str
     density: int
     lesions: tuple[LesionSpec, ...]
+    style: str = "film"
 
     @property
     def name(self) -> str:
@@ -114,17 +116,22 @@ def sample_lesion(rng: np.random.Generator, pathology: str | None = None) -> Les
     else:
         assessment = int(rng.choice([2, 3], p=[0.6, 0.4]))
         subtlety = int(rng.choice([1, 2, 3, 4, 5], p=[0.15, 0.25, 0.3, 0.2, 0.1]))
-    size_frac = float(rng.uniform(0.012, 0.04) * (1.15 if malignant else 1.0))
-    return LesionSpec(pathology, shape, margins, assessment, subtlety, size_frac)
+    # CBIS-DDSM masses are mostly 5-30 mm: log-normal around 13 mm, malignant a little larger
+    diameter = float(np.clip(np.exp(rng.normal(np.log(13.0), 0.42)), 4.0, 45.0))
+    diameter *= 1.12 if malignant else 1.0
+    return LesionSpec(pathology, shape, margins, assessment, subtlety, diameter)
 
 
-def sample_patient(seed: int, index: int) -> list[ImageSpec]:
+def sample_patient(seed: int, index: int, style: str = "film") -> list[ImageSpec]:
     """The images of patient ``index`` (0-based): one or two breasts, CC and/or MLO each.
 
     The first three patients are pinned so that even a tiny dataset has a malignant mass, a
-    benign mass and an image without a mass.
+    benign mass and an image without a mass. ``style`` ``mixed`` draws ``film`` or
+    ``digital`` per patient (all of a patient's images come from one system).
     """
     rng = np.random.default_rng([seed, index, 0])
+    if style == "mixed":
+        style = "film" if np.random.default_rng([seed, index, 7]).random() < 0.5 else "digital"
     patient_id = f"P_{index + 1:05d}"
     split = "Test" if index % TEST_EVERY == TEST_EVERY - 1 else "Training"
     density = int(rng.choice([1, 2, 3, 4], p=[0.15, 0.4, 0.35, 0.1]))
@@ -142,11 +149,13 @@ def sample_patient(seed: int, index: int) -> list[ImageSpec]:
         both = index < 3 or rng.random() < 0.85
         views = ["CC", "MLO"] if both else [str(rng.choice(["CC", "MLO"]))]
         for view in views:
-            images.append(ImageSpec(index, patient_id, side, view, split, density, lesions))
+            images.append(
+                ImageSpec(index, patient_id, side, view, split, density, lesions, style)
+            )
     return images
 
 
-def sample_dataset(n_patients: int, seed: int) -> list[ImageSpec]:
+def sample_dataset(n_patients: int, seed: int, style: str = "film") -> list[ImageSpec]:
     """All images of ``n_patients`` patients, sorted by folder name."""
-    images = [img for i in range(n_patients) for img in sample_patient(seed, i)]
+    images = [img for i in range(n_patients) for img in sample_patient(seed, i, style)]
     return sorted(images, key=lambda s: s.name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -11,6 +12,8 @@ DEFAULT_SIZE = (512, 384)
 #: Default number of patients (about 65 images, 45 with masses).
 DEFAULT_CASES = 24
 DEFAULT_SEED = 0
+#: Default imaging style: half the patients film, half digital.
+DEFAULT_STYLE = "mixed"
 
 
 class SynthConfig(BaseModel):
@@ -22,6 +25,9 @@ class SynthConfig(BaseModel):
         seed: Random seed; the same arguments give bit-identical files.
         size: (rows, cols) of the full mammograms.
         defects: Reproduce known CBIS-DDSM defects (swapped columns, renamed files, ...).
+        style: ``film`` (digitised screen-film: non-zero grainy background, film edges, labels,
+            rulers, digitiser streaks), ``digital`` (DR for presentation: quantum noise, black
+            background, burned-in text) or ``mixed`` (one of the two per patient).
         overwrite: Replace an existing output folder.
     """
 
@@ -32,6 +38,7 @@ class SynthConfig(BaseModel):
     seed: int = Field(default=DEFAULT_SEED, ge=0, lt=2**63)
     size: tuple[int, int] = DEFAULT_SIZE
     defects: bool = True
+    style: Literal["film", "digital", "mixed"] = DEFAULT_STYLE
     overwrite: bool = False
 
     @field_validator("size")
@@ -60,6 +67,7 @@ class SynthResult(BaseModel):
         n_files: Files written (DICOM and CSV).
         size: (rows, cols) of the full mammograms.
         seed: The seed used.
+        style: The imaging style asked for.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -75,3 +83,4 @@ class SynthResult(BaseModel):
     n_files: int
     size: tuple[int, int]
     seed: int
+    style: str = DEFAULT_STYLE

@@ -1,18 +1,30 @@
-"""The image model of a synthetic mammogram (intensities in 0..1, dense tissue bright).
+"""The image model of a synthetic mammogram: anatomy and attenuation, then an imaging style.
 
 Rendered in a canonical orientation with the chest wall at the left edge (x = 0), then flipped
-for RIGHT breasts, so a LEFT breast has its chest wall on the left of the image and a RIGHT
-breast on the right. Layers, from the back:
+for RIGHT breasts, so a LEFT breast has its chest wall on the left of the image. Pixel size:
+the image height spans a 240 mm film (0.47 mm at 512 rows).
 
-* film background: dark, slightly uneven, grainy;
-* breast: a half ellipse from the chest wall with a wavy outline, thinner (darker) towards the
-  skin, with a bright skin line;
-* fibroglandular tissue: smoothed multi-scale noise with streaks towards the nipple, denser near
-  the chest wall and more abundant with breast density;
-* pectoral muscle (MLO only): a bright, slightly curved triangle in the upper chest-wall corner;
-* masses (see :func:`mass_layers`): BI-RADS shape and margins, contrast from subtlety;
-* labels and scanner marks: bright rectangles with text, marks and an edge band, always outside
-  the breast (they are what breast segmentation must remove).
+Anatomy, in attenuation (``mu`` per mm at about 20 keV, Johns & Yaffe, Phys. Med. Biol. 1987:
+fat 0.0456, fibroglandular 0.0802, invasive carcinoma 0.0844):
+
+* compressed thickness ``T0`` 40-65 mm, rolling off over the last ``T0 / 2`` mm towards the
+  skin (the edge is thinner, hence darker, but not blank), with a skin line;
+* fibroglandular tissue: the projected glandular fraction ``G`` of the thickness, a 1/f**3
+  texture (:func:`~mammo_common.synth.texture.power_noise`) plus streaks converging on the
+  nipple, held off the subcutaneous and retromammary fat, thresholded so that the dense share of
+  the breast follows BI-RADS density a-d (5-20 %, 20-40 %, 40-60 %, 60-80 %);
+* pectoral muscle on MLO views: a thick band in the upper chest-wall corner;
+* masses: an ellipsoid-like body of tissue slightly denser than fibroglandular tissue (denser
+  for more conspicuous masses) that *displaces* what was there, so a mass in fat stands out
+  while a mass in dense tissue adds little (many are not findable by a global threshold);
+  mostly 5-30 mm (:mod:`~mammo_common.synth.cases`); textured; BI-RADS shape (round, oval,
+  lobulated, irregular) and margins (circumscribed: sharp; microlobulated: small undulations;
+  obscured: partly hidden by overlying glandular tissue; ill-defined: blurred; spiculated:
+  radiating spicules outside the body). The truth mask is the body.
+
+The attenuation map goes through :func:`~mammo_common.synth.imaging.display` (heel effect,
+uneven exposure, scatter, then film or digital) and the artefacts of
+:mod:`~mammo_common.synth.artefacts` are laid over the background.
 """
 
 from __future__ import annotations
@@ -20,10 +32,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from numpy.typing import NDArray
+from PIL import Image, ImageDraw
 from scipy import ndimage as ndi
 
+from mammo_common.synth.artefacts import draw_artefacts
 from mammo_common.synth.cases import ImageSpec, LesionSpec
+from mammo_common.synth.imaging import display, draw_source
+from mammo_common.synth.texture import power_noise, radial_streaks
+
+#: Film height in mm: the image height spans it, which sets the pixel size.
+FILM_HEIGHT_MM = 240.0
+MU_FAT, MU_GLAND, MU_MASS, MU_MUSCLE, MU_SKIN = 0.0456, 0.0802, 0.0844, 0.083, 0.08
+#: Dense (fibroglandular) share of the breast area per BI-RADS density 1-4 (a-d).
+DENSE_SHARE = {1: (0.05, 0.2), 2: (0.2, 0.4), 3: (0.4, 0.6), 4: (0.6, 0.8)}
 
 
 @dataclass
@@ -31,11 +53,14 @@ class Phantom:
     """A rendered mammogram and its ground truth.
 
     Attributes:
-        image: float32 (H, W) intensities in 0..1, dense tissue bright.
+        image: float32 (H, W) display intensities in 0..1, dense tissue bright.
         breast_mask: The breast (skin line included).
         pectoral_mask: The pectoral muscle (empty in CC views).
         mass_masks: The exact body of each mass, in lesion order.
-        marks_mask: Labels and scanner marks (all outside the breast).
+        marks_mask: Labels, markers, rulers and film edges (all outside the breast).
+        gland: Projected fibroglandular fraction (0..1) of each pixel, for realism measures.
+        style: ``film`` or ``digital``.
+        spacing_mm: Pixel size in millimetres.
     """
 
     image: np.ndarray
@@ -43,20 +68,9 @@ class Phantom:
     pectoral_mask: np.ndarray
     mass_masks: list[np.ndarray] = field(default_factory=list)
     marks_mask: np.ndarray | None = None
-
-
-def _noise(rng: np.random.Generator, shape: tuple[int, int], sigma) -> np.ndarray:
-    """Smoothed Gaussian noise of unit variance; large scales are drawn coarse and upsampled."""
-    sig = np.broadcast_to(np.asarray(sigma, dtype=float), (2,))
-    f = int(max(1, min(sig) // 4))
-    small = (max(2, -(-shape[0] // f)), max(2, -(-shape[1] // f)))
-    n = rng.standard_normal(small).astype(np.float32)
-    n = ndi.gaussian_filter(n, tuple(sig / f), mode="reflect")
-    if f > 1:
-        n = ndi.zoom(n, (shape[0] * 1.0 / small[0] * 1.0001, shape[1] / small[1] * 1.0001), order=1)
-        n = np.pad(n, [(0, max(0, shape[0] - n.shape[0])), (0, max(0, shape[1] - n.shape[1]))],
-                   mode="edge")[: shape[0], : shape[1]]
-    return n / (float(n.std()) + 1e-8)
+    gland: np.ndarray | None = None
+    style: str = "film"
+    spacing_mm: float = 0.5
 
 
 def _breast_geometry(
@@ -91,35 +105,6 @@ def _breast_geometry(
     return breast, pect, geo
 
 
-def _tissue(
-    rng: np.random.Generator, breast: np.ndarray, geo: dict[str, float], density: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fat, fibroglandular tissue and skin line inside the breast; returns (image, depth)."""
-    h, w = breast.shape
-    s = min(h, w) / 384.0
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    dist = ndi.distance_transform_edt(breast).astype(np.float32)
-    thick = np.clip(dist / (0.1 * w), 0, 1) ** 0.6
-    base = 0.18 + 0.2 * thick
-    streaks = _noise(rng, (h, w), (1.5 * s, 6 * s))
-    fld = (
-        0.4 * _noise(rng, (h, w), 2 * s)
-        + 0.8 * _noise(rng, (h, w), 7 * s)
-        + 0.9 * _noise(rng, (h, w), 18 * s)
-        + 0.35 * streaks
-    )
-    fld /= float(fld.std()) + 1e-8
-    prox = np.exp(-xx / (0.55 * geo["a"]))
-    centre = np.exp(-(((yy - geo["cy"]) / (0.8 * geo["b"])) ** 2))
-    bias = {1: -1.4, 2: -0.7, 3: 0.0, 4: 0.6}[int(density)]
-    gland = 1 / (1 + np.exp(-(fld + bias + 1.3 * prox * centre - 0.6) / 0.45))
-    gland *= np.clip(dist / (0.06 * w), 0, 1)
-    img = base + 0.24 * gland * thick
-    skin = (dist > 0) & (dist <= max(1.0, 1.6 * s))
-    img = np.where(skin, img + 0.08, img)
-    return np.where(breast, img, 0).astype(np.float32), dist
-
-
 def _radius_function(
     rng: np.random.Generator, lesion: LesionSpec, r: float
 ) -> tuple[callable, float]:  # type: ignore[valid-type]
@@ -150,162 +135,212 @@ def _radius_function(
     return radius, rot
 
 
+def _edge_distance_mm(breast: NDArray, spacing_mm: float) -> NDArray[np.float32]:
+    """Distance to the skin in mm (the chest wall at x = 0 is not skin)."""
+    padded = np.pad(breast, ((0, 0), (1, 0)), constant_values=True)
+    return (ndi.distance_transform_edt(padded)[:, 1:] * spacing_mm).astype(np.float32)
+
+
+def _thickness(dist_mm: NDArray, breast: NDArray, t0: float) -> NDArray[np.float32]:
+    """Compressed thickness: ``t0`` inside, a rounded roll-off over the last ``t0 / 2`` mm."""
+    u = np.clip(dist_mm / (0.5 * t0), 0.0, 1.0)
+    t = t0 * (0.18 + 0.82 * np.sqrt(u * (2.0 - u)))
+    return np.where(breast, t, 0.0).astype(np.float32)
+
+
+def _gland(
+    rng: np.random.Generator,
+    breast: NDArray,
+    dist_mm: NDArray,
+    geo: dict[str, float],
+    density: int,
+    spacing_mm: float,
+) -> NDArray[np.float32]:
+    """Projected fibroglandular fraction: 1/f texture + nipple streaks, BI-RADS dense share."""
+    h, w = breast.shape
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    nipple = (geo["cy"], geo["a"])
+    tex = (
+        0.85 * power_noise(rng, (h, w), beta=3.0, spacing_mm=spacing_mm, low_mm=50.0)
+        + 0.25 * radial_streaks(rng, (h, w), nipple, spacing_mm=spacing_mm)
+        * np.clip(np.hypot(yy - nipple[0], xx - nipple[1]) * spacing_mm / 40.0, 0.0, 1.0)
+        + 0.35 * power_noise(rng, (h, w), beta=2.0, spacing_mm=spacing_mm, low_mm=8.0,
+                            high_mm=0.4)
+    )
+    cone = np.exp(-(((yy - geo["cy"]) / (0.8 * geo["b"])) ** 2))
+    cone *= 1.0 - 0.35 * np.exp(-xx / (0.12 * geo["a"]))  # retromammary fat
+    env = cone * np.clip(dist_mm / 10.0 - 0.2, 0.0, 1.0)  # subcutaneous fat
+    fld = tex + 2.2 * env
+    lo, hi = DENSE_SHARE[int(density)]
+    share = rng.uniform(lo, hi)
+    inside = fld[breast]
+    thr = float(np.quantile(inside, 1.0 - share)) if inside.size else 0.0
+    gmax = rng.uniform(0.45, 0.6) + 0.05 * int(density)
+    g = gmax * (1.0 / (1.0 + np.exp(-(fld - thr) / 0.6)))
+    g *= np.clip(dist_mm / 4.0, 0.0, 1.0)
+    return np.where(breast, g, 0.0).astype(np.float32)
+
+
+def _local(centre: tuple[float, float], extent: float, shape: tuple[int, int]):
+    cy, cx = centre
+    y0, y1 = max(0, int(cy - extent)), min(shape[0], int(cy + extent) + 2)
+    x0, x1 = max(0, int(cx - extent)), min(shape[1], int(cx + extent) + 2)
+    return slice(y0, y1), slice(x0, x1)
+
+
 def mass_layers(
     rng: np.random.Generator,
     lesion: LesionSpec,
     centre: tuple[float, float],
     r: float,
     shape: tuple[int, int],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Render one mass: its exact body mask and its additive intensity layer.
+    *,
+    spacing_mm: float = 0.5,
+) -> tuple[NDArray[np.bool_], NDArray[np.float32], NDArray[np.float32]]:
+    """Render one mass: body mask, mass tissue thickness (mm) and overlying gland (mm).
 
-    Margins shape the intensity edge: CIRCUMSCRIBED/MICROLOBULATED sharp, OBSCURED partly
-    blurred, ILL_DEFINED blurred, SPICULATED sharp-ish with radiating spicules (the spicules are
-    outside the mask, which holds the mass body).
+    The body is a star-shaped outline from the BI-RADS shape; the thickness is the chord of an
+    ellipsoid through it (so a circumscribed margin is sharp), textured; the margins shape the
+    edge (see the module docs). Spicules are mass-like tissue outside the body, which holds the
+    mask.
+
+    Args:
+        rng: Random stream.
+        lesion: Descriptors.
+        centre: (row, col) of the centre.
+        r: Mean radius in pixels.
+        shape: Image (rows, cols).
+        spacing_mm: Pixel size.
     """
-    h, w = shape
-    s = min(h, w) / 384.0
     cy, cx = centre
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    sl = _local(centre, 3.2 * r + 4, shape)
+    yy, xx = np.mgrid[sl].astype(np.float32)
     ang = np.arctan2(yy - cy, xx - cx)
     d = np.hypot(yy - cy, xx - cx)
     radius, _ = _radius_function(rng, lesion, r)
-    body = d <= radius(ang)
-    if not body.any():
-        body[round(cy), round(cx)] = True
-    depth = ndi.distance_transform_edt(body).astype(np.float32)
-    prof = (1 - np.exp(-depth / max(0.3 * r, 0.8))) * (1 + 0.08 * _noise(rng, shape, 1.5 * s))
+    q = d / np.maximum(radius(ang), 1e-3)
+    body_l = q <= 1.0
+    if not body_l.any():
+        body_l[min(round(cy) - sl[0].start, body_l.shape[0] - 1),
+               min(round(cx) - sl[1].start, body_l.shape[1] - 1)] = True
+    depth = r * spacing_mm * rng.uniform(0.75, 1.05)
+    t = 2.0 * depth * np.sqrt(np.clip(1.0 - q**2, 0.0, 1.0))
+    px_sigma = 1.2 / spacing_mm
+    tex = ndi.gaussian_filter(rng.standard_normal(t.shape).astype(np.float32), max(px_sigma, 0.7))
+    tex /= float(tex.std()) + 1e-8
+    t = t * (1.0 + 0.15 * tex)
+    gland = np.zeros_like(t)
     margins = lesion.margins
-    if margins == "OBSCURED":
-        sharp = ndi.gaussian_filter(prof, 0.6 * s)
-        soft = ndi.gaussian_filter(prof, 0.3 * r)
-        wgt = 0.5 + 0.5 * np.cos(ang - rng.uniform(0, 2 * np.pi))
-        prof = wgt * soft + (1 - wgt) * sharp
-    elif margins == "ILL_DEFINED":
-        prof = ndi.gaussian_filter(prof, 0.28 * r)
-        prof = prof / (float(prof.max()) + 1e-8) * 0.95
+    if margins == "ILL_DEFINED":
+        t = ndi.gaussian_filter(t, 0.22 * r) * rng.uniform(1.1, 1.3)
     elif margins == "SPICULATED":
-        prof = ndi.gaussian_filter(prof, 0.12 * r)
-        prof = prof + 0.6 * _spicules(rng, radius, centre, r, shape)
-    else:
-        prof = ndi.gaussian_filter(prof, 0.7 * s)
-    contrast = 0.12 + 0.035 * lesion.subtlety + rng.uniform(-0.02, 0.02)
-    contrast += 0.02 if lesion.pathology == "MALIGNANT" else 0.0
-    return body, (contrast * prof).astype(np.float32)
+        t = ndi.gaussian_filter(t, 0.06 * r + 0.3)
+        t = t + _spicules(rng, radius, (cy - sl[0].start, cx - sl[1].start), r, t.shape,
+                          spacing_mm) * depth * rng.uniform(0.45, 0.75)
+    elif margins == "OBSCURED":
+        t = ndi.gaussian_filter(t, 0.4 / spacing_mm)
+        phi = rng.uniform(0, 2 * np.pi)
+        oy, ox = cy + 0.95 * r * np.sin(phi), cx + 0.95 * r * np.cos(phi)
+        blob = np.exp(-((yy - oy) ** 2 + (xx - ox) ** 2) / (2 * (0.55 * r) ** 2))
+        gland = (blob * depth * rng.uniform(0.9, 1.5) * (1 + 0.3 * tex)).astype(np.float32)
+    else:  # CIRCUMSCRIBED, MICROLOBULATED
+        t = ndi.gaussian_filter(t, 0.35 / spacing_mm)
+    body = np.zeros(shape, bool)
+    body[sl] = body_l
+    thick = np.zeros(shape, np.float32)
+    thick[sl] = np.maximum(t, 0)
+    over = np.zeros(shape, np.float32)
+    over[sl] = gland
+    return body, thick, over
 
 
 def _spicules(
-    rng: np.random.Generator, radius, centre: tuple[float, float], r: float, shape
-) -> np.ndarray:
+    rng: np.random.Generator, radius, centre: tuple[float, float], r: float,
+    shape: tuple[int, int], spacing_mm: float,
+) -> NDArray[np.float32]:
+    """Thin radiating lines (1 at the body, tapering) drawn with anti-aliased strokes."""
     h, w = shape
-    s = min(h, w) / 384.0
-    layer = np.zeros(shape, np.float32)
     cy, cx = centre
-    for _ in range(int(rng.integers(8, 17))):
+    k = 4
+    img = Image.new("F", (w * k, h * k), 0.0)
+    draw = ImageDraw.Draw(img)
+    width = max(1, round(0.8 / spacing_mm * k))
+    for _ in range(int(rng.integers(8, 18))):
         phi = rng.uniform(0, 2 * np.pi)
-        r0 = float(radius(np.array(phi))) * 0.8
-        length = r * rng.uniform(0.7, 1.8)
-        bend = rng.uniform(-0.15, 0.15)
-        n = max(4, int(2 * length))
-        for t in np.linspace(0, 1, n):
-            a = phi + bend * t
-            y = round(cy + (r0 + t * length) * np.sin(a))
-            x = round(cx + (r0 + t * length) * np.cos(a))
-            if 0 <= y < h and 0 <= x < w:
-                layer[y, x] = max(layer[y, x], 1 - 0.7 * t)
-    layer = ndi.grey_dilation(layer, size=(2, 2)) if s >= 1 else layer
-    return ndi.gaussian_filter(layer, 0.7 * max(s, 0.5)) * 2.0
+        r0 = float(radius(np.array(phi))) * 0.85
+        length = r * rng.uniform(0.6, 1.9)
+        bend = rng.uniform(-0.2, 0.2)
+        pts = []
+        for s in np.linspace(0, 1, 12):
+            a = phi + bend * s
+            pts.append(((cx + (r0 + s * length) * np.cos(a)) * k,
+                        (cy + (r0 + s * length) * np.sin(a)) * k))
+        for j in range(len(pts) - 1):
+            draw.line([pts[j], pts[j + 1]], fill=float(1.0 - 0.75 * j / len(pts)), width=width)
+    arr = np.asarray(img, np.float32).reshape(h, k, w, k).mean(axis=(1, 3))
+    return ndi.gaussian_filter(arr, 0.3 / spacing_mm)
 
 
 def _place_masses(
     rng: np.random.Generator,
     lesions: tuple[LesionSpec, ...],
-    breast: np.ndarray,
-    pect: np.ndarray,
-    dist: np.ndarray,
-) -> tuple[list[np.ndarray], np.ndarray]:
+    breast: NDArray,
+    pect: NDArray,
+    dist_mm: NDArray,
+    gland: NDArray,
+    spacing_mm: float,
+) -> tuple[list[NDArray], NDArray[np.float32], NDArray[np.float32], NDArray[np.float32]]:
+    """Place each mass (more often in dense tissue, as in real breasts) and render it.
+
+    Returns the bodies, the mass tissue thickness (mm), the mass attenuation coefficient per
+    pixel and the overlying glandular thickness (mm).
+    """
     shape = breast.shape
-    area = float(breast.sum())
     xx = np.broadcast_to(np.arange(shape[1], dtype=np.float32), shape)
-    bodies: list[np.ndarray] = []
-    layer = np.zeros(shape, np.float32)
+    bodies: list[NDArray] = []
+    thick = np.zeros(shape, np.float32)
+    mu = np.full(shape, MU_MASS, np.float32)
+    over = np.zeros(shape, np.float32)
     blocked = pect.copy()
     for lesion in lesions:
-        r = max(3.0, float(np.sqrt(lesion.size_frac * area / np.pi)))
+        r = max(2.0, lesion.diameter_mm / 2.0 / spacing_mm)
         away = ndi.distance_transform_edt(~blocked) if blocked.any() else np.full(shape, np.inf)
-        for _ in range(4):
-            ok = (dist > 1.5 * r + 3) & (away > 1.4 * r + 3) & (xx > 1.3 * r + 2)
+        for _ in range(6):
+            ok = ((dist_mm > r * spacing_mm + 4.0) & (away > 1.3 * r + 3) & (xx > 1.3 * r + 2))
             if ok.any():
                 break
-            r *= 0.8
-        ys, xs = np.nonzero(ok) if ok.any() else np.nonzero(dist == dist.max())
-        i = int(rng.integers(len(ys)))
-        body, intensity = mass_layers(rng, lesion, (float(ys[i]), float(xs[i])), r, shape)
+            r *= 0.85
+        ys, xs = np.nonzero(ok) if ok.any() else np.nonzero(dist_mm == dist_mm.max())
+        weight = (0.15 + gland[ys, xs]) ** 2
+        i = int(rng.choice(len(ys), p=weight / weight.sum()))
+        body, t, g = mass_layers(rng, lesion, (float(ys[i]), float(xs[i])), r, shape,
+                                 spacing_mm=spacing_mm)
         body &= breast
         bodies.append(body)
-        layer += intensity
-        blocked |= body
-    return bodies, layer * breast
+        thick += t
+        over += g
+        # denser for more conspicuous masses: 5-15 % above fibroglandular tissue
+        mu = np.where(t > 0, MU_GLAND * (1.03 + 0.025 * lesion.subtlety), mu)
+        blocked |= ndi.binary_dilation(body, iterations=2)
+    return bodies, thick, mu, over
 
 
-def _font() -> ImageFont.ImageFont:
-    loader = getattr(ImageFont, "load_default_imagefont", None)
-    return loader() if loader is not None else ImageFont.load_default()  # type: ignore[return-value]
-
-
-def _label(rng: np.random.Generator, text: str, scale: int) -> np.ndarray:
-    font = _font()
-    box = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox((0, 0), text, font=font)
-    tw, th = box[2] - box[0] + 6, box[3] - box[1] + 6
-    img = Image.new("L", (tw, th), int(rng.integers(205, 245)))
-    ink = int(rng.integers(10, 50))
-    ImageDraw.Draw(img).text((3 - box[0], 3 - box[1]), text, fill=ink, font=font)
-    if scale > 1:
-        img = img.resize((tw * scale, th * scale), Image.Resampling.NEAREST)
-    return np.asarray(img, np.float32) / 255.0
-
-
-def _marks(
-    rng: np.random.Generator, spec: ImageSpec, breast: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Labels and scanner marks (value layer, mask), kept off a dilated breast."""
-    h, w = breast.shape
-    s = min(h, w) / 384.0
-    layer = np.zeros((h, w), np.float32)
-    mask = np.zeros((h, w), bool)
-    free = ~ndi.binary_dilation(breast, iterations=max(2, int(4 * s)))
-    chest_left = spec.side == "LEFT"
-    label = _label(rng, f"{spec.side[0]} {spec.view} {int(rng.integers(1000, 9999))}",
-                   max(1, round(1.5 * s)))
-    lh, lw = label.shape
-    if lh < h and lw < w:
-        margin = max(1, int(6 * s))
-        x0 = w - lw - margin if chest_left else margin
-        for y0 in ((margin, h - lh - margin) if rng.random() < 0.5 else (h - lh - margin, margin)):
-            if free[y0:y0 + lh, x0:x0 + lw].all():
-                layer[y0:y0 + lh, x0:x0 + lw] = label
-                mask[y0:y0 + lh, x0:x0 + lw] = True
-                break
-    for _ in range(int(rng.integers(2, 5))):
-        mh, mw = (max(1, int(v * s)) for v in rng.integers(3, 14, 2))
-        y0, x0 = int(rng.integers(0, max(1, h - mh))), int(rng.integers(0, max(1, w - mw)))
-        if free[y0:y0 + mh, x0:x0 + mw].all():
-            layer[y0:y0 + mh, x0:x0 + mw] = rng.uniform(0.75, 0.98)
-            mask[y0:y0 + mh, x0:x0 + mw] = True
-    if rng.random() < 0.5:
-        band = max(1, int(rng.integers(3, 7) * s))
-        cols = slice(w - band, w) if chest_left else slice(0, band)
-        ok = free[:, cols].all(axis=1)
-        layer[ok, cols] = rng.uniform(0.8, 0.95)
-        mask[ok, cols] = True
-    return layer, mask
+def _pectoral_thickness(
+    rng: np.random.Generator, pect: NDArray, geo: dict[str, float], spacing_mm: float
+) -> NDArray[np.float32]:
+    if not pect.any():
+        return np.zeros(pect.shape, np.float32)
+    inner = ndi.distance_transform_edt(pect) * spacing_mm
+    t = rng.uniform(18, 35) * np.clip(inner / 6.0, 0, 1) ** 0.6
+    stri = power_noise(rng, pect.shape, beta=2.5, spacing_mm=spacing_mm, low_mm=15.0)
+    return np.where(pect, t * (1 + 0.06 * stri), 0).astype(np.float32)
 
 
 def render(spec: ImageSpec, size: tuple[int, int], seed: int) -> Phantom:
     """Render one synthetic mammogram.
 
     Args:
-        spec: What to draw (side, view, density, lesions).
+        spec: What to draw (side, view, density, lesions, style).
         size: (rows, cols) of the image.
         seed: Dataset seed; the image's stream is ``(seed, patient, side, view)``.
 
@@ -313,30 +348,42 @@ def render(spec: ImageSpec, size: tuple[int, int], seed: int) -> Phantom:
         The :class:`Phantom` (image in 0..1 and its ground truth).
     """
     shape = (int(size[0]), int(size[1]))
+    spacing = FILM_HEIGHT_MM / shape[0]
     rng = np.random.default_rng([seed, *spec.key, 1])
+    # the breast's tissue is the same in both views of a breast (same stream for lesions)
     breast, pect, geo = _breast_geometry(rng, shape, spec.view)
-    tissue, dist = _tissue(rng, breast, geo, spec.density)
-    if pect.any():
-        s = min(shape) / 384.0
-        soft = ndi.gaussian_filter(pect.astype(np.float32), 1.2 * s) * breast
-        muscle = 0.6 + 0.05 * _noise(rng, shape, 4 * s)
-        tissue = tissue * (1 - soft) + soft * muscle
-    bodies, masses = _place_masses(rng, spec.lesions, breast, pect, dist)
-    tissue = tissue + masses
+    dist_mm = _edge_distance_mm(breast, spacing)
+    t0 = float(rng.uniform(40.0, 65.0))
+    thickness = _thickness(dist_mm, breast, t0)
+    gland = _gland(rng, breast, dist_mm, geo, spec.density, spacing)
+    mu_local = MU_FAT + (MU_GLAND - MU_FAT) * gland
+    atten = mu_local * thickness
+    atten += MU_SKIN * 2.5 * np.exp(-dist_mm / 0.7) * breast
+    t_m = np.minimum(_pectoral_thickness(rng, pect, geo, spacing), thickness)
+    atten += (MU_MUSCLE - mu_local) * t_m
+    bodies, t_mass, mu_mass, over = _place_masses(
+        rng, spec.lesions, breast, pect, dist_mm, gland, spacing
+    )
+    t_mass = np.minimum(t_mass, 0.9 * thickness)
+    atten += (mu_mass - mu_local) * t_mass + (MU_GLAND - MU_FAT) * np.minimum(over, thickness)
+    atten = np.where(breast, atten, 0.0).astype(np.float32)
+    thin = np.where(breast, MU_FAT * (t0 - thickness), 0.0).astype(np.float32)
     if spec.side == "RIGHT":
-        tissue, breast, pect = tissue[:, ::-1], breast[:, ::-1], pect[:, ::-1]
+        atten, breast, pect, gland, thin = (a[:, ::-1] for a in (atten, breast, pect, gland, thin))
         bodies = [b[:, ::-1] for b in bodies]
-    s = min(shape) / 384.0
-    background = 0.045 + 0.015 * _noise(rng, shape, 40 * s)
-    img = np.where(breast, tissue, background)
-    marks, marks_mask = _marks(rng, spec, breast)
-    img = np.where(marks_mask, marks, img)
-    img = img + 0.008 * rng.standard_normal(shape).astype(np.float32)
+    src = draw_source(rng, spec.style)
+    img = display(rng, atten, breast, thin, src, spacing, chest_left=spec.side == "LEFT")
+    value, marks, alpha = draw_artefacts(rng, breast, style=spec.style, side=spec.side,
+                                         view=spec.view, spacing_mm=spacing)
+    img = img * (1.0 - alpha) + value * alpha
     img = np.clip(img, 0.0, 1.0).astype(np.float32)
     return Phantom(
         image=np.ascontiguousarray(img),
         breast_mask=np.ascontiguousarray(breast),
         pectoral_mask=np.ascontiguousarray(pect),
         mass_masks=[np.ascontiguousarray(b) for b in bodies],
-        marks_mask=marks_mask,
+        marks_mask=np.ascontiguousarray(marks & ~breast),
+        gland=np.ascontiguousarray(gland),
+        style=spec.style,
+        spacing_mm=spacing,
     )
