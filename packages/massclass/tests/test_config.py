@@ -43,3 +43,22 @@ def test_no_stage_imports_another() -> None:
     pattern = re.compile(r"^\s*(from|import)\s+(breastseg|massseg)\b", re.MULTILINE)
     offenders = [p.name for p in src.rglob("*.py") if pattern.search(p.read_text())]
     assert offenders == []
+
+
+def test_intensity_augment_from_params(tmp_path: Path) -> None:
+    """``intensity_augment`` parses from YAML (lists become tuples); typos are errors."""
+    assert TrainConfig().intensity_augment.is_identity
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "massclass:\n  train:\n    intensity_augment:\n"
+        "      contrast: [0.8, 1.25]\n      background_p: 0.3\n"
+    )
+    cfg = load_section(TrainConfig, params, "train")
+    assert cfg.intensity_augment.contrast == (0.8, 1.25)
+    assert cfg.intensity_augment.background_p == 0.3
+    params.write_text("massclass:\n  train:\n    intensity_augment: {contrast: [1.25, 0.8]}\n")
+    with pytest.raises(ConfigError, match="intensity_augment"):
+        load_section(TrainConfig, params, "train")
+    params.write_text("massclass:\n  train:\n    intensity_augment: {contrst: [0.8, 1.2]}\n")
+    with pytest.raises(ConfigError, match=r"massclass\.train\.intensity_augment\.contrst"):
+        load_section(TrainConfig, params, "train")

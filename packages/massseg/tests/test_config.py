@@ -128,3 +128,24 @@ def test_whole_section_validates() -> None:
     assert params.train.arch == "unet5l" and params.predict.tta and params.evaluate.overlays == 2
     with pytest.raises(ValueError):
         MassSegParams.model_validate({"trian": {}})
+
+
+def test_intensity_augment_from_params(tmp_path: Path) -> None:
+    """``intensity_augment`` parses from YAML (lists become tuples); typos are errors."""
+    assert TrainSettings().intensity_augment.is_identity
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "massseg:\n  train:\n    arch: unet5l\n    intensity_augment:\n"
+        "      gamma: [0.6, 1.7]\n      noise_std: [0.0, 0.02]\n      blur_p: 0.2\n",
+        encoding="utf-8",
+    )
+    cfg = load_train_config(params, paths=PATHS)
+    assert cfg.intensity_augment.gamma == (0.6, 1.7) and cfg.intensity_augment.blur_p == 0.2
+    assert not cfg.intensity_augment.is_identity
+    assert cfg.model_dump(mode="json")["intensity_augment"]["gamma"] == [0.6, 1.7]
+    assert TrainSettings(intensity_augment="sources").intensity_augment.curve_p == 0.3
+    params.write_text(
+        "massseg:\n  train:\n    intensity_augment: {gama: [0.6, 1.7]}\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigError, match="intensity_augment.gama"):
+        load_train_config(params, paths=PATHS)

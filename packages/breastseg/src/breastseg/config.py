@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from breastseg.labeller import LabellerConfig
+from mammo_common.keras.augment import IntensityConfig
 
 __all__ = [
     "EvaluateConfig",
@@ -75,6 +76,10 @@ class TrainConfig(_Config):
         loss: Loss name for ``mammo_common.keras.losses.get_loss`` (soft ``dice``).
         steps_per_epoch_factor: Steps per epoch = factor x (train images // batch) (3).
         augment: Random transform (the same on image and mask) on training batches.
+        intensity_augment: Random intensity changes of the training images (tone curve,
+            contrast, background level, noise, blur), as between mammogram sources
+            (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
+            Identity by default; applied after the geometry, also with ``augment`` off.
         lr_patience / lr_factor / min_lr: ReduceLROnPlateau on validation loss.
         early_stopping_patience: Epochs without improvement before stopping.
         mask_source: ``store`` (breast masks must be in the store), ``labeller`` (always the
@@ -100,6 +105,7 @@ class TrainConfig(_Config):
     loss: str = "dice"
     steps_per_epoch_factor: int = Field(default=3, ge=1)
     augment: bool = True
+    intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
     lr_patience: int = Field(default=3, ge=1)
     lr_factor: float = Field(default=0.1, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)

@@ -249,7 +249,7 @@ def train(
 
     import keras
 
-    from mammo_common.keras.augment import AugmentConfig
+    from mammo_common.keras.augment import AugmentConfig, with_intensity
     from mammo_common.keras.data import SegmentationDataset
     from mammo_common.keras.metrics import DiceCoefficient, IoU
     from mammo_common.keras.model_folder import save_model_folder
@@ -268,7 +268,9 @@ def train(
     sources = src_train + src_valid
     mask_sources = {"store": sources.count("store"), "labeller": sources.count("labeller")}
 
-    augment = AugmentConfig.breast() if config.augment else None
+    augment = with_intensity(
+        AugmentConfig.breast() if config.augment else None, config.intensity_augment
+    )
     steps = config.steps_per_epoch_factor * max(1, len(train_ids) // config.batch_size)
     train_ds = SegmentationDataset(
         x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,

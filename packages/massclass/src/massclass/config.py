@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mammo_common.errors import ConfigError
+from mammo_common.keras.augment import IntensityConfig
 from mammo_common.params import load_config, read_params_section
 
 __all__ = [
@@ -133,6 +134,10 @@ class TrainConfig(_Strict):
         phases: The fine-tuning phases, run in order.
         augment: Augment training batches (flips, rotation 90, shift 0.2, zoom 0.2, constant
             fill); validation batches never are.
+        intensity_augment: Random intensity changes of the training crops (tone curve,
+            contrast, background level, noise, blur), as between mammogram sources
+            (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
+            Identity by default; applied after the geometry, also with ``augment`` off.
         class_weight: ``none`` or ``balanced`` (weights inverse to the class frequencies).
         freeze_batchnorm: Keep backbone BatchNorm layers frozen in every phase (not the
             reference's behaviour; helps with small batches).
@@ -151,6 +156,7 @@ class TrainConfig(_Strict):
     batch_size: int = Field(default=8, ge=1)
     phases: list[PhaseConfig] = Field(default_factory=reference_phases, min_length=1)
     augment: bool = True
+    intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
     class_weight: Literal["none", "balanced"] = "none"
     freeze_batchnorm: bool = False
     seed: int = 0

@@ -40,7 +40,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mammo_common.errors import ConfigError, InputFileError, MammoError
-from mammo_common.keras.augment import AugmentConfig
+from mammo_common.keras.augment import AugmentConfig, with_intensity
 from mammo_common.keras.data import ClassificationDataset
 from mammo_common.keras.model_folder import save_model_folder
 from mammo_common.keras.training import TrainResult, fit_resumable
@@ -172,7 +172,9 @@ def _make_datasets(
 ) -> tuple[ClassificationDataset, ClassificationDataset]:
     size = (int(train_x.shape[1]), int(train_x.shape[2]))
     common = {"image_size": size, "channels": 3, "batch_size": config.batch_size}
-    augment = AugmentConfig.classifier() if config.augment else None
+    augment = with_intensity(
+        AugmentConfig.classifier() if config.augment else None, config.intensity_augment
+    )
     if config.class_weight == "balanced":
         train_ds: ClassificationDataset = WeightedDataset(
             _to_uint16(train_x), train_y, shuffle=True, seed=config.seed, augment=augment,

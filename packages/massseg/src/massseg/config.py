@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from mammo_common.keras.augment import IntensityConfig
 from mammo_common.params import load_config
 
 __all__ = [
@@ -140,6 +141,10 @@ class TrainSettings(_Strict):
         loss: Loss name (soft Dice pooled over the batch is the reference).
         steps_multiplier: Steps per epoch = multiplier x (training images // batch) (reference 3).
         augment: On-the-fly augmentation of the training batches (mass preset).
+        intensity_augment: Random intensity changes of the training images (tone curve,
+            contrast, background level, noise, blur), as between mammogram sources
+            (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
+            Identity by default; applied after the geometry, also with ``augment`` off.
         reduce_lr_patience: ReduceLROnPlateau patience on validation loss (reference 3).
         reduce_lr_factor: ReduceLROnPlateau factor (reference 0.1).
         min_lr: ReduceLROnPlateau floor (reference 1e-8).
@@ -167,6 +172,7 @@ class TrainSettings(_Strict):
     loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "dice"
     steps_multiplier: int = Field(default=3, ge=1)
     augment: bool = True
+    intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
     reduce_lr_patience: int = Field(default=3, ge=1)
     reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)

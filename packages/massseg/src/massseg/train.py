@@ -264,7 +264,7 @@ def train(
 
     # Keras is imported only once the inputs are known to be good.
     from mammo_common.cli_support import progress_enabled
-    from mammo_common.keras.augment import AugmentConfig
+    from mammo_common.keras.augment import AugmentConfig, with_intensity
     from mammo_common.keras.data import SegmentationDataset
     from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
     from mammo_common.keras.metrics import DiceCoefficient, IoU
@@ -277,7 +277,9 @@ def train(
         model = _build(config, shape)
     images, masks = _Rows(store.array("images")), _Rows(store.array("mass_masks"))
     steps = config.steps_multiplier * max(1, len(train_idx) // config.batch_size)
-    augment = AugmentConfig.mass() if config.augment else None
+    augment = with_intensity(
+        AugmentConfig.mass() if config.augment else None, config.intensity_augment
+    )
     train_ds = SegmentationDataset(
         images, masks, train_idx, batch_size=config.batch_size, image_size=shape[:2],
         channels=shape[2], shuffle=True, seed=config.seed, augment=augment,

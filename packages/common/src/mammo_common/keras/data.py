@@ -7,7 +7,8 @@ read, one at a time, so a store larger than memory trains fine.
 Per item: read -> :func:`normalize_image` to float32 in [0, 1] (uint16 / 65535, uint8 / 255,
 detected from the dtype) -> resize to the model input with :func:`mammo_common.transforms.resize`
 (bilinear image, anti-aliased when shrinking; nearest mask) ->
-optional paired augmentation -> gray channel repeated when the model takes 3 channels.
+optional paired augmentation (geometry on image and mask, then the intensity change on the
+image) -> gray channel repeated when the model takes 3 channels.
 
 Determinism: the order and the augmentation of epoch ``e`` are pure functions of
 ``(seed, e, position)``, so any batch can be rebuilt in any thread, and a resumed training
@@ -177,7 +178,7 @@ class _EpochDataset(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
-        self.augment = None if augment is None or augment.is_identity else augment
+        self.augment = None if augment is None or augment.is_noop else augment
         self.steps_per_epoch = steps_per_epoch
         self.epoch = int(epoch)
         self._fixed_epoch = False

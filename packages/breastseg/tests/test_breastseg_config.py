@@ -1,0 +1,32 @@
+"""breastseg train config: the ``intensity_augment`` mapping from ``params.yaml`` (no Keras)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from breastseg.config import TrainConfig
+from mammo_common.errors import ConfigError
+from mammo_common.params import load_config
+
+PATHS = {"data": "m.zarr", "splits": "s.json", "out": "models/fold_1"}
+
+
+def test_intensity_augment_from_params(tmp_path: Path) -> None:
+    assert TrainConfig(**PATHS).intensity_augment.is_identity
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        "breastseg:\n  train:\n    input_size: 128x96\n    intensity_augment:\n"
+        "      gamma: [0.6, 1.7]\n      curve_p: 0.3\n      preserve_zero: false\n",
+        encoding="utf-8",
+    )
+    cfg = load_config(TrainConfig, params_file=params, section="breastseg.train", overrides=PATHS)
+    assert cfg.intensity_augment.gamma == (0.6, 1.7) and cfg.intensity_augment.curve_p == 0.3
+    assert cfg.intensity_augment.preserve_zero is False
+    params.write_text(
+        "breastseg:\n  train:\n    intensity_augment: {gamma: [0.6, 1.7], nois: 0.1}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError, match=r"breastseg\.train\.intensity_augment\.nois"):
+        load_config(TrainConfig, params_file=params, section="breastseg.train", overrides=PATHS)
