@@ -22,6 +22,7 @@ FLAT_KEYS = {
     "n_images", "n_images_with_mass", "n_auc_defined", "threshold", "dice_mean", "dice_sd",
     "dice_median", "jaccard_mean", "auc_mean", "dice_pooled", "jaccard_pooled", "auc_pooled",
     "dice_mean_unprocessed", "jaccard_mean_unprocessed", "dice_pooled_unprocessed",
+    "reference",
 }
 
 
@@ -44,6 +45,7 @@ def test_perfect_prediction_scores_one(stores: dict[str, Path], tmp_path: Path) 
     metrics = json.loads(out.read_text())
     assert set(metrics) == FLAT_KEYS
     assert all(not isinstance(v, dict | list) for v in metrics.values())  # flat, for DVC
+    assert metrics["reference"] == "store mass_masks (ground truth)"  # names what it scored
     assert metrics["n_images"] == 12 and metrics["n_images_with_mass"] == 10
     assert metrics["dice_mean"] == 1.0 and metrics["jaccard_mean"] == 1.0
     assert metrics["dice_pooled"] == 1.0 and metrics["auc_pooled"] == 1.0
@@ -130,6 +132,7 @@ def test_cv_table(tmp_path: Path) -> None:
                                      markdown=tmp_path / "cv.md"))
     flat = json.loads((tmp_path / "cv.json").read_text())
     assert flat["best_val_dice_mean"] == pytest.approx(0.7) and flat["fold_2_best_epoch"] == 3
+    assert flat["reference"] == "store mass_masks (ground truth)"
     assert result.mode == "cv" and result.n_cases == 2
     with pytest.raises(ModelFolderError, match="no fold"):
         summarise_cv(tmp_path)

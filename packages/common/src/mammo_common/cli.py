@@ -139,6 +139,11 @@ def ingest(
         f"wrote {result.out}: {result.n_cases} cases ({result.n_mass_cases} with masses) "
         f"from {result.format}; {result.n_skipped} skipped"
     )
+    if result.breast_masks_from_truth_sidecar:
+        console.print(
+            f"  breast masks: {result.breast_masks_from_truth_sidecar} from the synthetic truth "
+            "sidecar (exact phantom truth)"
+        )
     for skipped in result.skipped[:20]:
         console.print(f"  [yellow]skipped[/] {skipped.path}: {skipped.reason}", highlight=False)
     if result.n_skipped > 20:

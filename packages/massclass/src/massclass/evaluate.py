@@ -29,7 +29,13 @@ from mammo_common.store import DiagnosisStore, MassesStore, open_store, write_js
 from massclass.config import EvaluateConfig
 from massclass.plots import draw_roc
 
-__all__ = ["EvaluationResult", "evaluate", "load_split_cases", "roc_points"]
+__all__ = ["CLASS_REFERENCE", "EvaluationResult", "evaluate", "load_split_cases", "roc_points"]
+
+#: What the predictions are scored against (written as ``reference`` in the metrics file).
+CLASS_REFERENCE = (
+    "store pathology labels (each case record's pathology: biopsy, BI-RADS proxy or synthetic "
+    "truth, see its pathology_source); mass level: overlap with the store's mass_masks"
+)
 
 
 class EvaluationResult(BaseModel):
@@ -243,6 +249,7 @@ def evaluate(
     metrics = _clean(
         {
             "store": str(data),
+            "reference": CLASS_REFERENCE,
             "part": part,
             "threshold": threshold,
             "threshold_method": store.meta.threshold_method,

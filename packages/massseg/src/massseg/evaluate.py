@@ -33,6 +33,7 @@ from mammo_common.store import MassesStore, open_store, write_json_atomic, write
 from massseg.config import EvaluateConfig
 
 __all__ = [
+    "MASS_REFERENCE",
     "CaseScore",
     "EvaluateResult",
     "SegmentationScores",
@@ -40,6 +41,9 @@ __all__ = [
     "score_store",
     "select_cases",
 ]
+
+#: What the mass masks are scored against (written as ``reference`` in every metrics file).
+MASS_REFERENCE = "store mass_masks (ground truth)"
 
 
 class CaseScore(BaseModel):
@@ -253,7 +257,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     _check_outputs(config, [config.data])
     indices = select_cases(store, config.splits, config.part, config.fold)
     scores = score_store(store, indices)
-    metrics: dict[str, Any] = dict(scores.metrics)
+    metrics: dict[str, Any] = {**scores.metrics, "reference": MASS_REFERENCE}
     overlay_paths: list[Path] = []
     write_json_atomic(config.out, metrics)
     if config.per_case is not None:
@@ -305,7 +309,7 @@ def _evaluate_cv(config: EvaluateConfig) -> EvaluateResult:
 
     assert config.cv is not None
     summary = summarise_cv(config.cv)
-    metrics = summary.flat_metrics()
+    metrics = {**summary.flat_metrics(), "reference": MASS_REFERENCE}
     write_json_atomic(config.out, metrics)
     if config.per_case is not None:
         write_json_atomic(config.per_case, [row.model_dump(mode="json") for row in summary.folds])

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mammo_common.errors import InputFileError
-from mammo_common.ingest.common import CaseItem, safe_glob
+from mammo_common.ingest.common import CaseItem, safe_glob, truth_parents
 from mammo_common.ingest.config import FORMATS, Format, IngestConfig, IngestResult
 from mammo_common.ingest.report import IngestReport, format_skipped
 
@@ -132,7 +132,8 @@ def run_ingest(config: IngestConfig) -> IngestResult:
     )
     out = Path(config.out)
     created = _missing_parents(out)
-    n_mass = 0
+    n_mass = n_breast = 0
+    truth_used: dict[Path, list[Path]] = {}
     try:
         with MammogramsWriter(
             out, source_format=fmt, producer=producer, overwrite=config.overwrite, inputs=(source,)
@@ -149,6 +150,11 @@ def run_ingest(config: IngestConfig) -> IngestResult:
                     mass_labels=item.mass_labels,
                 )
                 n_mass += item.record.abnormality == "mass"
+                n_breast += item.breast_mask is not None
+                if item.breast_mask_from is not None:
+                    truth_used.setdefault(item.breast_mask_from.sidecar, []).append(
+                        item.breast_mask_from.path
+                    )
             if not writer.case_ids:
                 detail = format_skipped(report.skipped, limit=10) or "  (no image files found)"
                 raise InputFileError(
@@ -159,7 +165,8 @@ def run_ingest(config: IngestConfig) -> IngestResult:
                 )
             writer.skipped = list(report.skipped)
             writer.parents = [
-                ParentRef(path=str(source), kind=f"raw-{fmt}", digest=report.digest())
+                ParentRef(path=str(source), kind=f"raw-{fmt}", digest=report.digest()),
+                *truth_parents(truth_used, source),
             ]
     except BaseException:
         if not out.exists():
@@ -172,6 +179,8 @@ def run_ingest(config: IngestConfig) -> IngestResult:
         n_skipped=len(report.skipped),
         skipped=list(report.skipped),
         n_mass_cases=n_mass,
+        n_breast_mask_cases=n_breast,
+        breast_masks_from_truth_sidecar=sum(len(v) for v in truth_used.values()),
         source_digest=report.digest(),
     )
 

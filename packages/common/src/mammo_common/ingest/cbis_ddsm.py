@@ -18,11 +18,21 @@ segmentation model to miss masses.
 
 Full-mammogram folders (``Mass-Training_P_00001_LEFT_CC``) that no CSV lists are imported as
 images without abnormality ("none"); this is how ``mammo synth`` represents normal images.
+
+Truth sidecar (synthetic data only): when a ``truth/`` folder holding a ``truth.json`` index of
+format ``mammo-synth-truth`` lies at the dataset root or beside a CSV (``mammo synth`` writes
+one; see :mod:`mammo_common.synth.truth`), each image's ``truth/<full-mammogram folder
+name>/breast.png`` becomes the case's ``breast_mask``. The mask must have the full mammogram's
+size and only the values 0/255 (or 0/1) and hold some breast; otherwise (or when the file is
+missing or unreadable) the case is imported without a breast mask and the reason is reported.
+Cases that got one say so in their notes, and the store lists the sidecar as a parent of kind
+``truth-sidecar``. Real CBIS-DDSM downloads have no sidecar and are imported as before.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,15 +41,17 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from mammo_common.errors import InputFileError
-from mammo_common.imageio import binarize_mask
+from mammo_common.imageio import binarize_mask, read_image
 from mammo_common.ingest.common import (
     CaseItem,
+    SidecarFile,
     clean_relative,
     fit_mask,
     inside,
     mass_record,
     outside_error,
     parse_int,
+    require_inside,
     safe_glob,
     safe_rglob,
     worst_pathology,
@@ -48,6 +60,13 @@ from mammo_common.ingest.config import IngestConfig
 from mammo_common.ingest.dicom import DicomInfo, header_info, read_dicom, read_header
 from mammo_common.ingest.report import IngestReport, reason_of
 from mammo_common.schema import CaseRecord, safe_case_id
+from mammo_common.synth.truth import (
+    BREAST_FILE,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    INDEX_FILE,
+    TRUTH_DIR,
+)
 
 SOURCE_DATASET = "CBIS-DDSM"
 SYNTH_MANUFACTURER = "mammo synth"
@@ -198,6 +217,8 @@ class Resolver:
     root: Path
     bases: list[Path] = field(default_factory=list)
     refused: list[Path] = field(default_factory=list)
+    #: Truth sidecar folders found (see :func:`find_truth_sidecars`); empty for real CBIS-DDSM.
+    truth: list[Path] = field(default_factory=list)
 
     @classmethod
     def for_root(cls, root: Path, csv_dirs: list[Path]) -> Resolver:
@@ -415,6 +436,187 @@ def _record(
     )
 
 
+#: Largest accepted truth index (``truth.json``); the one ``mammo synth`` writes is far smaller.
+MAX_INDEX_BYTES = 64 * 1024 * 1024
+_SIDECAR_FIX = "re-run `mammo synth` to rewrite the dataset, or remove the truth/ folder"
+
+
+def _check_index(folder: Path, root: Path) -> Path:
+    """The sidecar's index file, checked to be a supported ``mammo-synth-truth`` index.
+
+    Raises:
+        InputFileError: No index, unreadable, another format or an unsupported version.
+    """
+    index = folder / INDEX_FILE
+    if not index.is_file():
+        raise InputFileError(
+            f"the folder holds no {INDEX_FILE}, so it is not a mammo synth truth sidecar",
+            path=folder,
+            fix=f"rename or remove the folder if it is not one; else {_SIDECAR_FIX}",
+        )
+    require_inside(index, root)
+    try:
+        if index.stat().st_size > MAX_INDEX_BYTES:
+            raise InputFileError(
+                f"is larger than {MAX_INDEX_BYTES:,} bytes, far more than a truth index",
+                path=index,
+                fix=_SIDECAR_FIX,
+            )
+        data = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InputFileError(
+            f"cannot be read as JSON ({type(exc).__name__}: {exc})", path=index, fix=_SIDECAR_FIX
+        ) from None
+    kind = data.get("format") if isinstance(data, dict) else None
+    if kind != FORMAT_NAME:
+        raise InputFileError(
+            f"is not a truth index: 'format' is {kind!r}, not {FORMAT_NAME!r}",
+            path=index,
+            field="format",
+            fix=_SIDECAR_FIX,
+        )
+    version = data.get("format_version")
+    if version != FORMAT_VERSION or isinstance(version, bool):
+        raise InputFileError(
+            f"format_version {version!r} is not supported (this mammo-common reads version "
+            f"{FORMAT_VERSION})",
+            path=index,
+            field="format_version",
+            fix="upgrade mammo-common, or re-run `mammo synth` with this version",
+        )
+    return index
+
+
+def find_truth_sidecars(source: Path, csv_dirs: list[Path], report: IngestReport) -> list[Path]:
+    """The truth sidecars of a CBIS-DDSM folder: ``truth/`` at the root or beside a CSV.
+
+    A ``truth/`` folder without a valid index, or lying outside ``source`` (a symbolic link),
+    is reported and not used; the images are then imported without breast masks.
+
+    Args:
+        source: The dataset folder.
+        csv_dirs: Folders holding the case-description CSVs.
+        report: Receives the index files used and the sidecars refused.
+
+    Returns:
+        The usable sidecar folders, the root's first (empty for real CBIS-DDSM).
+    """
+    found: list[Path] = []
+    for folder in dict.fromkeys([source / TRUTH_DIR, *(d / TRUTH_DIR for d in csv_dirs)]):
+        if not folder.is_dir():
+            continue
+        try:
+            require_inside(folder, source)
+            index = _check_index(folder, source)
+        except InputFileError as exc:
+            report.skip(
+                exc.path or folder,
+                "truth sidecar not used (no breast mask is imported from it): " + reason_of(exc),
+            )
+            continue
+        report.use(index)
+        found.append(folder)
+    return found
+
+
+def read_truth_mask(
+    path: Path, shape: tuple[int, int], *, root: Path, max_pixels: int
+) -> np.ndarray:
+    """Read and check one truth-sidecar mask.
+
+    Args:
+        path: The PNG (``truth/<image folder>/breast.png``).
+        shape: The full mammogram's (rows, cols); the mask must have exactly this size.
+        root: The source folder; the file must lie inside it.
+        max_pixels: Largest accepted image (checked from the header).
+
+    Returns:
+        The mask as uint8 0/1.
+
+    Raises:
+        InputFileError: Outside the source, unreadable, of another size, not binary (0/255 or
+            0/1) or empty.
+    """
+    require_inside(path, root)
+    arr, _ = read_image(path, max_pixels=max_pixels)
+    if tuple(arr.shape) != tuple(shape):
+        raise InputFileError(
+            f"the truth mask is {arr.shape[0]}x{arr.shape[1]} pixels but its full mammogram is "
+            f"{shape[0]}x{shape[1]}; a truth mask has the mammogram's native size",
+            path=path,
+            fix=_SIDECAR_FIX,
+        )
+    hi = int(arr.max())
+    if hi not in (0, 1, 255) or not np.all((arr == 0) | (arr == hi)):
+        odd = np.unique(arr[(arr != 0) & (arr != 255) & (arr != 1)])[:5].tolist()
+        odd = odd or sorted({int(v) for v in np.unique(arr)} - {0})[:5]
+        raise InputFileError(
+            f"the truth mask holds values other than 0/255 or 0/1 (e.g. {odd}); a truth mask "
+            "is binary",
+            path=path,
+            fix=_SIDECAR_FIX,
+        )
+    if hi == 0:
+        raise InputFileError(
+            "the truth mask is empty (every pixel 0): no breast", path=path, fix=_SIDECAR_FIX
+        )
+    return (arr > 0).astype(np.uint8)
+
+
+def image_folder(path: Path, root: Path) -> str | None:
+    """The CBIS full-mammogram folder (``Mass-Training_P_00001_LEFT_CC``) holding a DICOM file."""
+    try:
+        parts = path.relative_to(root).parts[:-1]
+    except ValueError:
+        parts = path.parts[:-1]
+    return next((p for p in reversed(parts) if FULL_FOLDER.match(p)), None)
+
+
+def _truth_breast(
+    path: Path,
+    case_id: str,
+    shape: tuple[int, int],
+    resolver: Resolver,
+    config: IngestConfig,
+    report: IngestReport,
+) -> tuple[np.ndarray, SidecarFile, str] | None:
+    """The breast mask of an image from the truth sidecar, or ``None`` (reason reported)."""
+    if not resolver.truth:
+        return None
+    lead = f"truth sidecar not used for image {case_id} (imported without breast_mask): "
+    folder = image_folder(path, resolver.root)
+    if folder is None:
+        report.skip(
+            path,
+            lead + "its DICOM file is not inside a CBIS full-mammogram folder "
+            "(Mass-Training_P_00001_LEFT_CC), the name a sidecar is matched by",
+        )
+        return None
+    for sidecar in resolver.truth:
+        file = sidecar / folder / BREAST_FILE
+        if not (file.exists() or file.is_symlink()):
+            continue
+        try:
+            mask = read_truth_mask(file, shape, root=resolver.root, max_pixels=config.max_pixels)
+        except InputFileError as exc:
+            report.skip(file, lead + reason_of(exc))
+            return None
+        report.use(file)
+        note = (
+            f"breast_mask: exact truth read from the synthetic truth sidecar {report.rel(file)} "
+            "(written by mammo synth), not a labeller's mask"
+        )
+        return mask, SidecarFile(sidecar=sidecar, path=file), note
+    missing = resolver.truth[0] / folder / BREAST_FILE
+    report.skip(
+        missing,
+        lead + reason_of(
+            InputFileError(f"the sidecar has no {folder}/{BREAST_FILE}", fix=_SIDECAR_FIX)
+        ),
+    )
+    return None
+
+
 def _case(
     rows: list[Row], resolver: Resolver, config: IngestConfig, report: IngestReport
 ) -> CaseItem:
@@ -451,6 +653,9 @@ def _case(
     pathology = worst_pathology([r.pathology for r in (mass_rows or rows)])
     birads = [r.assessment for r in rows if r.assessment is not None]
     density = next((r.density for r in rows if r.density is not None), None)
+    truth = _truth_breast(path, first.case_id, shape, resolver, config, report)
+    if truth is not None:
+        notes.append(truth[2])
     record = _record(
         first.case_id,
         first.patient_id,
@@ -469,7 +674,14 @@ def _case(
     )
     for p in used:
         report.use(p)
-    return CaseItem(record=record, image=image, mass_mask=mass_mask, mass_labels=labels)
+    return CaseItem(
+        record=record,
+        image=image,
+        mass_mask=mass_mask,
+        mass_labels=labels,
+        breast_mask=None if truth is None else truth[0],
+        breast_mask_from=None if truth is None else truth[1],
+    )
 
 
 def _unlisted(resolver: Resolver, listed: set[str]) -> dict[str, tuple[re.Match, Path]]:
@@ -499,6 +711,10 @@ def _normal_case(
         raise InputFileError("holds no DICOM file", path=folder, fix="remove the empty folder")
     path = _pick_full(cands)
     image, info = read_dicom(path, max_pixels=config.max_pixels)
+    notes = ["not listed in any case-description CSV: imported as an image without abnormality"]
+    truth = _truth_breast(path, case_id, info.shape, resolver, config, report)
+    if truth is not None:
+        notes.append(truth[2])
     record = _record(
         case_id,
         match["pid"],
@@ -508,11 +724,18 @@ def _normal_case(
         info,
         resolver,
         abnormality="none",
-        notes=["not listed in any case-description CSV: imported as an image without abnormality"],
+        notes=notes,
     )
     report.use(path)
     zeros = np.zeros(image.shape, np.uint8)
-    return CaseItem(record=record, image=image, mass_mask=zeros, mass_labels=zeros)
+    return CaseItem(
+        record=record,
+        image=image,
+        mass_mask=zeros,
+        mass_labels=zeros,
+        breast_mask=None if truth is None else truth[0],
+        breast_mask_from=None if truth is None else truth[1],
+    )
 
 
 @dataclass
@@ -535,9 +758,11 @@ def plan(source: Path, report: IngestReport) -> Plan:
             unusable.append(path)
         else:
             rows.extend(found)
-    resolver = Resolver.for_root(source, sorted({p.parent for p in csvs}))
+    csv_dirs = sorted({p.parent for p in csvs})
+    resolver = Resolver.for_root(source, csv_dirs)
     for folder in resolver.refused:
         report.skip(folder, "folder not searched: " + reason_of(outside_error(folder, source)))
+    resolver.truth = find_truth_sidecars(source, csv_dirs, report)
     cases: dict[str, list[Row]] = {}
     for row in rows:
         cases.setdefault(row.case_id, []).append(row)

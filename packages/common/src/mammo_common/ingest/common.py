@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -12,18 +13,67 @@ import numpy as np
 from skimage.transform import resize
 
 from mammo_common.errors import InputFileError
-from mammo_common.schema import CaseRecord, MassRecord
+from mammo_common.schema import CaseRecord, MassRecord, ParentRef
+
+#: ``kind`` of the store parent that records a truth sidecar the breast masks came from.
+TRUTH_PARENT_KIND = "truth-sidecar"
+
+
+@dataclass(frozen=True)
+class SidecarFile:
+    """A mask read from a truth sidecar (see :mod:`mammo_common.synth.truth`).
+
+    Attributes:
+        sidecar: The sidecar's root folder (``<source>/truth``).
+        path: The file read (``<source>/truth/<image folder>/breast.png``).
+    """
+
+    sidecar: Path
+    path: Path
 
 
 @dataclass
 class CaseItem:
-    """One case ready for :meth:`~mammo_common.store.MammogramsWriter.add_case`."""
+    """One case ready for :meth:`~mammo_common.store.MammogramsWriter.add_case`.
+
+    ``breast_mask_from`` names the truth-sidecar file the ``breast_mask`` was read from (``None``
+    when there is no breast mask or it came from the dataset's own annotations).
+    """
 
     record: CaseRecord
     image: np.ndarray
     mass_mask: np.ndarray | None = None
     mass_labels: np.ndarray | None = None
     breast_mask: np.ndarray | None = None
+    breast_mask_from: SidecarFile | None = None
+
+
+def truth_parents(used: dict[Path, list[Path]], root: Path) -> list[ParentRef]:
+    """Store parents for the truth sidecars that breast masks were read from.
+
+    Args:
+        used: Sidecar folder -> the files read from it.
+        root: The source folder (file names in the digest are relative to it).
+
+    Returns:
+        One :class:`ParentRef` of kind :data:`TRUTH_PARENT_KIND` per sidecar, its digest a
+        SHA-256 over the sorted relative names and sizes of the files read (like the source
+        digest).
+    """
+    parents = []
+    for folder in sorted(used):
+        h = hashlib.sha256()
+        for path in sorted(set(used[folder])):
+            try:
+                rel = path.resolve().relative_to(root.resolve()).as_posix()
+                size = path.stat().st_size
+            except (ValueError, OSError):
+                rel, size = str(path), -1
+            h.update(f"{rel}\t{size}\n".encode())
+        parents.append(
+            ParentRef(path=str(folder), kind=TRUTH_PARENT_KIND, digest="sha256:" + h.hexdigest())
+        )
+    return parents
 
 
 class PathEscapeError(InputFileError):

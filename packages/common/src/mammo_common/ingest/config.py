@@ -51,6 +51,10 @@ class IngestResult(BaseModel):
         n_skipped: Files (or CSV rows) skipped.
         skipped: Each skipped file with its reason (also in the store's metadata).
         n_mass_cases: Cases with at least one mass.
+        n_breast_mask_cases: Cases stored with a breast mask.
+        breast_masks_from_truth_sidecar: Of those, how many were read from a synthetic truth
+            sidecar (``mammo synth``'s ``truth/`` folder; recorded as a store parent of kind
+            ``truth-sidecar`` and in each case's notes).
         source_digest: Digest of the source files used (names and sizes).
     """
 
@@ -62,4 +66,6 @@ class IngestResult(BaseModel):
     n_skipped: int
     skipped: list[SkippedFile] = Field(default_factory=list)
     n_mass_cases: int = 0
+    n_breast_mask_cases: int = 0
+    breast_masks_from_truth_sidecar: int = 0
     source_digest: str = ""

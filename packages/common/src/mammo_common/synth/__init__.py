@@ -1,10 +1,11 @@
 """Synthetic mammograms in the CBIS-DDSM layout, bit-for-bit deterministic from a seed.
 
 ``synth(out)`` writes ``out/CBIS-DDSM/...`` DICOM files and the two mass case-description CSVs,
-so the default pipeline runs the same importer as real CBIS-DDSM data (see
+so the default pipeline runs the same importer as real CBIS-DDSM data, and the exact truth masks
+of every image to the sidecar ``out/truth/`` (see :mod:`mammo_common.synth.truth`). See
 :mod:`mammo_common.synth.cbis_layout` for the layout, the "no mass" convention and the defects
 reproduced, :mod:`mammo_common.synth.phantom` for the image model and
-:mod:`mammo_common.synth.cases` for the lesion statistics).
+:mod:`mammo_common.synth.cases` for the lesion statistics.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mammo_common.synth.config import (
     SynthResult,
 )
 from mammo_common.synth.phantom import Phantom, render
+from mammo_common.synth.truth import TRUTH_DIR, write_truth, write_truth_index
 
 __all__ = [
     "DEFAULT_CASES",
@@ -45,14 +47,17 @@ def _write_all(root: Path, specs: list[ImageSpec], config: SynthConfig) -> int:
     cbis.mkdir(parents=True)
     counters = Counters()
     rows: dict[str, list[dict[str, str]]] = {"Training": [], "Test": []}
+    truth: dict[str, list[str]] = {}
     for spec in specs:
         phantom = render(spec, config.size, config.seed)
         rows[spec.split].extend(
             write_image(cbis, spec, phantom, seed=config.seed, defects=config.defects,
                         counters=counters)
         )
+        truth[spec.name] = write_truth(root / TRUTH_DIR, spec, phantom)
     write_csv(root / "mass_case_description_train_set.csv", rows["Training"])
     write_csv(root / "mass_case_description_test_set.csv", rows["Test"])
+    write_truth_index(root / TRUTH_DIR, truth, seed=config.seed, size=config.size)
     return sum(1 for p in root.rglob("*") if p.is_file())
 
 

@@ -7,6 +7,7 @@ Layout (paths in the CSVs are relative to the ``CBIS-DDSM`` folder, as in the TC
     <out>/CBIS-DDSM/Mass-Training_P_00001_LEFT_CC/<study UID>/<series UID>/1-1.dcm
     <out>/CBIS-DDSM/Mass-Training_P_00001_LEFT_CC_1/<study UID>/<crop series UID>/1-1.dcm
     <out>/CBIS-DDSM/Mass-Training_P_00001_LEFT_CC_1/<study UID>/<mask series UID>/1-1.dcm
+    <out>/truth/Mass-Training_P_00001_LEFT_CC/breast.png      (exact truth; see synth.truth)
 
 Images without a mass have a full-mammogram folder but no CSV row (CBIS-DDSM itself holds no
 normal images); the CBIS importer takes such unlisted full mammograms as abnormality "none".
