@@ -139,6 +139,9 @@ class PredictConfig(_Config):
         method: ``unet`` (the trained network) or ``threshold`` (Otsu plus morphology).
         output_size: Size of the stored, cropped images (640x640 in the reference).
         margin: Margin around the breast's bounding box, as a fraction of its sides.
+        normalize: Intensities of the stored crops: ``percentile`` stretches each breast's
+            0.5th-99.5th percentiles to a fixed range (the next stages see one scale whatever
+            the source), ``none`` keeps the mammogram's values.
         threshold: Probability threshold of the breast mask.
         tta_flips: Average the prediction over flipped copies.
         batch_size: Images per prediction batch.
@@ -156,6 +159,7 @@ class PredictConfig(_Config):
     method: Literal["unet", "threshold"] = "unet"
     output_size: Size = (640, 640)
     margin: float = Field(default=0.02, ge=0, le=1)
+    normalize: Literal["none", "percentile"] = "percentile"
     threshold: float = Field(default=0.5, gt=0, lt=1)
     tta_flips: bool = False
     batch_size: int = Field(default=1, ge=1)

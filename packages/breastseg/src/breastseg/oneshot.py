@@ -40,6 +40,7 @@ class BreastsegStage:
         cropped = crop_case(
             case.image, mask, None, output_size=tuple(case.work_size),
             margin=float(defaults["margin"].default),
+            normalize=str(defaults["normalize"].default),
         )
         if cropped.empty:
             case.notes.append("breastseg found no breast; the whole image was kept")

@@ -95,6 +95,7 @@ def predict(config: PredictConfig) -> PredictResult:
         **segmenter.params,
         "output_size": list(config.output_size),
         "margin": config.margin,
+        "normalize": config.normalize,
         "threshold": config.threshold,
         "fill_holes": config.fill_holes,
     }
@@ -128,6 +129,7 @@ def predict(config: PredictConfig) -> PredictResult:
                 case.mass_mask,
                 output_size=config.output_size,
                 margin=config.margin,
+                normalize=config.normalize,
             )
             record = case.record
             notes = list(record.notes)

@@ -159,6 +159,28 @@ def breast_mask(
     return mask.astype(np.uint8)
 
 
+#: Where ``normalize_breast`` puts the breast's 0.5th and 99.5th percentiles (fractions of 65535).
+BREAST_RANGE = (0.05, 0.95)
+
+
+def normalize_breast(image: NDArray, mask: NDArray) -> NDArray[np.uint16]:
+    """Stretch the breast's 0.5th-99.5th percentiles to ``BREAST_RANGE`` (uint16, clipped).
+
+    The intensity scale of a mammogram depends on the film, the digitiser or the vendor's
+    processing; the breast's own percentiles do not depend on the background, labels or film
+    edges, so this puts every source on one scale without assuming a black background.
+    """
+    values = np.asarray(image)[np.asarray(mask) > 0]
+    if values.size == 0:
+        return np.asarray(image).astype(np.uint16, copy=False)
+    lo, hi = (float(v) for v in np.percentile(values, [0.5, 99.5]))
+    if hi <= lo:
+        hi = lo + 1.0
+    a, b = BREAST_RANGE
+    scaled = (np.asarray(image, np.float32) - lo) / (hi - lo) * (b - a) + a
+    return np.rint(np.clip(scaled, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
 @dataclass
 class CroppedCase:
     """One case mapped into the ``breast`` store."""
@@ -177,8 +199,14 @@ def crop_case(
     *,
     output_size: tuple[int, int],
     margin: float,
+    normalize: str = "none",
 ) -> CroppedCase:
     """Blank the background, crop to the breast box with a margin and resize.
+
+    With ``normalize="percentile"`` the breast's intensities are also stretched so that its
+    0.5th..99.5th percentiles span ``BREAST_RANGE`` of the uint16 range (see
+    :func:`normalize_breast`): the next stages then see the same intensity scale whatever the
+    film, digitiser or vendor curve, and the background stays exactly 0.
 
     Args:
         image: Native image (uint16).
@@ -186,6 +214,7 @@ def crop_case(
         mass_mask: Native ground-truth mass mask, or ``None``.
         output_size: Stored ``(rows, cols)``.
         margin: Margin fraction around the breast's bounding box.
+        normalize: ``none`` (keep the values) or ``percentile`` (stretch the breast).
 
     Returns:
         The stored arrays and the case's transform; ``empty`` when no breast was found (then the
@@ -198,6 +227,8 @@ def crop_case(
         blanked = image
         mask = np.ones_like(mask)
     else:
+        if normalize == "percentile":
+            image = normalize_breast(image, mask)
         blanked = np.where(mask > 0, image, 0).astype(image.dtype, copy=False)
     box = crop_box_from_mask(mask, margin)
     transform = make_transform(image.shape, box, output_size)

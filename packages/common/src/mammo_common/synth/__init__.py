@@ -20,6 +20,7 @@ from mammo_common.synth.config import (
     DEFAULT_CASES,
     DEFAULT_SEED,
     DEFAULT_SIZE,
+    DEFAULT_STYLE,
     SynthConfig,
     SynthResult,
 )
@@ -77,7 +78,7 @@ def run_synth(config: SynthConfig) -> SynthResult:
     check_output_path(out, overwrite=config.overwrite)
     if out.exists() and not out.is_dir():
         raise MammoError("exists and is not a folder", path=out, fix="choose a folder path")
-    specs = sample_dataset(config.cases, config.seed)
+    specs = sample_dataset(config.cases, config.seed, config.style)
     with atomic_path(out) as tmp:
         n_files = _write_all(tmp, specs, config)
     lesions = [lesion for s in specs for lesion in s.lesions]
@@ -94,6 +95,7 @@ def run_synth(config: SynthConfig) -> SynthResult:
         n_files=n_files,
         size=config.size,
         seed=config.seed,
+        style=config.style,
     )
 
 
@@ -104,6 +106,7 @@ def synth(
     size: tuple[int, int] = DEFAULT_SIZE,
     *,
     defects: bool = True,
+    style: str = DEFAULT_STYLE,
     overwrite: bool = False,
 ) -> SynthResult:
     """Write synthetic mammograms in the CBIS-DDSM layout (see :func:`run_synth`).
@@ -114,6 +117,6 @@ def synth(
     return run_synth(
         SynthConfig(
             out=Path(out_dir), cases=cases, seed=seed, size=size, defects=defects,
-            overwrite=overwrite,
+            style=style, overwrite=overwrite,
         )
     )

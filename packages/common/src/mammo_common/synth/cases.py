@@ -4,8 +4,8 @@ Each patient draws from its own random stream (``seed``, patient index), so pati
 same whatever the number of patients asked for.
 
 Lesion descriptors follow BI-RADS and are correlated with pathology, with deliberate overlap:
-about 82% of benign masses are ROUND/OVAL/LOBULATED with CIRCUMSCRIBED/OBSCURED/MICROLOBULATED
-margins, about 82% of malignant masses are IRREGULAR/LOBULATED with SPICULATED/ILL_DEFINED
+about 87% of benign masses are ROUND/OVAL/LOBULATED with CIRCUMSCRIBED/OBSCURED/MICROLOBULATED
+margins, about 87% of malignant masses are IRREGULAR/LOBULATED with SPICULATED/ILL_DEFINED
 margins, and the rest take the other group's descriptors.
 """
 
@@ -21,7 +21,7 @@ BENIGN_MARGINS = (("CIRCUMSCRIBED", 0.70), ("OBSCURED", 0.15), ("MICROLOBULATED"
 MALIGNANT_MARGINS = (("SPICULATED", 0.50), ("ILL_DEFINED", 0.40), ("MICROLOBULATED", 0.10))
 
 #: Probability that a lesion takes the descriptors typical of the *other* pathology.
-OVERLAP = 0.18
+OVERLAP = 0.13
 #: Share of malignant lesions.
 P_MALIGNANT = 0.45
 #: Share of breasts (per imaged breast) that hold at least one mass.

@@ -199,8 +199,7 @@ def write_image(
     counters: Counters,
 ) -> list[dict[str, str]]:
     """Write one mammogram (and its abnormality folders) and return its CSV rows."""
-    shape = phantom.image.shape
-    spacing = FILM_HEIGHT_MM / shape[0]
+    spacing = phantom.spacing_mm
     k = counters.image
     counters.image += 1
     stored = to_uint16(phantom.image)
