@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import itertools
 
 import numpy as np
 import pydicom
 import pytest
 from pydantic import ValidationError
+from scipy import ndimage as ndi
 from skimage.measure import perimeter
 
 from mammo_common.errors import MammoError
@@ -113,7 +115,70 @@ def test_benign_masses_more_compact_than_malignant():
     scores = {"benign": [], "malignant": []}
     for i in range(80):
         lesion = sample_lesion(rng, "MALIGNANT" if i % 2 else "BENIGN")
-        body, _ = mass_layers(rng, lesion, (50.0, 50.0), 18.0, (100, 100))
+        body, _, _ = mass_layers(rng, lesion, (50.0, 50.0), 18.0, (100, 100))
         compact = 4 * np.pi * body.sum() / perimeter(body) ** 2
         scores["malignant" if i % 2 else "benign"].append(compact)
     assert np.mean(scores["benign"]) > np.mean(scores["malignant"]) + 0.05
+
+
+def _phantoms(style, cases=8, size=(256, 192), seed=2):
+    return [(s, render(s, size, seed)) for s in sample_dataset(cases, seed, style)]
+
+
+def test_style_validated_and_mixed_draws_both():
+    with pytest.raises(ValidationError):
+        SynthConfig(out="x", style="xeroradiography")
+    styles = {s.style for s in sample_dataset(12, 0, "mixed")}
+    assert styles == {"film", "digital"}
+
+
+def test_film_background_is_not_black_and_digital_is():
+    def background(ph):
+        bg = ~ph.breast_mask & ~ph.marks_mask
+        bg &= ~ndi.binary_dilation(ph.breast_mask, iterations=3)
+        return ph.image[bg]
+
+    film = [background(ph) for _, ph in _phantoms("film")]
+    digital = [background(ph) for _, ph in _phantoms("digital")]
+    assert all(0.03 < np.median(b) < 0.3 and b.std() > 0.003 for b in film)
+    assert all(np.median(b) < 0.03 for b in digital)
+    # film artefacts (labels, markers, edges) exist and stay off the breast
+    assert sum(ph.marks_mask.any() for _, ph in _phantoms("film")) >= 6
+
+
+def test_skin_edge_darker_than_interior_but_not_blank():
+    for _, ph in _phantoms("film", cases=4):
+        dist = ndi.distance_transform_edt(np.pad(ph.breast_mask, 1))[1:-1, 1:-1] * ph.spacing_mm
+        edge = ph.breast_mask & (dist > 0.5) & (dist < 3) & ~ph.pectoral_mask
+        inner = ph.breast_mask & (dist > 25) & (ph.gland < 0.05) & ~ph.pectoral_mask
+        bg = ~ndi.binary_dilation(ph.breast_mask, iterations=3) & ~ph.marks_mask
+        assert ph.image[bg].mean() + 0.03 < ph.image[edge].mean() < ph.image[inner].mean()
+
+
+def test_dense_share_follows_birads_density():
+    share: dict[int, list[float]] = {}
+    for spec, ph in _phantoms("film", cases=24, size=(128, 96), seed=4):
+        share.setdefault(spec.density, []).append(float((ph.gland[ph.breast_mask] >= 0.3).mean()))
+    means = [np.mean(share[d]) for d in sorted(share)]
+    assert len(means) >= 3 and all(a < b for a, b in itertools.pairwise(means))
+
+
+def test_masses_realistic_size_and_often_hidden_in_dense_tissue():
+    diam, dense, threshold_dice = [], [], []
+    for _, ph in _phantoms("film", cases=16, size=(384, 288), seed=5):
+        for m in ph.mass_masks:
+            r = np.sqrt(m.sum() / np.pi)
+            diam.append(2 * r * ph.spacing_mm)
+            ring = ndi.binary_dilation(m, iterations=max(2, round(1.5 * r)))
+            ring &= ~ndi.binary_dilation(m, iterations=max(1, round(0.5 * r))) & ph.breast_mask
+            dense.append(np.median(ph.gland[ring]) >= 0.3)
+            values = ph.image[ph.breast_mask]
+            truth = m[ph.breast_mask]
+            hits = np.cumsum(truth[np.argsort(-values, kind="stable")])
+            k = np.arange(1, values.size + 1)
+            threshold_dice.append(float((2 * hits / (k + truth.sum())).max()))
+    diam = np.array(diam)
+    assert len(diam) >= 10
+    assert np.mean((diam >= 5) & (diam <= 30)) >= 0.75
+    assert np.mean(dense) >= 0.3  # many masses sit in dense tissue
+    assert np.mean(np.array(threshold_dice) < 0.5) >= 0.3  # not findable by a global threshold
