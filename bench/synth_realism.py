@@ -38,7 +38,7 @@ from mammo_common.synth.cases import sample_dataset
 from mammo_common.synth.phantom import render
 
 #: Projected glandular fraction from which tissue counts as dense.
-DENSE_G = 0.3
+DENSE_G = 0.2
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

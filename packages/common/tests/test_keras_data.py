@@ -166,3 +166,38 @@ def test_fits_a_keras_model(arrays):
     ds = SegmentationDataset(images, masks, range(6), batch_size=3, shuffle=True)
     history = model.fit(ds, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_patches_oversample_the_foreground_and_are_seeded():
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 65536, (6, 64, 48), dtype=np.uint16)
+    masks = np.zeros((6, 64, 48), np.uint8)
+    masks[:, 40:46, 30:36] = 1  # a small "mass" in every image
+    def fraction_with_mass(fg: float) -> float:
+        ds = SegmentationDataset(images, masks, batch_size=6, shuffle=True, seed=3,
+                                 steps_per_epoch=20, patch_size=(16, 16),
+                                 foreground_fraction=fg)
+        ys = [ds[i][1] for i in range(len(ds))]
+        x, _ = ds[0]
+        assert x.shape == (6, 16, 16, 1)
+        return float(np.mean([y.reshape(len(y), -1).max(axis=1).mean() for y in ys]))
+
+    uniform, oversampled = fraction_with_mass(0.0), fraction_with_mass(1.0)
+    assert oversampled == 1.0  # every patch holds a mass pixel
+    assert uniform < 0.5  # a 6x6 mass in a 64x48 image: a uniform 16x16 patch rarely hits it
+    a = SegmentationDataset(images, masks, batch_size=2, seed=5, patch_size=(16, 16),
+                            foreground_fraction=0.5)
+    b = SegmentationDataset(images, masks, batch_size=2, seed=5, patch_size=(16, 16),
+                            foreground_fraction=0.5)
+    assert np.array_equal(a[1][0], b[1][0]) and np.array_equal(a[1][1], b[1][1])
+    with pytest.raises(ValueError, match="foreground_fraction"):
+        SegmentationDataset(images, masks, foreground_fraction=1.5)
+
+
+def test_patch_pads_small_images():
+    from mammo_common.keras.data import sample_patch
+
+    x = np.ones((10, 8, 1), np.float32)
+    y = np.zeros((10, 8, 1), np.float32)
+    px, py = sample_patch(x, y, (16, 16), np.random.default_rng(0), 0.5)
+    assert px.shape == (16, 16, 1) and py.shape == (16, 16, 1) and px.sum() == 80

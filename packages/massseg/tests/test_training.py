@@ -296,3 +296,24 @@ def test_models_command() -> None:
     assert result.exit_code == 0, result.output
     rows = json.loads(result.output)
     assert len(rows) == 10 and {r["name"] for r in rows} >= {"unet5l", "unetpp_xception"}
+
+
+def test_unet5l_learns_from_patches(phantoms: dict[str, Any]) -> None:
+    """Patch training (foreground oversampling) saves a whole-image model that segments."""
+    out = phantoms["root"] / "unet5l_patches" / "fold_1"
+    train(TrainConfig(**SMALL, data=phantoms["breast"], splits=phantoms["splits"], fold=1,
+                      out=out, epochs=8, monitor="val_dice", patch_size=(32, 32),
+                      foreground_fraction=0.5, loss="bce_dice"))
+    card = read_model_card(out)
+    assert tuple(card.input_shape) == (64, 64, 1)
+    assert card.training["patch_size"] == [32, 32]
+    metrics = _test_dice(phantoms, [out], "unet5l_patches")
+    assert metrics["dice_mean"] >= MIN_DICE
+
+
+def test_patch_size_checked(phantoms: dict[str, Any], tmp_path: Path) -> None:
+    from mammo_common.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="patch_size"):
+        train(TrainConfig(**SMALL, data=phantoms["breast"], splits=phantoms["splits"], fold=1,
+                          out=tmp_path / "m", epochs=1, patch_size=(40, 40)))

@@ -140,6 +140,13 @@ class TrainSettings(_Strict):
             1e-4).
         loss: Loss name (soft Dice pooled over the batch is the reference).
         steps_multiplier: Steps per epoch = multiplier x (training images // batch) (reference 3).
+        patch_size: Train on random patches of this (rows, cols) size instead of whole images
+            (``None``, the reference). Patches cost less per step and, with
+            ``foreground_fraction``, show the network many more mass pixels; validation and
+            prediction use whole images (the networks are fully convolutional). Needs a network
+            that builds with an undefined input size (``unet5l``).
+        foreground_fraction: Share of training patches that hold a mass pixel (foreground
+            oversampling, as nnU-Net); the rest are placed uniformly.
         augment: On-the-fly augmentation of the training batches (mass preset).
         intensity_augment: Random intensity changes of the training images (tone curve,
             contrast, background level, noise, blur), as between mammogram sources
@@ -171,6 +178,8 @@ class TrainSettings(_Strict):
     learning_rate: float | None = Field(default=None, gt=0)
     loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "dice"
     steps_multiplier: int = Field(default=3, ge=1)
+    patch_size: tuple[int, int] | None = None
+    foreground_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
     reduce_lr_patience: int = Field(default=3, ge=1)

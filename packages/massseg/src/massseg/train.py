@@ -236,6 +236,45 @@ def _build(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
         raise ConfigError(str(exc), field="model_kwargs", fix="check the model arguments") from None
 
 
+#: Whole training images over which BatchNorm statistics are re-estimated (patch training).
+RECALIBRATION_IMAGES = 32
+
+
+def _recalibration(
+    config: TrainConfig, images: Any, masks: Any, train_idx: Any, shape: tuple[int, int, int]
+) -> Any:
+    """Before each validation, BatchNorm statistics from whole training images (patches
+    have other statistics; see :mod:`mammo_common.keras.batchnorm_calibration`)."""
+    import numpy as np
+
+    from mammo_common.keras.batchnorm_calibration import RecalibrateBatchNorm
+    from mammo_common.keras.data import SegmentationDataset
+
+    order = np.random.default_rng([config.seed, 0xBA7C4]).permutation(len(train_idx))
+    chosen = np.asarray(train_idx)[np.sort(order[:RECALIBRATION_IMAGES])]
+    whole = SegmentationDataset(images, masks, chosen, batch_size=min(8, config.batch_size),
+                                image_size=shape[:2], channels=shape[2])
+    return RecalibrateBatchNorm(lambda: (whole[i][0] for i in range(len(whole))))
+
+
+def _patch_shape(config: TrainConfig, shape: tuple[int, int, int]) -> tuple[int, int] | None:
+    """The training patch size, checked against the network's input multiple (or None)."""
+    if config.patch_size is None:
+        return None
+    from massseg.models import input_multiple
+
+    multiple = input_multiple(config.arch)
+    ph, pw = config.patch_size
+    if ph % multiple or pw % multiple or ph > shape[0] or pw > shape[1]:
+        raise ConfigError(
+            f"patch_size {config.patch_size} must be multiples of {multiple} and fit the input "
+            f"size {shape[:2]}",
+            field="patch_size",
+            fix=f"use multiples of {multiple} no larger than the input size",
+        )
+    return (ph, pw)
+
+
 def train(
     config: TrainConfig, *, callbacks: Sequence[Any] = (), strategy: str = "none"
 ) -> TrainFoldResult:
@@ -273,8 +312,10 @@ def train(
     from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 
     distribution = get_strategy(strategy)
+    patch = _patch_shape(config, shape)
     with strategy_scope(distribution):
-        model = _build(config, shape)
+        # patches: train a network of undefined input size, saved at the full size below
+        model = _build(config, (None, None, shape[2]) if patch else shape)
     images, masks = _Rows(store.array("images")), _Rows(store.array("mass_masks"))
     steps = config.steps_multiplier * max(1, len(train_idx) // config.batch_size)
     augment = with_intensity(
@@ -283,12 +324,16 @@ def train(
     train_ds = SegmentationDataset(
         images, masks, train_idx, batch_size=config.batch_size, image_size=shape[:2],
         channels=shape[2], shuffle=True, seed=config.seed, augment=augment,
-        steps_per_epoch=steps,
+        steps_per_epoch=steps, patch_size=patch,
+        foreground_fraction=config.foreground_fraction,
     )
     valid_ds = SegmentationDataset(
         images, masks, valid_idx, batch_size=config.batch_size, image_size=shape[:2],
         channels=shape[2], shuffle=False,
     )
+    callbacks = list(callbacks)
+    if patch:
+        callbacks.append(_recalibration(config, images, masks, train_idx, shape))
     work = training_dir(config.out)
     lr = config.effective_learning_rate
     result = fit_resumable(
@@ -312,7 +357,7 @@ def train(
         mixed_precision=config.mixed_precision,
         deterministic=config.deterministic,
         progress=progress_enabled(),
-        callbacks=list(callbacks),
+        callbacks=callbacks,
         strategy=distribution,
     )
     history = result.history
@@ -367,6 +412,10 @@ def train(
         weights_origin=str(config.weights) if config.weights else "scratch",
         created_by="massseg train",
     )
+    if patch:
+        full = _build(config, shape)
+        full.set_weights(model.get_weights())
+        model = full
     if is_chief(distribution):  # multi-worker: only the chief writes
         save_model_folder(config.out, model, card, result)
         shutil.rmtree(work, ignore_errors=True)

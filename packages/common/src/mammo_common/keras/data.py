@@ -231,6 +231,37 @@ class _EpochDataset(keras.utils.PyDataset):
             self.epoch += 1
 
 
+def sample_patch(
+    x: NDArray,
+    y: NDArray,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    foreground_fraction: float,
+) -> tuple[NDArray, NDArray]:
+    """A random ``size`` patch of an image ``(H, W, C)`` and its mask ``(H, W, 1)``.
+
+    With probability ``foreground_fraction`` (and a non-empty mask) the patch holds a random
+    foreground pixel at a random place inside it; otherwise it is placed uniformly. Images
+    smaller than ``size`` are zero-padded first.
+    """
+    ph, pw = int(size[0]), int(size[1])
+    h, w = x.shape[:2]
+    if h < ph or w < pw:
+        pad = [(0, max(0, ph - h)), (0, max(0, pw - w)), (0, 0)]
+        x, y = np.pad(x, pad), np.pad(y, pad)
+        h, w = x.shape[:2]
+    on_foreground = rng.random() < foreground_fraction
+    ys, xs = np.nonzero(y[..., 0] > 0.5) if on_foreground else ((), ())
+    if len(ys):
+        k = int(rng.integers(len(ys)))
+        y0 = int(ys[k]) - int(rng.integers(ph))
+        x0 = int(xs[k]) - int(rng.integers(pw))
+    else:
+        y0, x0 = int(rng.integers(h - ph + 1)), int(rng.integers(w - pw + 1))
+    y0, x0 = min(max(y0, 0), h - ph), min(max(x0, 0), w - pw)
+    return x[y0:y0 + ph, x0:x0 + pw], y[y0:y0 + ph, x0:x0 + pw]
+
+
 class SegmentationDataset(_EpochDataset):
     """Image / mask batches ``(x float32 (b, H, W, C), y float32 (b, H, W, 1))``.
 
@@ -251,6 +282,11 @@ class SegmentationDataset(_EpochDataset):
         workers: PyDataset worker threads (1: the 2-core default).
         use_multiprocessing: PyDataset multiprocessing.
         max_queue_size: PyDataset queue size.
+        patch_size: Train on random ``(rows, cols)`` patches of the (resized) images instead
+            of whole images (a fully convolutional network then predicts whole images);
+            None: whole images.
+        foreground_fraction: Share of patches placed on a random foreground pixel of the mask
+            (foreground oversampling, as nnU-Net); the rest are placed uniformly.
     """
 
     def __init__(
@@ -270,8 +306,14 @@ class SegmentationDataset(_EpochDataset):
         workers: int = 1,
         use_multiprocessing: bool = False,
         max_queue_size: int = 10,
+        patch_size: tuple[int, int] | None = None,
+        foreground_fraction: float = 0.0,
     ) -> None:
         n = n_items(images)
+        if not 0.0 <= foreground_fraction <= 1.0:
+            raise ValueError("foreground_fraction must lie in [0, 1]")
+        self.patch_size = None if patch_size is None else (int(patch_size[0]), int(patch_size[1]))
+        self.foreground_fraction = float(foreground_fraction)
         if n != n_items(masks):
             raise ValueError(f"{n} images but {n_items(masks)} masks")
         self.images = images
@@ -295,13 +337,19 @@ class SegmentationDataset(_EpochDataset):
         )
 
     def item(
-        self, position: int, rng: np.random.Generator | None = None
+        self,
+        position: int,
+        rng: np.random.Generator | None = None,
+        patch_rng: np.random.Generator | None = None,
     ) -> tuple[NDArray, NDArray]:
-        """Sample at ``position`` of the index list, prepared (augmented when ``rng``)."""
+        """Sample at ``position`` of the index list, prepared (augmented when ``rng``; a
+        random patch when the dataset has a ``patch_size`` and ``patch_rng`` is given)."""
         i = int(self.indices[position])
         x = _with_channel(normalize_image(np.asarray(self.images[i])))
         x = _resize(x, self.image_size, order=1)
         y = prepare_mask(np.asarray(self.masks[i]), self.image_size)
+        if self.patch_size is not None and patch_rng is not None:
+            x, y = sample_patch(x, y, self.patch_size, patch_rng, self.foreground_fraction)
         if self.augment is not None and rng is not None:
             x, y = augment_pair(x, y, self.augment, rng)
         return _match_channels(x, self.channels), y.astype(np.float32, copy=False)
@@ -310,8 +358,13 @@ class SegmentationDataset(_EpochDataset):
         epoch, positions = self._batch_positions(idx)
         xs, ys = [], []
         for j, pos in enumerate(positions):
-            rng = self._rng(epoch, idx * self.batch_size + j) if self.augment else None
-            x, y = self.item(int(pos), rng)
+            slot = idx * self.batch_size + j
+            rng = self._rng(epoch, slot) if self.augment else None
+            patch_rng = (
+                np.random.default_rng([self.seed, epoch, slot, 0xCA7C4])
+                if self.patch_size is not None else None
+            )
+            x, y = self.item(int(pos), rng, patch_rng)
             xs.append(x)
             ys.append(y)
         return np.stack(xs), np.stack(ys)

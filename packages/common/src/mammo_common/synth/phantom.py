@@ -175,7 +175,7 @@ def _gland(
     share = rng.uniform(lo, hi)
     inside = fld[breast]
     thr = float(np.quantile(inside, 1.0 - share)) if inside.size else 0.0
-    gmax = rng.uniform(0.45, 0.6) + 0.05 * int(density)
+    gmax = rng.uniform(0.35, 0.5) + 0.03 * int(density)
     g = gmax * (1.0 / (1.0 + np.exp(-(fld - thr) / 0.6)))
     g *= np.clip(dist_mm / 4.0, 0.0, 1.0)
     return np.where(breast, g, 0.0).astype(np.float32)
@@ -223,7 +223,7 @@ def mass_layers(
     if not body_l.any():
         body_l[min(round(cy) - sl[0].start, body_l.shape[0] - 1),
                min(round(cx) - sl[1].start, body_l.shape[1] - 1)] = True
-    depth = r * spacing_mm * rng.uniform(0.75, 1.05)
+    depth = r * spacing_mm * rng.uniform(0.9, 1.2)
     t = 2.0 * depth * np.sqrt(np.clip(1.0 - q**2, 0.0, 1.0))
     px_sigma = 1.2 / spacing_mm
     tex = ndi.gaussian_filter(rng.standard_normal(t.shape).astype(np.float32), max(px_sigma, 0.7))
@@ -319,8 +319,8 @@ def _place_masses(
         bodies.append(body)
         thick += t
         over += g
-        # denser for more conspicuous masses: 5-15 % above fibroglandular tissue
-        mu = np.where(t > 0, MU_GLAND * (1.03 + 0.025 * lesion.subtlety), mu)
+        # denser for more conspicuous masses: 15-27 % above fibroglandular tissue
+        mu = np.where(t > 0, MU_GLAND * (1.12 + 0.03 * lesion.subtlety), mu)
         blocked |= ndi.binary_dilation(body, iterations=2)
     return bodies, thick, mu, over
 
