@@ -57,7 +57,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 @handle_errors
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write (CBIS-DDSM layout).")],
-    cases: Annotated[int | None, typer.Option(help="Number of patients [default: 24].")] = None,
+    cases: Annotated[int | None, typer.Option(help="Number of patients [default: 100].")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
     size: Annotated[
         str | None, typer.Option(help="Mammogram size ROWSxCOLS [default: 512x384].")
@@ -83,7 +83,7 @@ def synth(
     spiculated, with overlap). Exact breast, pectoral and mass masks go to OUT/truth/, which
     `mammo ingest` reads. The defaults are what data.dvc tracks.
 
-    Example: mammo synth data/raw --cases 24 --seed 0
+    Example: mammo synth data/raw --cases 100 --seed 0 --style film
     """
     from mammo_common.synth import SynthConfig, run_synth
 

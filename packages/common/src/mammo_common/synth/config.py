@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Default image size (rows, cols): 4:3 like the reference's 1024x768, small enough for a CPU.
 DEFAULT_SIZE = (512, 384)
-#: Default number of patients (about 65 images, 45 with masses).
-DEFAULT_CASES = 24
+#: Default number of patients (281 images, 182 with masses, 58 in the test split).
+DEFAULT_CASES = 100
 DEFAULT_SEED = 0
 #: Default imaging style: half the patients film, half digital.
 DEFAULT_STYLE = "mixed"
