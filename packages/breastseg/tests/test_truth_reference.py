@@ -22,7 +22,7 @@ from breastseg.labeller import LabellerConfig, label_breast
 from mammo_common.ingest import IngestConfig, run_ingest
 from mammo_common.metrics import dice
 from mammo_common.store import open_store
-from mammo_common.synth import render, sample_dataset, synth
+from mammo_common.synth import DEFAULT_STYLE, render, sample_dataset, synth
 
 CASES, SEED, SIZE = 3, 0, (128, 96)
 
@@ -40,7 +40,7 @@ def truth_store(tmp_path_factory):
 def _truth_by_case() -> dict[str, np.ndarray]:
     return {
         f"{s.patient_id}_{s.side}_{s.view}": render(s, SIZE, SEED).breast_mask
-        for s in sample_dataset(CASES, SEED)
+        for s in sample_dataset(CASES, SEED, DEFAULT_STYLE)
     }
 
 

@@ -11,7 +11,7 @@ from formats import tree_digest, write_cbis
 from mammo_common import open_store
 from mammo_common.errors import InputFileError, MammoError
 from mammo_common.ingest import IngestConfig, run_ingest
-from mammo_common.synth import render, sample_dataset, synth
+from mammo_common.synth import DEFAULT_STYLE, render, sample_dataset, synth
 from mammo_common.synth.cbis_layout import to_uint16
 
 SMALL = (64, 48)
@@ -44,7 +44,7 @@ def test_synth_masks_and_images_align(synth_store):
     root, _, _ = synth_store
     store = open_store(root / "m.zarr", "mammograms")
     notes = []
-    for spec in sample_dataset(6, seed=2):
+    for spec in sample_dataset(6, seed=2, style=DEFAULT_STYLE):
         case_id = f"{spec.patient_id}_{spec.side}_{spec.view}"
         data = store.load(case_id)
         rec = data.record

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mammo_common.synth.config import DEFAULT_STYLE
+
 BENIGN_SHAPES = (("ROUND", 0.35), ("OVAL", 0.45), ("LOBULATED", 0.20))
 MALIGNANT_SHAPES = (("IRREGULAR", 0.80), ("LOBULATED", 0.20))
 BENIGN_MARGINS = (("CIRCUMSCRIBED", 0.70), ("OBSCURED", 0.15), ("MICROLOBULATED", 0.15))
@@ -122,7 +124,7 @@ def sample_lesion(rng: np.random.Generator, pathology: str | None = None) -> Les
     return LesionSpec(pathology, shape, margins, assessment, subtlety, diameter)
 
 
-def sample_patient(seed: int, index: int, style: str = "film") -> list[ImageSpec]:
+def sample_patient(seed: int, index: int, style: str = DEFAULT_STYLE) -> list[ImageSpec]:
     """The images of patient ``index`` (0-based): one or two breasts, CC and/or MLO each.
 
     The first three patients are pinned so that even a tiny dataset has a malignant mass, a
@@ -155,7 +157,7 @@ def sample_patient(seed: int, index: int, style: str = "film") -> list[ImageSpec
     return images
 
 
-def sample_dataset(n_patients: int, seed: int, style: str = "film") -> list[ImageSpec]:
+def sample_dataset(n_patients: int, seed: int, style: str = DEFAULT_STYLE) -> list[ImageSpec]:
     """All images of ``n_patients`` patients, sorted by folder name."""
     images = [img for i in range(n_patients) for img in sample_patient(seed, i, style)]
     return sorted(images, key=lambda s: s.name)
