@@ -300,25 +300,29 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
-def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
-    """Prints (and returns) a Markdown table."""
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if v == 0:
+            return "0"
+        if abs(v) >= 100:
+            return f"{v:,.0f}"
+        if abs(v) >= 1:
+            return f"{v:.2f}"
+        return f"{v:.3f}"
+    return str(v)
 
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            if v == 0:
-                return "0"
-            if abs(v) >= 100:
-                return f"{v:,.0f}"
-            if abs(v) >= 1:
-                return f"{v:.2f}"
-            return f"{v:.3f}"
-        return str(v)
 
+def print_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    title: str = "",
+    fmt: Callable[[Any], str] = _fmt,
+) -> str:
+    """Prints (and returns) a Markdown table, each cell written by ``fmt``."""
     cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    lines = []
-    if title:
-        lines.append(f"\n{title}\n")
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
+              for i, h in enumerate(headers)]
+    lines = [f"\n{title}\n"] if title else []
     lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
     lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in cells:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 RESULTS_DIR = BENCH_DIR / "results"
@@ -138,29 +140,19 @@ def _json_default(o: Any) -> Any:
     return str(o)
 
 
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
+    return str(v)
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], title: str = "") -> str:
     """Prints (and returns) a Markdown table; floats with 3 decimals, ``None`` as ``n/a``."""
-
-    def fmt(v: Any) -> str:
-        if v is None:
-            return "n/a"
-        if isinstance(v, bool):
-            return "yes" if v else "no"
-        if isinstance(v, float):
-            return f"{v:.3f}" if abs(v) < 100 else f"{v:,.0f}"
-        return str(v)
-
-    cells = [[fmt(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
-    lines = [f"\n{title}\n"] if title else []
-    lines.append("| " + " | ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)) + " |")
-    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in cells:
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
-    text = "\n".join(lines)
-    print(text, flush=True)
-    return text
+    return _common.print_table(headers, rows, title, fmt=_fmt)
 
 
 # --------------------------------------------------------------------------- headline metrics

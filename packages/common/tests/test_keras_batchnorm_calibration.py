@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
+import pytest
 
-from mammo_common.keras.batchnorm_calibration import RecalibrateBatchNorm, recalibrate_batchnorm
+keras = pytest.importorskip("keras")
+
+from mammo_common.keras.batchnorm_calibration import (  # noqa: E402
+    RecalibrateBatchNorm,
+    recalibrate_batchnorm,
+)
 
 
 def _model() -> keras.Model:
