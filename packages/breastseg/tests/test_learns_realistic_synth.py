@@ -36,7 +36,7 @@ def realistic(tmp_path_factory):
 def _train(root, out, epochs, learning_rate=1e-3):
     return train(TrainConfig(data=root / "m.zarr", splits=root / "splits.json", fold=1, out=out,
                              input_size=(64, 48), filters=4, epochs=epochs, batch_size=4,
-                             learning_rate=learning_rate, early_stopping_patience=None,
+                             learning_rate=learning_rate, early_stopping_patience=100,
                              steps_per_epoch_factor=2, seed=0))
 
 
@@ -49,7 +49,7 @@ def _test_dice(root, model, name):
 
 
 def test_tiny_breast_unet_learns_realistic_phantoms_against_truth(realistic):
-    trained = _train(realistic, realistic / "trained", epochs=12)
+    trained = _train(realistic, realistic / "trained", epochs=20)
     assert trained.mask_sources["store"] > 0 and trained.mask_sources["labeller"] == 0
     _train(realistic, realistic / "untrained", epochs=1, learning_rate=1e-12)  # initial weights
     d_trained = _test_dice(realistic, realistic / "trained", "trained")
