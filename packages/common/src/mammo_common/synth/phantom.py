@@ -120,7 +120,7 @@ def _radius_function(
         amps = [(n, 0.16, phi), (2, 0.05, rng.uniform(0, 2 * np.pi))]
         k = rng.uniform(1.0, 1.2)
     else:  # IRREGULAR
-        amps = [(m, rng.uniform(0.08, 0.26) / np.sqrt(m - 1), rng.uniform(0, 2 * np.pi))
+        amps = [(m, rng.uniform(0.12, 0.3) / np.sqrt(m - 1), rng.uniform(0, 2 * np.pi))
                 for m in range(2, 9)]
         k = rng.uniform(1.0, 1.3)
     if lesion.margins == "MICROLOBULATED":
@@ -259,7 +259,7 @@ def mass_layers(
     elif margins == "SPICULATED":
         t = ndi.gaussian_filter(t, 0.06 * r + 0.3)
         t = t + _spicules(rng, radius, (cy - sl[0].start, cx - sl[1].start), r, t.shape,
-                          spacing_mm) * depth * rng.uniform(0.45, 0.75)
+                          spacing_mm) * depth * rng.uniform(0.6, 0.95)
     elif margins == "OBSCURED":
         t = ndi.gaussian_filter(t, 0.4 / spacing_mm)
         phi = rng.uniform(0, 2 * np.pi)
@@ -288,7 +288,7 @@ def _spicules(
     img = Image.new("F", (w * k, h * k), 0.0)
     draw = ImageDraw.Draw(img)
     width = max(1, round(0.8 / spacing_mm * k))
-    for _ in range(int(rng.integers(8, 18))):
+    for _ in range(int(rng.integers(10, 22))):
         phi = rng.uniform(0, 2 * np.pi)
         r0 = float(radius(np.array(phi))) * 0.85
         length = r * rng.uniform(0.6, 1.9)
