@@ -65,10 +65,6 @@ MASS_COLUMNS = (
     "ROI mask file path",
 )
 
-#: Film height in mm used for the pixel spacing (about a 24 x 18 cm film).
-FILM_HEIGHT_MM = 240.0
-
-
 @dataclass
 class Uids:
     """Deterministic UIDs of one CBIS folder (study, series and instances)."""

@@ -124,7 +124,7 @@ def _exposure(
 
 
 def _film(
-    rng: np.random.Generator, exposure: NDArray, breast: NDArray, src: Source, spacing_mm: float,
+    rng: np.random.Generator, exposure: NDArray, breast: NDArray, src: Source
 ) -> NDArray[np.float32]:
     log_e = np.log10(np.maximum(exposure, 1e-6))
     # automatic exposure control: the breast's median lands a little above mid-curve
@@ -190,7 +190,7 @@ def display(
     """
     exposure = _exposure(rng, atten, breast, src, spacing_mm, chest_left)
     if src.style == "film":
-        img = _film(rng, exposure, breast, src, spacing_mm)
+        img = _film(rng, exposure, breast, src)
     else:
         img = _digital(rng, exposure, breast, thin, src)
     return np.clip(img, 0.0, 1.0).astype(np.float32)

@@ -14,7 +14,7 @@ fat 0.0456, fibroglandular 0.0802, invasive carcinoma 0.0844):
   nipple, held off the subcutaneous and retromammary fat, thresholded so that the dense share of
   the breast follows BI-RADS density a-d (5-20 %, 20-40 %, 40-60 %, 60-80 %);
 * pectoral muscle on MLO views: a thick band in the upper chest-wall corner;
-* masses: an ellipsoid-like body of tissue slightly denser than fibroglandular tissue (denser
+* masses: an ellipsoid-like body of tissue 15-27 % denser than fibroglandular tissue (denser
   for more conspicuous masses) that *displaces* what was there, so a mass in fat stands out
   while a mass in dense tissue adds little (many are not findable by a global threshold);
   mostly 5-30 mm (:mod:`~mammo_common.synth.cases`); textured; BI-RADS shape (round, oval,
@@ -349,7 +349,7 @@ def _place_masses(
 
 
 def _pectoral_thickness(
-    rng: np.random.Generator, pect: NDArray, geo: dict[str, float], spacing_mm: float
+    rng: np.random.Generator, pect: NDArray, spacing_mm: float
 ) -> NDArray[np.float32]:
     if not pect.any():
         return np.zeros(pect.shape, np.float32)
@@ -382,7 +382,7 @@ def render(spec: ImageSpec, size: tuple[int, int], seed: int) -> Phantom:
     mu_local = MU_FAT + (MU_GLAND - MU_FAT) * gland
     atten = mu_local * thickness
     atten += MU_SKIN * 2.5 * np.exp(-dist_mm / 0.7) * breast
-    t_m = np.minimum(_pectoral_thickness(rng, pect, geo, spacing), thickness)
+    t_m = np.minimum(_pectoral_thickness(rng, pect, spacing), thickness)
     atten += (MU_MUSCLE - mu_local) * t_m
     bodies, t_mass, mu_mass, over = _place_masses(
         rng, spec.lesions, breast, pect, dist_mm, gland, spacing
