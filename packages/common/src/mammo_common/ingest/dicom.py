@@ -3,6 +3,15 @@
 :func:`read_dicom` refuses non-DICOM, truncated, absurdly large, non-finite and blank images
 with an :class:`~mammo_common.errors.InputFileError` naming the file and the fix. The image
 dimensions are checked from the header before the pixel data is decoded.
+
+Compressed pixel data (RLE, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000) is decoded by
+pydicom's plugins: pylibjpeg with its libjpeg, openjpeg and rle plugins (the ``dicom`` extra of
+mammo-common, part of the default install), or python-gdcm. A transfer syntax that no installed
+plugin decodes is refused before decoding with a message naming the file, the syntax and the
+extra to install (:func:`check_decodable`).
+
+Peak memory stays within a small multiple of the image: the pixel data element is released once
+decoded, and the LUTs and the conversion to uint16 run over stripes of rows.
 """
 
 from __future__ import annotations
@@ -16,6 +25,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
+from pydicom.pixels.decoders.base import get_decoder
+from pydicom.uid import UID
 
 from mammo_common.errors import InputFileError
 from mammo_common.imageio import DEFAULT_MAX_PIXELS, check_pixel_count
@@ -24,6 +35,22 @@ from mammo_common.imageio import DEFAULT_MAX_PIXELS, check_pixel_count
 _DEFER = "512 KB"
 
 _FIX_DAMAGED = "re-download or re-copy the file, or remove it from the source folder"
+
+#: The extra of mammo-common that installs the compressed-pixel-data decoders.
+DICOM_EXTRA = "dicom"
+#: How to get a decoder for a compressed transfer syntax.
+DECODER_FIX = (
+    f"install the DICOM decoders: pip install 'mammo-common[{DICOM_EXTRA}]' (pylibjpeg, "
+    "pylibjpeg-libjpeg, pylibjpeg-openjpeg, pylibjpeg-rle; python-gdcm also works), or convert "
+    "the file to uncompressed DICOM (e.g. gdcmconv --raw IN OUT, or dcmdjpeg IN OUT)"
+)
+_FIX_CONVERT = (
+    "convert the file to uncompressed DICOM (e.g. gdcmconv --raw IN OUT) or to a standard "
+    "compressed transfer syntax"
+)
+
+#: Rows per stripe when applying LUTs and converting to uint16 (bounds the float64 temporaries).
+STRIPE_ROWS = 256
 
 
 @dataclass
@@ -194,7 +221,53 @@ def check_dimensions(ds: Dataset, path: str | Path, max_pixels: int) -> None:
     check_pixel_count(Path(path), rows, cols, samples * max(frames, 1), max_pixels)
 
 
+def transfer_syntax(ds: Dataset) -> UID | None:
+    """The dataset's Transfer Syntax UID from its file meta information (``None`` if absent)."""
+    meta = getattr(ds, "file_meta", None)
+    value = meta.get("TransferSyntaxUID") if meta is not None else None
+    return UID(str(value).strip()) if value else None
+
+
+def syntax_label(uid: UID) -> str:
+    """``Name (UID)`` of a transfer syntax, or just the UID when pydicom does not know it."""
+    return f"{uid.name} ({uid})" if uid.name != str(uid) else str(uid)
+
+
+def check_decodable(ds: Dataset, path: str | Path) -> None:
+    """Refuse, before decoding, pixel data whose transfer syntax no installed plugin decodes.
+
+    Raises:
+        InputFileError: No decoder exists for the syntax (e.g. MPEG video), or its decoders are
+            not installed; the message names the file, the syntax and the extra to install.
+    """
+    uid = transfer_syntax(ds)
+    if uid is None:
+        return
+    try:
+        decoder = get_decoder(uid)
+    except NotImplementedError:
+        raise InputFileError(
+            f"its pixel data uses the transfer syntax {syntax_label(uid)}, which no DICOM "
+            "decoder supports",
+            path=path,
+            field="TransferSyntaxUID",
+            fix=_FIX_CONVERT,
+        ) from None
+    if not decoder.is_available:
+        missing = "; ".join(decoder.missing_dependencies) or "a decoder plugin"
+        raise InputFileError(
+            f"its pixel data is compressed as {syntax_label(uid)} and no installed decoder "
+            f"reads it (missing: {missing})",
+            path=path,
+            field="TransferSyntaxUID",
+            fix=DECODER_FIX,
+        )
+
+
 def _decode(ds: Dataset, path: Path) -> np.ndarray:
+    check_decodable(ds, path)
+    uid = transfer_syntax(ds)
+    compressed = uid is not None and uid.is_transfer_syntax and uid.is_compressed
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -202,14 +275,15 @@ def _decode(ds: Dataset, path: Path) -> np.ndarray:
     except Exception as exc:  # truncated data, unknown compression, ...
         text = str(exc).lower()
         short = any(w in text for w in ("length", "truncat", "less than expected", "shorter"))
+        what = f"{syntax_label(uid)} pixel data" if compressed and uid is not None else "pixel data"
         problem = (
-            "is truncated: its pixel data is shorter than the header promises"
+            f"is truncated: its {what} is shorter than the header promises"
             if short or isinstance(exc, EOFError)
-            else f"has pixel data that cannot be decoded ({_brief(exc)})"
+            else f"has {what} that cannot be decoded ({_brief(exc)})"
         )
         fix = _FIX_DAMAGED
-        if "decoder" in text.lower() or "plugin" in text.lower():
-            fix = "install a decoder for its transfer syntax (e.g. pylibjpeg), or convert the file"
+        if compressed:
+            fix = f"{_FIX_DAMAGED}; if the file is intact, {DECODER_FIX}"
         raise InputFileError(problem, path=path, field="PixelData", fix=fix) from None
     return np.asarray(arr)
 
@@ -226,41 +300,124 @@ def _frame_and_grey(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarra
     return arr
 
 
-def _to_uint16(values: np.ndarray, nominal_max: int, notes: list[str]) -> tuple[np.ndarray, int]:
-    """Keep integer values that fit 16 bits; otherwise rescale min..max to 0..65535."""
-    lo, hi = float(values.min()), float(values.max())
-    integral = values.dtype.kind in "ui" or bool(np.all(values == np.round(values)))
-    if lo >= 0 and hi <= 65535 and (integral or hi - lo >= 256):
-        kept = values if values.dtype.kind in "ui" else np.rint(values)
-        return kept.astype(np.uint16), max(nominal_max, int(np.ceil(hi)))
-    scaled = (values.astype(np.float64) - lo) / (hi - lo) * 65535.0
-    notes.append(f"values {lo:g}..{hi:g} rescaled linearly to 0..65535")
-    return np.rint(scaled).astype(np.uint16), 65535
+def _stripes(rows: int) -> list[slice]:
+    return [slice(r, min(rows, r + STRIPE_ROWS)) for r in range(0, rows, STRIPE_ROWS)]
 
 
-def _apply_luts(arr: np.ndarray, ds: Dataset, path: Path, notes: list[str]) -> np.ndarray:
-    """Apply the Modality LUT (rescale or LUT) and the first VOI LUT (window or LUT)."""
-    values: np.ndarray = arr
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            if "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds:
-                values = apply_modality_lut(values, ds)
+class _Luts:
+    """The Modality LUT (rescale or LUT) and first VOI LUT (window or LUT) of a dataset.
+
+    Applied stripe by stripe (both are pointwise), so that their float64 results never exist
+    for the whole image at once.
+    """
+
+    def __init__(self, ds: Dataset, path: Path, notes: list[str], enabled: bool):
+        self.ds, self.path = ds, path
+        self.modality = self.voi = False
+        if not enabled:
+            return
+        try:
+            self.modality = (
+                "ModalityLUTSequence" in ds or "RescaleSlope" in ds or "RescaleIntercept" in ds
+            )
+            if self.modality:
                 slope = float(ds.get("RescaleSlope", 1) or 1)
                 icpt = float(ds.get("RescaleIntercept", 0) or 0)
                 if "ModalityLUTSequence" in ds or slope != 1 or icpt != 0:
                     notes.append("modality LUT applied")
-            if "VOILUTSequence" in ds or "WindowCenter" in ds:
-                values = apply_voi_lut(values, ds, index=0)
-                notes.append("VOI LUT applied (first window/LUT)")
-    except Exception as exc:  # malformed LUT attributes raise many types
-        raise InputFileError(
+            self.voi = "VOILUTSequence" in ds or "WindowCenter" in ds
+        except Exception as exc:  # malformed LUT attributes raise many types
+            raise self._error(exc) from None
+        if self.voi:
+            notes.append("VOI LUT applied (first window/LUT)")
+
+    @property
+    def active(self) -> bool:
+        return self.modality or self.voi
+
+    def _error(self, exc: BaseException) -> InputFileError:
+        return InputFileError(
             f"its modality/VOI LUT cannot be applied ({_brief(exc)})",
-            path=path,
+            path=self.path,
             field="RescaleSlope/WindowCenter/LUT",
             fix="correct or remove the malformed LUT attributes",
-        ) from None
-    return values
+        )
+
+    def __call__(self, values: np.ndarray) -> np.ndarray:
+        if not self.active:
+            return values
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                if self.modality:
+                    values = apply_modality_lut(values, self.ds)
+                if self.voi:
+                    values = apply_voi_lut(values, self.ds, index=0)
+        except Exception as exc:  # malformed LUT attributes raise many types
+            raise self._error(exc) from None
+        return values
+
+
+def _range(arr: np.ndarray, luts: _Luts, path: Path) -> tuple[np.generic, np.generic, bool]:
+    """Minimum, maximum and integrality of the LUT-applied values (refusing NaN/inf)."""
+    lo = hi = None
+    integral = True
+    for rows in _stripes(arr.shape[0]):
+        values = luts(arr[rows])
+        if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
+            raise InputFileError(
+                "holds NaN or infinite pixel values",
+                path=path,
+                field="PixelData",
+                fix=_FIX_DAMAGED,
+            )
+        s_lo, s_hi = values.min(), values.max()
+        lo = s_lo if lo is None or s_lo < lo else lo
+        hi = s_hi if hi is None or s_hi > hi else hi
+        if integral and values.dtype.kind not in "ui":
+            integral = bool(np.all(values == np.round(values)))
+    assert lo is not None and hi is not None
+    return lo, hi, integral
+
+
+def _to_uint16(
+    arr: np.ndarray, luts: _Luts, path: Path, nominal_max: int, notes: list[str]
+) -> tuple[np.ndarray, int]:
+    """The LUT-applied image as uint16: integer values that fit 16 bits are kept; otherwise
+    min..max is rescaled linearly to 0..65535 (order preserved).
+
+    Returns:
+        The image and the largest value its range allows (for MONOCHROME1 inversion).
+
+    Raises:
+        InputFileError: NaN/inf values, or a blank image (one value everywhere).
+    """
+    if arr.size == 0:
+        raise InputFileError(
+            "is blank: every pixel has the value n/a", path=path, field="PixelData",
+            fix="remove the blank image from the source folder",
+        )
+    lo, hi, integral = _range(arr, luts, path)
+    if lo == hi:
+        raise InputFileError(
+            f"is blank: every pixel has the value {lo}",
+            path=path,
+            field="PixelData",
+            fix="remove the blank image from the source folder",
+        )
+    flo, fhi = float(lo), float(hi)
+    keep = flo >= 0 and fhi <= 65535 and (integral or fhi - flo >= 256)
+    out = np.empty(arr.shape, np.uint16)
+    for rows in _stripes(arr.shape[0]):
+        values = luts(arr[rows])
+        if keep:
+            out[rows] = values if values.dtype.kind in "ui" else np.rint(values)
+        else:
+            out[rows] = np.rint((values.astype(np.float64) - flo) / (fhi - flo) * 65535.0)
+    if keep:
+        return out, max(nominal_max, int(np.ceil(fhi)))
+    notes.append(f"values {flo:g}..{fhi:g} rescaled linearly to 0..65535")
+    return out, 65535
 
 
 def read_dicom(
@@ -271,10 +428,11 @@ def read_dicom(
 ) -> tuple[np.ndarray, DicomInfo]:
     """Read a DICOM image as uint16 with LUTs applied and MONOCHROME1 inverted.
 
-    Steps: read the header (pixel data deferred), refuse absurd dimensions, decode, apply the
-    Modality LUT (rescale slope/intercept or LUT) and the VOI LUT (window or LUT) when present,
-    refuse NaN/inf and constant images, keep 16-bit integer values as they are (otherwise rescale
-    linearly to 0..65535, preserving order), and invert MONOCHROME1 so that dense tissue is bright.
+    Steps: read the header (pixel data deferred), refuse absurd dimensions and transfer syntaxes
+    without an installed decoder, decode, apply the Modality LUT (rescale slope/intercept or LUT)
+    and the VOI LUT (window or LUT) when present, refuse NaN/inf and constant images, keep 16-bit
+    integer values as they are (otherwise rescale linearly to 0..65535, preserving order), and
+    invert MONOCHROME1 so that dense tissue is bright.
 
     Args:
         path: The DICOM file.
@@ -290,8 +448,28 @@ def read_dicom(
             only notices while decoding an attribute).
     """
     path = Path(path)
+    ds = read_header(path, with_pixels=True)
+    return image_from_dataset(ds, path, max_pixels=max_pixels, apply_luts=apply_luts)
+
+
+def image_from_dataset(
+    ds: Dataset,
+    path: str | Path,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    apply_luts: bool = True,
+) -> tuple[np.ndarray, DicomInfo]:
+    """:func:`read_dicom` for a dataset already read with ``read_header(path, with_pixels=True)``.
+
+    Lets a caller look at the header first (modality, SOP class, frames) and decode only the
+    files it keeps. The dataset's pixel data element is released once decoded.
+
+    Raises:
+        InputFileError: As :func:`read_dicom`.
+    """
+    path = Path(path)
     try:
-        return _read_dicom(path, max_pixels, apply_luts)
+        return _image_from_dataset(ds, path, max_pixels, apply_luts)
     except InputFileError:
         raise
     except Exception as exc:  # pydicom decodes lazily: a damaged element fails on first use
@@ -300,8 +478,9 @@ def read_dicom(
         ) from None
 
 
-def _read_dicom(path: Path, max_pixels: int, apply_luts: bool) -> tuple[np.ndarray, DicomInfo]:
-    ds = read_header(path, with_pixels=True)
+def _image_from_dataset(
+    ds: Dataset, path: Path, max_pixels: int, apply_luts: bool
+) -> tuple[np.ndarray, DicomInfo]:
     info = header_info(ds, path)
     check_dimensions(ds, path, max_pixels)
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
@@ -309,26 +488,20 @@ def _read_dicom(path: Path, max_pixels: int, apply_luts: bool) -> tuple[np.ndarr
             "has no pixel data", path=path, field="PixelData", fix="remove it from the source"
         )
     arr = _frame_and_grey(_decode(ds, path), ds, info.notes)
+    for name in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if name in ds:  # the encoded bytes are no longer needed: free them now
+            del ds[name]
     if arr.ndim != 2:
         raise InputFileError(
             f"decoded to shape {arr.shape}, not a 2-D image", path=path, fix=_FIX_DAMAGED
         )
-    values = _apply_luts(arr, ds, path, info.notes) if apply_luts else arr
-    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
-        raise InputFileError(
-            "holds NaN or infinite pixel values", path=path, field="PixelData", fix=_FIX_DAMAGED
-        )
-    if values.size == 0 or values.min() == values.max():
-        raise InputFileError(
-            f"is blank: every pixel has the value {values.flat[0] if values.size else 'n/a'}",
-            path=path,
-            field="PixelData",
-            fix="remove the blank image from the source folder",
-        )
+    luts = _Luts(ds, path, info.notes, apply_luts)
     bits = info.bits_stored if info.bits_stored and 1 <= info.bits_stored <= 16 else 16
-    image, nominal_max = _to_uint16(values, (1 << bits) - 1, info.notes)
+    image, nominal_max = _to_uint16(arr, luts, path, (1 << bits) - 1, info.notes)
+    del arr
     if apply_luts and info.photometric_interpretation.upper() == "MONOCHROME1":
-        image = (nominal_max - image.astype(np.int64)).clip(0, 65535).astype(np.uint16)
+        # every value is <= nominal_max, so this cannot wrap around
+        np.subtract(np.uint16(nominal_max), image, out=image)
         info.notes.append("MONOCHROME1 inverted so that dense tissue is bright")
     info.shape = (int(image.shape[0]), int(image.shape[1]))
     return image, info
