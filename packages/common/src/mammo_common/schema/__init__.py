@@ -3,6 +3,7 @@
 from mammo_common.schema.cases import (
     CASE_ID_PATTERN,
     CaseRecord,
+    DicomRef,
     MassRecord,
     safe_case_id,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "CaseTransform",
     "DataLineage",
     "DiagnosisMeta",
+    "DicomRef",
     "Fold",
     "MammogramsMeta",
     "MassDiagnosis",

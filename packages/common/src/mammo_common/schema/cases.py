@@ -5,7 +5,15 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Laterality = Literal["L", "R", "unknown"]
 View = Literal["CC", "MLO", "other"]
@@ -54,6 +62,33 @@ class MassRecord(_Strict):
     area: int | None = Field(default=None, ge=0)
 
 
+class DicomRef(_Strict):
+    """Identifiers of the DICOM image a case was read from (schema 1.1).
+
+    What a result (a table row, a DICOM Segmentation) needs to point back at the source image.
+    Every attribute is copied as the file has it; ``None`` where the file lacks it.
+
+    Attributes:
+        sop_instance_uid: SOPInstanceUID of the image.
+        sop_class_uid: SOPClassUID (e.g. Digital Mammography X-Ray Image Storage).
+        study_instance_uid: StudyInstanceUID.
+        series_instance_uid: SeriesInstanceUID.
+        study_id: StudyID.
+        modality: Modality (``MG`` for mammograms).
+        manufacturer: Manufacturer of the equipment.
+        transfer_syntax_uid: The file's transfer syntax (how its pixel data was encoded).
+    """
+
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    study_instance_uid: str | None = None
+    series_instance_uid: str | None = None
+    study_id: str | None = None
+    modality: str | None = None
+    manufacturer: str | None = None
+    transfer_syntax_uid: str | None = None
+
+
 class CaseRecord(_Strict):
     """Everything the pipeline knows about one mammogram (one image of one breast in one view).
 
@@ -79,6 +114,18 @@ class CaseRecord(_Strict):
     bits_stored: int | None = Field(default=None, ge=1, le=32)
     masses: list[MassRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list, description="Import remarks (defects fixed).")
+    dicom: DicomRef | None = Field(
+        default=None,
+        description="Identifiers of the source DICOM image (schema 1.1; left out when unknown).",
+    )
+
+    @model_serializer(mode="wrap")
+    def _leave_out_unknown_dicom(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # a record without DICOM identifiers serialises exactly as in schema 1.0
+        data = handler(self)
+        if isinstance(data, dict) and data.get("dicom", 0) is None:
+            del data["dicom"]
+        return data
 
     @field_validator("case_id")
     @classmethod

@@ -2,7 +2,8 @@
 
 #: Version written into every store. Bump the minor version for backwards-compatible additions
 #: (readers accept them), the major version for breaking changes (readers refuse them).
-SCHEMA_VERSION = "1.0"
+#: 1.1: ``CaseRecord.dicom`` (identifiers of the source DICOM image), left out when unknown.
+SCHEMA_VERSION = "1.1"
 
 #: Major versions this release can read.
 SUPPORTED_MAJOR_VERSIONS = frozenset({1})
