@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).with_name("jax_forward_script.py")
 SEG = ["unet5l", "unetpp_xception", "unet_xception", "unet_vgg16", "unet_resnet50", "resunet",
        "deeplabv3plus", "multiresunet", "attention_unet", "unetpp"]
 NAMES = ([f"massseg:{n}" for n in SEG] + ["common:unet5l"]
-         + ["massclass:tinycnn", "massclass:vgg16"])
+         + ["massclass:tinycnn", "massclass:descriptors", "massclass:vgg16"])
 
 
 @pytest.fixture(scope="module")

@@ -171,6 +171,13 @@ class TrainConfig(_Strict):
             raise ValueError("at least one phase needs epochs > 0")
         if isinstance(self.threshold, float) and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be in (0, 1) or 'youden'")
+        if "".join(ch for ch in self.backbone.lower() if ch.isalnum()) == "descriptors" and (
+            self.roi.representation != "image+mask"
+        ):
+            raise ValueError(
+                "the descriptors backbone measures the mass outline, so it needs "
+                "roi.representation: image+mask"
+            )
         return self
 
 

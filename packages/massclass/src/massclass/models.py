@@ -19,6 +19,8 @@ Backbones (:func:`list_backbones`):
   ``mobilenetv2``, ``convnexttiny``...), each with its family's input preprocessing.
 * ``tinycnn``: a small convolutional backbone (three [3x3 conv-BN-ReLU -> 2x2 max-pool]
   blocks, widths 16/32/64 by default) for CPU tests and demos; it has no pretrained weights.
+* ``descriptors``: BI-RADS-style shape and margin measurements of an ``image+mask`` ROI
+  (:mod:`massclass.descriptors`), for datasets too small for a network to learn them.
 * Anything registered with :func:`register_backbone`.
 
 Inputs are float images scaled to [0, 1] (see :mod:`massclass.rois`); the model maps them to
@@ -37,6 +39,8 @@ from typing import Any, Literal
 
 import keras
 from keras import layers, ops
+
+from massclass.descriptors import build_descriptor_backbone
 
 __all__ = [
     "REFERENCE_COUNTS",
@@ -290,6 +294,16 @@ register_backbone(
     preprocess="tf",
     pretrained=False,
     description="3 conv-BN-ReLU-pool blocks (16/32/64), no pretrained weights: CPU tests, demos",
+    source="massclass",
+)
+
+
+register_backbone(
+    "descriptors",
+    build_descriptor_backbone,
+    preprocess="tf",
+    pretrained=False,
+    description="BI-RADS shape and margin descriptors of image+mask ROIs (small data, CPU)",
     source="massclass",
 )
 

@@ -1,0 +1,219 @@
+"""BI-RADS-style mass descriptors computed in the graph, and the ``descriptors`` backbone.
+
+Radiologists call a mass malignant mostly from its shape (round/oval/lobulated versus
+irregular) and its margin (circumscribed versus ill-defined or spiculated). A network trained
+from scratch on the ~100 masses of a small dataset does not discover these on its own (the
+demo's ``tinycnn`` stayed at chance); a classifier given measurements of them does. This
+module measures them from an ``image+mask`` ROI (:mod:`massclass.rois`: channel 0 the gray
+crop, channel 2 the mass's own mask) with Keras ops only, so the descriptor model is an
+ordinary Keras model: trained, saved, loaded, exported and run by the same code as the CNNs.
+
+Descriptors (:data:`DESCRIPTOR_NAMES`; each is scale-free, so the crop size and the image's
+pixel spacing do not change it):
+
+* ``circularity``: ``4 pi area / perimeter^2`` (1 for a disc, lower for lobulated or
+  irregular outlines); the perimeter is the total variation of the mask.
+* ``elongation``: minor / major axis of the mask's second moments (1 round, < 1 oval).
+* ``roughness``: coefficient of variation of the boundary's distance from the centroid
+  (lobulation and irregularity).
+* ``contrast``: mass mean minus the mean of the ring around it, in units of the ring's
+  standard deviation (obscured masses are low).
+* ``relative_contrast``: the same difference relative to the ring mean.
+* ``sharpness``: mean image gradient on the boundary over the mass-ring difference
+  (circumscribed margins are sharp; ill-defined ones are not).
+* ``spiculation``: in a wider ring, the share of the gradient energy across the radial
+  direction (lines radiating from the mass have gradients across it; isotropic texture
+  gives 0.5).
+* ``heterogeneity``: standard deviation inside the mass over the ring's.
+
+The ``descriptors`` backbone is ``MassDescriptors -> BatchNormalization``, a vector shaped as
+a 1x1 feature map so the classifier's usual head (global pooling, two dense layers, sigmoid)
+sits on it: a small multilayer perceptron on standardised descriptors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+__all__ = ["DESCRIPTOR_NAMES", "MassDescriptors", "build_descriptor_backbone"]
+
+#: The descriptors, in output order.
+DESCRIPTOR_NAMES: tuple[str, ...] = (
+    "circularity",
+    "elongation",
+    "roughness",
+    "contrast",
+    "relative_contrast",
+    "sharpness",
+    "spiculation",
+    "heterogeneity",
+)
+
+_EPS = 1e-6
+
+
+def _diff(x: Any) -> tuple[Any, Any]:
+    """Central differences along rows and columns, zero at the border, of ``(n, h, w)``."""
+    dy = ops.pad((x[:, 2:, :] - x[:, :-2, :]) * 0.5, [(0, 0), (1, 1), (0, 0)])
+    dx = ops.pad((x[:, :, 2:] - x[:, :, :-2]) * 0.5, [(0, 0), (0, 0), (1, 1)])
+    return dy, dx
+
+
+def _dilate(mask: Any, steps: int) -> Any:
+    """Binary dilation of ``(n, h, w)`` by ``steps`` 3x3 max-pools."""
+    x = ops.expand_dims(mask, -1)
+    for _ in range(max(0, steps)):
+        x = ops.max_pool(x, 3, strides=1, padding="same")
+    return ops.squeeze(x, -1)
+
+
+def _wmean(value: Any, weight: Any) -> Any:
+    """Weighted mean over the last two axes."""
+    return ops.sum(value * weight, axis=(1, 2)) / (ops.sum(weight, axis=(1, 2)) + _EPS)
+
+
+@keras.saving.register_keras_serializable(package="massclass")
+class MassDescriptors(layers.Layer):
+    """Shape and margin descriptors of the mass in an ``image+mask`` ROI.
+
+    Args:
+        value_range: The input range that stands for [0, 1] (``(-1, 1)`` after the ``tf``
+            preprocessing the backbone is registered with).
+        image_channel: Channel of the gray crop.
+        mask_channel: Channel of the mass mask (0/1).
+        ring: Width of the ring around the mass as a fraction of the ROI side (the ROI side
+            is the mass's bounding box plus the ROI margin on each side).
+        **kwargs: Passed to :class:`keras.layers.Layer`.
+
+    Input ``(n, h, w, c)``; output ``(n, len(DESCRIPTOR_NAMES))`` float32.
+    """
+
+    def __init__(
+        self,
+        value_range: Sequence[float] = (-1.0, 1.0),
+        image_channel: int = 0,
+        mask_channel: int = 2,
+        ring: float = 1.0 / 12.0,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        lo, hi = (float(v) for v in value_range)
+        if hi <= lo:
+            raise ValueError(f"value_range must be increasing, got {value_range}")
+        if not 0.0 < float(ring) < 0.5:
+            raise ValueError(f"ring must be in (0, 0.5), got {ring}")
+        self.value_range = (lo, hi)
+        self.image_channel = int(image_channel)
+        self.mask_channel = int(mask_channel)
+        self.ring = float(ring)
+
+    def call(self, inputs: Any) -> Any:
+        lo, hi = self.value_range
+        x = (ops.cast(inputs, "float32") - lo) / (hi - lo)
+        img = x[..., self.image_channel]
+        mask = ops.cast(x[..., self.mask_channel] >= 0.5, "float32")
+        size = int(inputs.shape[1]) if inputs.shape[1] is not None else 64
+        steps = max(1, round(self.ring * size))
+        rows = ops.cast(ops.arange(ops.shape(img)[1]), "float32")[None, :, None]
+        cols = ops.cast(ops.arange(ops.shape(img)[2]), "float32")[None, None, :]
+
+        # shape: area, perimeter (total variation of the mask), moments, boundary radii
+        area = ops.sum(mask, axis=(1, 2)) + _EPS
+        my, mx = _diff(mask)
+        edge = ops.sqrt(my * my + mx * mx)
+        perimeter = ops.sum(edge, axis=(1, 2)) + _EPS
+        circularity = 4.0 * math.pi * area / (perimeter * perimeter)
+        cy = ops.sum(mask * rows, axis=(1, 2)) / area
+        cx = ops.sum(mask * cols, axis=(1, 2)) / area
+        dy = rows - cy[:, None, None]
+        dx = cols - cx[:, None, None]
+        syy = ops.sum(mask * dy * dy, axis=(1, 2)) / area
+        sxx = ops.sum(mask * dx * dx, axis=(1, 2)) / area
+        sxy = ops.sum(mask * dy * dx, axis=(1, 2)) / area
+        half_trace = 0.5 * (syy + sxx)
+        root = ops.sqrt(ops.maximum(0.25 * (syy - sxx) ** 2 + sxy * sxy, 0.0))
+        elongation = ops.sqrt(
+            ops.maximum(half_trace - root, 0.0) / (half_trace + root + _EPS)
+        )
+        radius = ops.sqrt(dy * dy + dx * dx)
+        r_mean = _wmean(radius, edge)
+        r_var = _wmean((radius - r_mean[:, None, None]) ** 2, edge)
+        roughness = ops.sqrt(ops.maximum(r_var, 0.0)) / (r_mean + _EPS)
+
+        # margin: the mass against a ring around it
+        near = _dilate(mask, steps)
+        ring = near * (1.0 - mask)
+        inside = _wmean(img, mask)
+        outside = _wmean(img, ring)
+        out_sd = ops.sqrt(ops.maximum(_wmean((img - outside[:, None, None]) ** 2, ring), 0.0))
+        in_sd = ops.sqrt(ops.maximum(_wmean((img - inside[:, None, None]) ** 2, mask), 0.0))
+        step = inside - outside
+        contrast = step / (out_sd + 1e-3)
+        relative_contrast = step / (ops.abs(outside) + 1e-2)
+        gy, gx = _diff(img)
+        grad = ops.sqrt(gy * gy + gx * gx)
+        boundary = _dilate(mask, 1) - mask
+        sharpness = _wmean(grad, boundary) * steps / (ops.abs(step) + 1e-2)
+        heterogeneity = in_sd / (out_sd + 1e-3)
+
+        # spiculation: gradient energy across the radial direction in a wider ring
+        wide = _dilate(near, 2 * steps) * (1.0 - near)
+        inv = 1.0 / (radius + _EPS)
+        across = (gy * dx - gx * dy) * inv
+        energy = gy * gy + gx * gx
+        spiculation = ops.sum(wide * across * across, axis=(1, 2)) / (
+            ops.sum(wide * energy, axis=(1, 2)) + _EPS
+        )
+
+        feats = [
+            circularity, elongation, roughness, contrast, relative_contrast, sharpness,
+            spiculation, heterogeneity,
+        ]
+        out = ops.stack(feats, axis=-1)
+        # bounded, finite: an empty or full mask gives edge values, never NaN or inf
+        return ops.clip(ops.where(ops.isfinite(out), out, 0.0), -20.0, 20.0)
+
+    def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, int]:
+        return (input_shape[0], len(DESCRIPTOR_NAMES))
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "value_range": list(self.value_range),
+            "image_channel": self.image_channel,
+            "mask_channel": self.mask_channel,
+            "ring": self.ring,
+        }
+
+
+def build_descriptor_backbone(
+    input_shape: Sequence[int], weights: Any = None, ring: float = 1.0 / 12.0
+) -> keras.Model:
+    """The ``descriptors`` backbone: descriptors, standardised, as a 1x1 feature map.
+
+    Args:
+        input_shape: ``(size, size, 3)`` ``image+mask`` ROIs.
+        weights: Must be ``None`` (nothing is pretrained).
+        ring: See :class:`MassDescriptors`.
+
+    Returns:
+        A model ``(n, size, size, 3) -> (n, 1, 1, len(DESCRIPTOR_NAMES))``.
+    """
+    if weights not in (None, "auto"):
+        raise ValueError("descriptors have no pretrained weights; use weights=None")
+    shape = tuple(int(d) for d in input_shape)
+    if len(shape) != 3 or shape[2] < 3:
+        raise ValueError(
+            f"descriptors need image+mask ROIs of shape (size, size, 3), got {input_shape}"
+        )
+    inputs = keras.Input(shape=shape, name="descriptors_input")
+    x = MassDescriptors(ring=ring, name="mass_descriptors")(inputs)
+    x = layers.BatchNormalization(name="descriptor_bn")(x)
+    x = layers.Reshape((1, 1, len(DESCRIPTOR_NAMES)), name="descriptor_map")(x)
+    return keras.Model(inputs, x, name="descriptors")
