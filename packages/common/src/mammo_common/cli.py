@@ -106,25 +106,39 @@ def ingest(
     out: Annotated[Path, typer.Argument(help="mammograms store to write (*.zarr).")],
     format: Annotated[
         str | None,
-        typer.Option("--format", help="cbis-ddsm, inbreast, bcdr or folder [default: detect]."),
+        typer.Option(
+            "--format",
+            help="cbis-ddsm, inbreast, bcdr, folder, or images (unlabelled DICOM/PNG/TIFF "
+            "at any depth) [default: detect].",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
     folder_mask: Annotated[
         str, typer.Option(help="folder format: mask/ holds 'mass' or 'breast' masks.")
     ] = "mass",
     patients_csv: Annotated[
-        Path | None, typer.Option(help="folder format: CSV with columns file,patient_id.")
+        Path | None,
+        typer.Option(help="folder and images formats: CSV with columns file,patient_id."),
     ] = None,
+    for_processing: Annotated[
+        bool,
+        typer.Option(
+            "--for-processing",
+            help="images format: also import FOR PROCESSING (raw detector) DICOM images.",
+        ),
+    ] = False,
     max_pixels: Annotated[
         int | None,
         typer.Option(help="Refuse images whose header claims more pixel values [default: 60M]."),
     ] = None,
 ) -> None:
-    """Read a dataset as distributed (CBIS-DDSM, INbreast, BCDR, or PNG folders in the
-    reference's layout) into a validated mammograms store, reporting every skipped file.
+    """Read a dataset as distributed (CBIS-DDSM, INbreast, BCDR, PNG folders in the reference's
+    layout, or any folder of unlabelled DICOM/PNG/TIFF mammograms) into a validated mammograms
+    store, reporting every skipped file.
 
     DICOM is read with pydicom: modality and VOI LUTs applied, MONOCHROME1 inverted, 16-bit
-    depth kept, pixel spacing recorded. Known dataset defects (swapped CSV columns, renamed
+    depth kept, pixel spacing recorded; compressed pixel data (RLE, JPEG, JPEG-LS, JPEG 2000)
+    needs the decoders of mammo-common[dicom]. Known dataset defects (swapped CSV columns, renamed
     files, masks of another size, stray whitespace) are repaired and noted per case.
 
     Example: mammo ingest data/raw data/mammograms.zarr
@@ -133,7 +147,8 @@ def ingest(
 
     limits = {} if max_pixels is None else {"max_pixels": max_pixels}
     config = IngestConfig(source=source, out=out, format=format, overwrite=overwrite,
-                          folder_mask=folder_mask, patients_csv=patients_csv, **limits)
+                          folder_mask=folder_mask, patients_csv=patients_csv,
+                          for_processing=for_processing, **limits)
     result = run_ingest(config)
     console.print(
         f"wrote {result.out}: {result.n_cases} cases ({result.n_mass_cases} with masses) "

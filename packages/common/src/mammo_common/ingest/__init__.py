@@ -1,7 +1,8 @@
 """Import real (or synthetic) mammogram datasets into a ``mammograms`` store.
 
-``run_ingest(IngestConfig(source=..., out=...))`` detects the format (CBIS-DDSM, INbreast, BCDR
-or the reference code's PNG folders), streams the cases one by one into a
+``run_ingest(IngestConfig(source=..., out=...))`` detects the format (CBIS-DDSM, INbreast, BCDR,
+the reference code's PNG folders, or any folder of unlabelled DICOM/PNG/TIFF mammograms), streams
+the cases one by one into a
 :class:`~mammo_common.store.MammogramsWriter`, and reports every skipped file with its reason.
 The source is only read; nothing is written outside the output store, and a source without any
 usable case fails with a clear message and writes nothing.
@@ -33,6 +34,7 @@ _MODULES = {
     "inbreast": "mammo_common.ingest.inbreast",
     "bcdr": "mammo_common.ingest.bcdr",
     "folder": "mammo_common.ingest.folder",
+    "images": "mammo_common.ingest.images",
 }
 
 _SIGNS = {
@@ -40,6 +42,7 @@ _SIGNS = {
     "inbreast": "an AllDICOMs/ folder (with AllXML/ and INbreast.csv)",
     "bcdr": "bcdr_*_outlines.csv files",
     "folder": "mg/ and mask/ folders of PNG files (e.g. train01/mg, train01/mask)",
+    "images": "any DICOM, PNG or TIFF files at any depth (unlabelled mammograms)",
 }
 
 
@@ -62,6 +65,10 @@ def detect_format(source: str | Path) -> Format:
         return "bcdr"
     if _has(root, ("mg", "*/mg", "*/*/mg")) and _has(root, ("mask", "*/mask", "*/*/mask")):
         return "folder"
+    from mammo_common.ingest.images import has_images
+
+    if has_images(root):
+        return "images"
     signs = "; ".join(f"{fmt}: {sign}" for fmt, sign in _SIGNS.items())
     raise InputFileError(
         f"the dataset format cannot be recognised (looked for {signs})",
@@ -77,6 +84,11 @@ def iter_source_cases(
     """Stream the cases of ``source`` in format ``fmt`` (used by :func:`run_ingest`)."""
     module = importlib.import_module(_MODULES[fmt])
     return module.iter_cases(source, report, config)
+
+
+def _tracks_progress(fmt: Format) -> bool:
+    """Whether the format's importer shows its own progress bar (over files, with a total)."""
+    return bool(getattr(importlib.import_module(_MODULES[fmt]), "TRACKS_PROGRESS", False))
 
 
 def _missing_parents(path: Path) -> list[Path]:
@@ -139,7 +151,7 @@ def run_ingest(config: IngestConfig) -> IngestResult:
             out, source_format=fmt, producer=producer, overwrite=config.overwrite, inputs=(source,)
         ) as writer:
             items = iter_source_cases(source, fmt, report, config)
-            if config.progress:
+            if config.progress and not _tracks_progress(fmt):
                 items = track(items, f"ingest {fmt}")
             for item in items:
                 writer.add_case(
@@ -155,6 +167,7 @@ def run_ingest(config: IngestConfig) -> IngestResult:
                     truth_used.setdefault(item.breast_mask_from.sidecar, []).append(
                         item.breast_mask_from.path
                     )
+                del item  # hold no image while the next one is read
             if not writer.case_ids:
                 detail = format_skipped(report.skipped, limit=10) or "  (no image files found)"
                 raise InputFileError(

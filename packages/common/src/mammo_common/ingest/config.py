@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mammo_common.imageio import DEFAULT_MAX_PIXELS
 from mammo_common.schema import SkippedFile
 
-Format = Literal["cbis-ddsm", "inbreast", "bcdr", "folder"]
-FORMATS: tuple[str, ...] = ("cbis-ddsm", "inbreast", "bcdr", "folder")
+Format = Literal["cbis-ddsm", "inbreast", "bcdr", "folder", "images"]
+FORMATS: tuple[str, ...] = ("cbis-ddsm", "inbreast", "bcdr", "folder", "images")
 
 
 class IngestConfig(BaseModel):
@@ -24,8 +24,10 @@ class IngestConfig(BaseModel):
         overwrite: Replace an existing store.
         max_pixels: Refuse images whose header claims more pixel values than this.
         folder_mask: For the ``folder`` format: whether ``mask/`` holds mass or breast masks.
-        patients_csv: For the ``folder`` format: a CSV with columns ``file,patient_id``
-            (default: ``patients.csv`` in the source folder, when present).
+        patients_csv: For the ``folder`` and ``images`` formats: a CSV with columns
+            ``file,patient_id`` (default: ``patients.csv`` in the source folder, when present).
+        for_processing: For the ``images`` format: also import DICOM images meant FOR
+            PROCESSING (raw detector data); by default they are skipped.
         progress: Show a progress bar on a terminal.
     """
 
@@ -38,6 +40,7 @@ class IngestConfig(BaseModel):
     max_pixels: int = Field(default=DEFAULT_MAX_PIXELS, ge=1)
     folder_mask: Literal["mass", "breast"] = "mass"
     patients_csv: Path | None = None
+    for_processing: bool = False
     progress: bool = True
 
 
