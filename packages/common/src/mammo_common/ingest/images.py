@@ -128,9 +128,15 @@ def _walk(source: Path, report: IngestReport | None) -> Iterator[Path]:
     """Every non-hidden file under ``source`` (sorted, depth first), symbolic links checked.
 
     Folders that are symbolic links are not entered (reported when they lead outside
-    ``source``); Zarr stores (``*.zarr``) are not entered and are reported.
+    ``source``); Zarr stores (``*.zarr``) and folders that cannot be listed are reported.
     """
-    for folder, dirs, files in os.walk(source, followlinks=False):
+
+    def unlisted(exc: OSError) -> None:
+        if report is not None and exc.filename is not None:
+            report.skip(exc.filename, f"folder cannot be listed ({type(exc).__name__}: "
+                        f"{exc.strerror or exc}): not read")
+
+    for folder, dirs, files in os.walk(source, onerror=unlisted, followlinks=False):
         here = Path(folder)
         keep = []
         for name in sorted(dirs):
