@@ -314,3 +314,29 @@ def test_progress_counts_files(tree, tmp_path, monkeypatch):
     run_ingest(IngestConfig(source=src, out=tmp_path / "m.zarr", progress=True))
     shown = buffer.getvalue()
     assert "ingest images" in shown and "15/15" in shown  # every DICOM/image file, one bar
+
+
+def test_header_corner_cases(tmp_path):
+    src = tmp_path / "src"
+    outside = write_mg(tmp_path / "elsewhere" / "x.dcm", mammo_like((40, 30)))
+    (src / "linked").mkdir(parents=True)
+    (src / "linked" / "x.dcm").symlink_to(outside)
+    (src / "dirlink").symlink_to(outside.parent, target_is_directory=True)
+    write_mg(src / "xccl.dcm", mammo_like((40, 30), seed=1), ViewPosition="XCCL",
+             ImageLaterality="B")
+    write_mg(src / "coded.dcm", mammo_like((40, 30), seed=2), Modality=None,
+             ViewCodeSequence=view_code("R-10226", "medio-lateral oblique", "SRT"))
+    write_mg(src / "DICOMDIR", mammo_like((40, 30), seed=3), sop_class="1.2.840.10008.1.3.10")
+    result = run_ingest(IngestConfig(source=src, out=tmp_path / "m.zarr", progress=False))
+    reasons = {s.path: s.reason for s in result.skipped}
+    assert sorted(reasons) == ["DICOMDIR", "dirlink", "linked/x.dcm"]
+    assert "DICOMDIR" in reasons["DICOMDIR"]
+    assert "outside the source folder" in reasons["linked/x.dcm"]
+    assert "outside the source folder" in reasons["dirlink"]
+    store = open_store(tmp_path / "m.zarr", "mammograms")
+    xccl, coded = store.record("xccl"), store.record("coded")
+    assert (xccl.view, xccl.laterality) == ("other", "unknown")
+    assert "view other from DICOM ViewPosition (XCCL)" in _notes(xccl)
+    assert "ImageLaterality is 'B'" in _notes(xccl)
+    assert coded.view == "MLO" and "ViewCodeSequence (R-10226" in _notes(coded)
+    assert "no Modality" in _notes(coded)
