@@ -127,3 +127,34 @@ def test_image_round_trip_is_close():
     tf = make_transform(img.shape, (0, 0, 200, 160), (100, 80))
     back = invert_transform(apply_transform(img, tf, order=1), tf, order=1)
     assert np.abs(back.astype(float) - img).mean() < 0.02 * img.max()
+
+
+@pytest.mark.parametrize(
+    ("native", "crop", "out"),
+    [((200, 160), (20, 10, 180, 130), (80, 60)), ((150, 140), (30, 25, 130, 115), (80, 60)),
+     ((10, 12), (1, 2, 9, 11), (40, 30)), ((97, 61), (0, 0, 97, 61), (64, 64))],
+)
+def test_invert_transform_window_equals_the_whole_image_inverse(native, crop, out):
+    from mammo_common.transforms import box_to_native, invert_transform_window
+
+    tf = make_transform(native, crop, out)
+    rng = np.random.default_rng(0)
+    store = rng.integers(0, 5, out).astype(np.uint8)
+    full = invert_transform(store, tf, order=0)
+    for window in [(0, 0, *native), (3, 4, native[0] - 2, native[1] - 5), (0, 0, 0, 0)]:
+        y0, x0, y1, x1 = window
+        np.testing.assert_array_equal(
+            invert_transform_window(store, tf, window), full[y0:y1, x0:x1]
+        )
+    # box_to_native covers every native pixel of a store box
+    for _ in range(20):
+        y0, x0 = int(rng.integers(0, out[0] - 1)), int(rng.integers(0, out[1] - 1))
+        box = (y0, x0, int(rng.integers(y0 + 1, out[0] + 1)), int(rng.integers(x0 + 1, out[1] + 1)))
+        part = np.zeros(out, np.uint8)
+        part[box[0] : box[2], box[1] : box[3]] = 1
+        rows, cols = np.nonzero(invert_transform(part, tf, order=0))
+        ny0, nx0, ny1, nx1 = box_to_native(box, tf)
+        if rows.size:
+            assert ny0 <= rows.min() and rows.max() < ny1 and nx0 <= cols.min() and cols.max() < nx1
+    with pytest.raises(ValueError, match="not inside"):
+        invert_transform_window(store, tf, (0, 0, native[0] + 1, 1))

@@ -135,19 +135,12 @@ class OneShotCase:
         return invert_transform(np.asarray(work_mask), self.transform, order=0)
 
     def native_bbox(self, bbox: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-        """A work-image box in native pixels."""
+        """A work-image box in native pixels (:func:`mammo_common.transforms.box_to_native`)."""
         if self.transform is None:
             return bbox
-        y0, x0, y1, x1 = bbox
-        cy0, cx0, cy1, cx1 = self.transform.crop_box
-        oh, ow = self.transform.output_shape
-        sy, sx = (cy1 - cy0) / oh, (cx1 - cx0) / ow
-        return (
-            math.floor(cy0 + y0 * sy),
-            math.floor(cx0 + x0 * sx),
-            math.ceil(cy0 + y1 * sy),
-            math.ceil(cx0 + x1 * sx),
-        )
+        from mammo_common.transforms import box_to_native
+
+        return box_to_native(bbox, self.transform)
 
     def native_mask(self, mass: MassFinding) -> NDArray[np.uint8]:
         """One mass's mask on the native image."""

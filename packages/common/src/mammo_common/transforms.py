@@ -17,6 +17,7 @@ original pixels up to the resolution lost by down-sampling. No TensorFlow is imp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,8 +27,10 @@ from mammo_common.schema import CaseTransform
 
 __all__ = [
     "apply_transform",
+    "box_to_native",
     "crop_box_from_mask",
     "invert_transform",
+    "invert_transform_window",
     "make_transform",
     "resize",
 ]
@@ -189,4 +192,71 @@ def invert_transform(store_array: NDArray, transform: CaseTransform, order: int 
     y0, x0, y1, x1 = transform.crop_box
     out = np.zeros(transform.original_shape, dtype=store_array.dtype)
     out[y0:y1, x0:x1] = resize(store_array, (y1 - y0, x1 - x0), order=order)
+    return out
+
+
+def box_to_native(box: Box, transform: CaseTransform | None) -> Box:
+    """A box of store (work-image) pixels as native pixels, the smallest integer box covering it.
+
+    The store box's edges map through the crop and scale (``y -> y0 + y * rows_per_store_row``),
+    rounded outwards, so every native pixel that :func:`invert_transform` assigns to a store
+    pixel inside ``box`` lies inside the result.
+
+    Args:
+        box: ``(y0, x0, y1, x1)`` in store pixels, end-exclusive.
+        transform: The case's transform; ``None`` means store and native pixels coincide.
+
+    Returns:
+        ``(y0, x0, y1, x1)`` in native pixels, end-exclusive.
+    """
+    if transform is None:
+        return tuple(int(v) for v in box)  # type: ignore[return-value]
+    y0, x0, y1, x1 = box
+    cy0, cx0, cy1, cx1 = transform.crop_box
+    oh, ow = transform.output_shape
+    sy, sx = (cy1 - cy0) / oh, (cx1 - cx0) / ow
+    return (
+        math.floor(cy0 + y0 * sy),
+        math.floor(cx0 + x0 * sx),
+        math.ceil(cy0 + y1 * sy),
+        math.ceil(cx0 + x1 * sx),
+    )
+
+
+def invert_transform_window(
+    store_array: NDArray, transform: CaseTransform, window: Box
+) -> NDArray:
+    """Nearest-neighbour :func:`invert_transform` of a store array, for one native window only.
+
+    Equal to ``invert_transform(store_array, transform, order=0)[y0:y1, x0:x1]`` without
+    allocating the whole native image (a mass of a 5000x4000 mammogram needs only its box).
+
+    Args:
+        store_array: 2-D array of shape ``transform.output_shape``.
+        transform: The case's transform.
+        window: ``(y0, x0, y1, x1)`` in native pixels, end-exclusive, inside the native image.
+
+    Returns:
+        The window's values (0 outside the crop box), same dtype as ``store_array``.
+    """
+    store_array = np.asarray(store_array)
+    if tuple(store_array.shape) != tuple(transform.output_shape):
+        raise ValueError(
+            f"array shape {store_array.shape} differs from the transform's output_shape "
+            f"{tuple(transform.output_shape)}"
+        )
+    wy0, wx0, wy1, wx1 = (int(v) for v in window)
+    h, w = transform.original_shape
+    if not (0 <= wy0 <= wy1 <= h and 0 <= wx0 <= wx1 <= w):
+        raise ValueError(f"window {window} is not inside the native image {(h, w)}")
+    cy0, cx0, cy1, cx1 = transform.crop_box
+    out = np.zeros((wy1 - wy0, wx1 - wx0), dtype=store_array.dtype)
+    ry0, ry1 = max(wy0, cy0), min(wy1, cy1)
+    rx0, rx1 = max(wx0, cx0), min(wx1, cx1)
+    if ry0 >= ry1 or rx0 >= rx1:
+        return out
+    # the store pixel each native pixel of the crop takes, exactly as _resize_nearest picks it
+    rows = _nearest_index(transform.output_shape[0], cy1 - cy0)[ry0 - cy0 : ry1 - cy0]
+    cols = _nearest_index(transform.output_shape[1], cx1 - cx0)[rx0 - cx0 : rx1 - cx0]
+    out[ry0 - wy0 : ry1 - wy0, rx0 - wx0 : rx1 - wx0] = store_array[rows[:, None], cols[None, :]]
     return out
