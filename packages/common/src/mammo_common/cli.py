@@ -380,6 +380,53 @@ def run_cmd(
         console.print(f"wrote {json_out}")
 
 
+@app.command("results")
+@handle_errors
+def results_cmd(
+    diagnosis: Annotated[
+        Path, typer.Argument(help="diagnosis store (from massclass predict).")
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder for results.csv and results.json."),
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv", help="CSV to write [OUT_DIR/results.csv].")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="JSON to write [OUT_DIR/results.json].")
+    ] = None,
+    masses: Annotated[
+        Path | None,
+        typer.Option(help="masses store the diagnosis was predicted from [its recorded parent]."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+) -> None:
+    """Write the cascade's findings as a table: one row per mass and one per case, in the
+    native image's pixels and millimetres.
+
+    Mass rows: case id, patient, source file, SOPInstanceUID (DICOM inputs), mass index,
+    bounding box, centroid and area in native pixels and (when the pixel spacing is known) mm,
+    mean and max mass probability of segmentation, malignancy probability and label. Case rows:
+    the most malignant mass, or label no_mass_found. The JSON holds the same rows plus the
+    stores, model ids and thresholds used. Works on unlabelled images: nothing here needs
+    ground truth.
+
+    Example: mammo results data/diagnosis.zarr --out-dir results
+    """
+    from mammo_common.results import ResultsConfig, write_results
+
+    config = ResultsConfig(diagnosis=diagnosis, out_dir=out_dir, csv=csv_out, json_out=json_out,
+                           masses=masses, overwrite=overwrite)
+    result = write_results(config)
+    console.print(
+        f"wrote {result.csv} and {result.json_out}: {result.n_cases} cases, "
+        f"{result.n_masses} masses, {result.n_malignant_cases} malignant case(s), "
+        f"{result.n_no_mass_found} with no mass found (masks from {result.masses})",
+        highlight=False,
+    )
+
+
 @app.command("schema")
 @handle_errors
 def schema_cmd(
