@@ -66,6 +66,49 @@ class StoreError(MammoError):
     """A Zarr store is missing, of the wrong kind or version, or internally inconsistent."""
 
 
+class NoGroundTruthError(StoreError):
+    """A store holds no ground truth, so an evaluation has nothing to compare against.
+
+    Raised by the ``evaluate`` commands on stores made from unlabelled images (``mammo ingest
+    --format images``): predicting on them is fine, scoring them is not. Build one with
+    :meth:`missing` so that every stage words it the same way.
+    """
+
+    @classmethod
+    def missing(
+        cls,
+        what: str,
+        *,
+        needs: str,
+        path: str | Path | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> NoGroundTruthError:
+        """The error for a store that lacks ``what``.
+
+        Args:
+            what: What the store lacks, e.g. ``"ground-truth mass masks (mass_masks)"``.
+            needs: What the evaluation compares against, e.g. ``"mass masks"``.
+            path: The store.
+            field: The array or attribute concerned.
+            fix: What to do instead (by default: evaluate a labelled store; for unlabelled
+                images run predict and ``mammo results``).
+
+        Returns:
+            The error, to raise.
+        """
+        return cls(
+            f"has no {what}: nothing to compare against; evaluation needs ground truth {needs}",
+            path=path,
+            field=field,
+            fix=fix
+            or (
+                "evaluate a store ingested with labels (ROI masks, pathology); for unlabelled "
+                "images run predict and read the findings with `mammo results`"
+            ),
+        )
+
+
 class InputFileError(MammoError):
     """An input file (DICOM, CSV, XML, image) cannot be used."""
 

@@ -392,7 +392,8 @@ def evaluate(
 ) -> None:
     """Score a masses store (per-image Dice, Jaccard, pixel AUC; means and pooled) or a CV.
 
-    Empty truth with empty prediction scores 1 (the reference protocol).
+    Empty truth with empty prediction scores 1 (the reference protocol). A store without
+    ground-truth mass masks (unlabelled images) is refused: there is nothing to compare against.
 
     Example: massseg evaluate --data data/masses.zarr --splits data/splits.json --part test
     --out metrics/massseg.json --per-case reports/per_case.json --overlays reports/overlays

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from mammo_common.errors import MammoError, StoreError
+from mammo_common.errors import MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import BinnedAUC
 from mammo_common.metrics.segmentation import (
     dice_from_counts,
@@ -155,19 +155,26 @@ def _load_splits(path: Path):
         raise MammoError(str(exc), path=path, fix="regenerate it with `mammo split`") from None
 
 
+def _require_truth(store: MassesStore) -> None:
+    if not store.meta.has_mass_masks:
+        raise NoGroundTruthError.missing(
+            "ground-truth mass masks (mass_masks; its images were ingested without ROI masks)",
+            needs="mass masks",
+            path=store.path,
+            field="mass_masks",
+            fix="score a masses store predicted from annotated images (ingest with ROI masks); "
+            "for unlabelled images read the findings with `mammo results` after massclass "
+            "predict",
+        )
+
+
 def score_store(store: MassesStore, indices: list[int] | None = None) -> SegmentationScores:
     """Score the cases ``indices`` (default all) of a ``masses`` store, streaming.
 
     Raises:
-        StoreError: If the store has no ground-truth ``mass_masks``.
+        NoGroundTruthError: If the store has no ground-truth ``mass_masks``.
     """
-    if not store.meta.has_mass_masks:
-        raise StoreError(
-            "has no ground-truth mass_masks, so it cannot be scored",
-            path=store.path,
-            field="mass_masks",
-            fix="predict a breast store that carries mass masks (ingest with ROI masks)",
-        )
+    _require_truth(store)
     indices = list(range(len(store))) if indices is None else indices
     if not indices:
         raise MammoError("no case to score", path=store.path, fix="check the store and part")
@@ -247,7 +254,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     Outputs are written only after every score is computed, each file atomically.
 
     Raises:
-        MammoError: On a missing/wrong-kind store, a store without ground truth, bad splits.
+        NoGroundTruthError: The store has no ground-truth mass masks (unlabelled images).
+        MammoError: On a missing/wrong-kind store or bad splits.
     """
     if config.cv is not None:
         return _evaluate_cv(config)
@@ -255,6 +263,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     store = open_store(config.data, "masses")
     assert isinstance(store, MassesStore)
     _check_outputs(config, [config.data])
+    _require_truth(store)  # before the splits: an unlabelled store fails for this reason
     indices = select_cases(store, config.splits, config.part, config.fold)
     scores = score_store(store, indices)
     metrics: dict[str, Any] = {**scores.metrics, "reference": MASS_REFERENCE}
