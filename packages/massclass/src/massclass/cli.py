@@ -285,7 +285,8 @@ def evaluate(
 
     Accuracy, ROC AUC with a bootstrap confidence interval, sensitivity, specificity,
     precision, F1, MCC, Cohen's kappa and the confusion matrix, at case level and (when the
-    masses store has ground truth) at mass level.
+    masses store has ground truth) at mass level. A store whose cases all have unknown pathology
+    (unlabelled images) is refused: there is nothing to compare against.
 
     Examples:
 

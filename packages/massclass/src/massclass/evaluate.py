@@ -10,7 +10,8 @@ false detections and not classified.
 Metrics (positive = malignant) at the store's threshold: accuracy, sensitivity, specificity,
 precision, F1, MCC, Cohen's kappa, confusion matrix ``[[tn, fp], [fn, tp]]`` and ROC AUC with a
 stratified percentile bootstrap confidence interval. Undefined values (one class only) are
-written as ``null``.
+written as ``null``. A store whose selected cases all have unknown truth (unlabelled images) is
+refused with :class:`~mammo_common.errors.NoGroundTruthError`: there is nothing to compare against.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from mammo_common.errors import InputFileError, MammoError, StoreError
+from mammo_common.errors import InputFileError, MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
 from mammo_common.schema.splits import Splits, SplitsFileError
 from mammo_common.store import DiagnosisStore, MassesStore, open_store, write_json_atomic
@@ -197,6 +198,8 @@ def evaluate(
     Raises:
         StoreError: Not a diagnosis store.
         InputFileError: Bad splits file, or no selected case in the store.
+        NoGroundTruthError: No selected case has a known pathology (unlabelled images); nothing
+            is written then.
     """
     cfg = config or EvaluateConfig()
     store: DiagnosisStore = open_store(data, "diagnosis")  # type: ignore[assignment]
@@ -217,6 +220,15 @@ def evaluate(
         selected, not_in_store = ids, 0
     threshold = float(store.meta.threshold)
     by_id = {d.case_id: d for d in store.meta.diagnoses}
+    if all(by_id[c].truth == "unknown" for c in selected):
+        which = "" if splits is None else f" among the {len(selected)} {part} cases"
+        raise NoGroundTruthError.missing(
+            f"known pathology{which} (every case's truth is 'unknown': its images were "
+            "ingested without pathology)",
+            needs="pathology (benign or malignant) per case",
+            path=data,
+            field="diagnoses.truth",
+        )
 
     y, p, missed, unknown, excluded = [], [], [], [], []
     for case_id in selected:
