@@ -257,7 +257,8 @@ def evaluate(
 
     The reference is the store's breast mask, or the threshold labeller's where the store has
     none (the JSON says which). Writes flat metrics for `dvc metrics show`, a per-case JSON and
-    optionally a PNG of the best and worst cases (reference yellow, prediction red).
+    optionally a PNG of the best and worst cases (reference yellow, prediction red). A store
+    without any ground truth (unlabelled images) is refused unless --reference labeller.
 
     Example:
 

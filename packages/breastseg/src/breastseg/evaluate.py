@@ -11,7 +11,11 @@ Example:
 The scored mask is exactly the one ``breastseg predict`` uses (threshold, largest component,
 holes filled), at the mammogram's native resolution. The reference is the store's breast mask;
 where the store has none (or with ``reference="labeller"``) it is the threshold labeller's mask,
-and the metrics say so (``reference``, ``n_reference_store``, ``n_reference_labeller``).
+and the metrics say so (``reference``, ``n_reference_store``, ``n_reference_labeller``). A store
+without any ground truth (no breast mask, mass mask or pathology in any case: unlabelled images)
+is refused with :class:`~mammo_common.errors.NoGroundTruthError` unless ``reference="labeller"``
+asks for the labeller's stand-in explicitly; ``reference="store"`` is refused when no case has a
+breast mask.
 
 Outputs, written atomically:
 
@@ -36,12 +40,18 @@ from breastseg.labeller import label_breast
 from breastseg.segment import Segmenter, breast_mask, make_segmenter
 from breastseg.train import check_cases
 from mammo_common.cli_support import track
-from mammo_common.errors import ConfigError, MammoError, StoreError
+from mammo_common.errors import ConfigError, MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import dice, jaccard
 from mammo_common.store import MammogramsStore, open_store, write_json_atomic
 from mammo_common.store.atomic import atomic_path
 
-__all__ = ["CaseScore", "EvaluateResult", "evaluate", "select_cases"]
+__all__ = [
+    "CaseScore",
+    "EvaluateResult",
+    "evaluate",
+    "require_ground_truth",
+    "select_cases",
+]
 
 
 class CaseScore(BaseModel):
@@ -138,6 +148,48 @@ def _reference(
     return label_breast(image, config.labeller), "labeller"
 
 
+def _has_array(store: MammogramsStore, name: str) -> bool:
+    return any(name in store.group[f"cases/{case_id}"] for case_id in store.case_ids)
+
+
+def require_ground_truth(store: MammogramsStore, reference: str) -> None:
+    """Refuse a store that holds nothing to compare against with ``reference``.
+
+    Args:
+        store: The ``mammograms`` store.
+        reference: ``auto``, ``store`` or ``labeller`` (never refused).
+
+    Raises:
+        NoGroundTruthError: ``store`` without any breast mask, or ``auto`` on a store without
+            any ground truth (no breast mask, mass mask or known pathology in any case).
+    """
+    if reference == "labeller":
+        return
+    if _has_array(store, "breast_mask"):
+        return
+    if reference == "store":
+        raise NoGroundTruthError.missing(
+            "breast masks (no case has a breast_mask)",
+            needs="breast masks",
+            path=store.path,
+            field="cases/*/breast_mask",
+            fix="use --reference auto or labeller (the threshold labeller's masks stand in), "
+            "or evaluate a store ingested with breast masks",
+        )
+    if _has_array(store, "mass_mask") or any(r.pathology != "unknown" for r in store.records()):
+        return  # an annotated dataset without breast outlines (CBIS-DDSM): the labeller stands in
+    raise NoGroundTruthError.missing(
+        "ground truth of any kind (no breast_mask, mass_mask or pathology in any case: "
+        "unlabelled images)",
+        needs="breast masks",
+        path=store.path,
+        field="cases",
+        fix="evaluate a store ingested with labels; to measure agreement with the threshold "
+        "labeller instead (a stand-in, not ground truth) pass --reference labeller; for "
+        "unlabelled images run predict and read the findings with `mammo results`",
+    )
+
+
 def _predict_mask(segmenter: Segmenter, image: np.ndarray, config: EvaluateConfig) -> np.ndarray:
     prob = segmenter.probabilities(image)
     return breast_mask(prob, config.threshold, holes=config.fill_holes)
@@ -194,6 +246,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     Raises:
         StoreError: Invalid store, cases missing from it, or no reference mask with
             ``reference="store"``.
+        NoGroundTruthError: Nothing to compare against (see :func:`require_ground_truth`).
         ConfigError: Bad part or fold.
         ModelFolderError: Missing or incompatible model folder.
     """
@@ -201,6 +254,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         raise ConfigError("the plot is a PNG", path=config.plot, fix="give a path ending in .png")
     store = open_store(config.data, "mammograms")
     assert isinstance(store, MammogramsStore)
+    require_ground_truth(store, config.reference)
     segmenter = make_segmenter(
         config.method,
         config.model,
