@@ -150,8 +150,12 @@ def ingest(
                           folder_mask=folder_mask, patients_csv=patients_csv,
                           for_processing=for_processing, **limits)
     result = run_ingest(config)
+    labels = (
+        f"{result.n_mass_cases} with masses" if result.n_mass_cases
+        else "unlabelled: no mass masks, ready for prediction only"
+    )
     console.print(
-        f"wrote {result.out}: {result.n_cases} cases ({result.n_mass_cases} with masses) "
+        f"wrote {result.out}: {result.n_cases} cases ({labels}) "
         f"from {result.format}; {result.n_skipped} skipped"
     )
     if result.breast_masks_from_truth_sidecar:
