@@ -294,3 +294,13 @@ def test_mass_geometry_without_transform_and_tiny_masses() -> None:
     assert geometry.centroid == (0.125, 0.125)
     with pytest.raises(ValueError, match="empty"):
         mass_geometry(np.zeros((4, 4)), None)
+
+
+def test_docs_describe_every_column() -> None:
+    docs = Path(__file__).resolve().parents[3] / "docs" / "results.md"
+    if not docs.is_file():  # pragma: no cover - an installed package without the repository
+        pytest.skip("docs/results.md is not here")
+    text = docs.read_text(encoding="utf-8")
+    missing = [c for c in COLUMNS if f"`{c}`" not in text and c not in {
+        "bbox_x0_mm", "bbox_y1_mm"}]  # the table names the mm box as `bbox_y0_mm` ... `bbox_x1_mm`
+    assert missing == [], f"docs/results.md does not describe {missing}"
