@@ -25,6 +25,7 @@ from mammo_common.errors import ModelFolderError
 from mammo_common.keras.fused_batchnorm import FusedBatchNormalization  # noqa: F401
 from mammo_common.keras.optimize import FoldedBatchNormalization  # noqa: F401
 from mammo_common.keras.training import TrainResult, write_history_csv
+from mammo_common.model_cache import active_cache, memoized
 from mammo_common.schema.model_card import (
     CARD_FILE,
     HISTORY_FILE,
@@ -151,8 +152,36 @@ def load_model_folder(
             stage, unknown architecture, a corrupt or unsafe ``model.keras``, or a model
             whose input shape disagrees with the card. The message names the folder, the
             file and the fix.
+
+    While a :class:`~mammo_common.model_cache.ModelCache` is active (``mammo run``'s
+    :class:`~mammo_common.oneshot.Cascade`), a folder whose ``model.keras`` is unchanged is
+    loaded once and the same ``(model, card)`` returned again (not with ``custom_objects``).
     """
     folder = Path(folder)
+    if custom_objects or active_cache() is None:
+        return _load_model_folder(folder, expected_stage, known_architectures, compile,
+                                  custom_objects)
+    try:  # a changed model.keras is a new key
+        stat = (folder / MODEL_FILE).stat()
+        version: tuple[int, int] | None = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        version = None
+    key = (
+        "load_model_folder", str(folder.resolve()), version, expected_stage,
+        None if known_architectures is None else tuple(sorted(known_architectures)), compile,
+    )
+    return memoized(key, lambda: _load_model_folder(folder, expected_stage,
+                                                    known_architectures, compile, None))
+
+
+def _load_model_folder(
+    folder: Path,
+    expected_stage: str | None,
+    known_architectures: Collection[str] | None,
+    compile: bool,
+    custom_objects: Mapping[str, Any] | None,
+) -> tuple[keras.Model, ModelCard]:
+    """:func:`load_model_folder` without the cache."""
     card = read_model_card(folder)
     if expected_stage is not None and card.stage != expected_stage:
         raise ModelFolderError(

@@ -207,7 +207,30 @@ def inference_model(
 
     Raises:
         ValueError: On an unknown precision or a model that is not functional.
+
+    While a :class:`~mammo_common.model_cache.ModelCache` is active (``mammo run``'s
+    :class:`~mammo_common.oneshot.Cascade`), the copy of the same model object is built once.
     """
+    from mammo_common.model_cache import active_cache, memoized
+
+    if active_cache() is None:
+        return _inference_model(model, precision=precision, fold_batchnorm=fold_batchnorm)
+    # the cache keeps ``model`` alive with its copy, so its id() cannot name another object
+    key = ("inference_model", id(model), precision, bool(fold_batchnorm))
+    _, result = memoized(
+        key, lambda: (model, _inference_model(model, precision=precision,
+                                              fold_batchnorm=fold_batchnorm))
+    )
+    return result
+
+
+def _inference_model(
+    model: keras.Model,
+    *,
+    precision: InferencePrecision = "float32",
+    fold_batchnorm: bool = True,
+) -> tuple[keras.Model, FoldReport]:
+    """:func:`inference_model` without the cache."""
     if precision not in ("float32", "bfloat16"):
         raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
     if not isinstance(model, keras.Model) or not hasattr(model, "_run_through_graph"):
