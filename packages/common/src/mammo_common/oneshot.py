@@ -18,6 +18,15 @@ entry-point group ``mammo.stages`` (``[project.entry-points."mammo.stages"]`` in
 A stage that is not installed, has no model under ``<models>``, or lacks its inputs is
 skipped with a note; without breastseg the mass stages see the whole image.
 
+Models are loaded once: :func:`load_cascade` discovers the plugins and chooses their model
+folders once and returns a :class:`Cascade` whose :meth:`Cascade.run` does one image. Every
+``run`` goes through the plugins with the cascade's own
+:class:`~mammo_common.model_cache.ModelCache` active, so the model folders a plugin loads
+(``load_model_folder``) and the inference copies it builds (``inference_model``) are made on
+the first image and reused for every later one; a plugin needs nothing special for that.
+:func:`run_one` is a one-image cascade; :func:`mammo_common.oneshot_batch.run_batch` streams
+files and folders through one cascade (``mammo run PATH... --out-dir DIR``).
+
 Model choice (:func:`find_model_folders`): the folders ``<models>/<stage>/<arch>/fold_<k>``
 holding a model card are grouped by architecture; the architecture with the highest mean of
 the plugin's ``selection_metric`` over its folds wins (ties and missing metrics: alphabetical
@@ -43,13 +52,18 @@ from mammo_common.schema import CaseTransform
 __all__ = [
     "ENTRY_POINT_GROUP",
     "KNOWN_STAGES",
+    "Cascade",
+    "CascadeStage",
     "MassFinding",
     "OneShotCase",
     "StagePlugin",
     "discover_stages",
     "find_model_folders",
+    "input_laterality",
+    "load_cascade",
     "read_input_image",
     "render_overlay",
+    "run_file",
     "run_one",
 ]
 
@@ -92,6 +106,8 @@ class OneShotCase:
     Attributes:
         image: The native image (uint16).
         source: Where it came from (file path).
+        laterality: ``L`` or ``R`` when known (a DICOM header or the file name, in a batch);
+            breastseg's post-processing puts the chest wall on that side.
         work_size: Size of the breast crop the mass stages see (``breastseg predict
             --output-size``; 640x640 in the reference).
         work_image: What the mass stages see (the breast crop, or the native image).
@@ -109,6 +125,7 @@ class OneShotCase:
 
     image: NDArray
     source: str = ""
+    laterality: str | None = None
     work_size: tuple[int, int] = (640, 640)
     work_image: NDArray | None = None
     transform: CaseTransform | None = None
@@ -121,6 +138,9 @@ class OneShotCase:
     stages_run: list[str] = dataclasses.field(default_factory=list)
     model_ids: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     notes: list[str] = dataclasses.field(default_factory=list)
+    _native_masks: dict[int, NDArray] = dataclasses.field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.work_image is None:
@@ -142,11 +162,34 @@ class OneShotCase:
 
         return box_to_native(bbox, self.transform)
 
-    def native_mask(self, mass: MassFinding) -> NDArray[np.uint8]:
-        """One mass's mask on the native image."""
+    def work_mask(self, mass: MassFinding) -> NDArray[np.uint8]:
+        """One mass's own mask on the work image (uint8 0/1)."""
         work = np.zeros(np.shape(self.work_image), np.uint8)
-        work[mass.component.slices] = mass.component.mask
-        return self.to_native(work)
+        work[mass.component.slices] = np.asarray(mass.component.mask, dtype=np.uint8)
+        return work
+
+    def native_mask(self, mass: MassFinding) -> NDArray[np.uint8]:
+        """One mass's mask on the native image (nearest, as :meth:`to_native` maps it).
+
+        Only the mass's window is mapped (:func:`~mammo_common.transforms.
+        invert_transform_window`, equal to the whole-image inverse there and 0 elsewhere); the
+        result is kept for the next call (overlay, summary, SEG), so treat it as read-only.
+        """
+        cached = self._native_masks.get(id(mass))
+        if cached is not None:
+            return cached
+        work = self.work_mask(mass)
+        if self.transform is None:
+            native = work
+        else:
+            from mammo_common.transforms import invert_transform_window
+
+            window = self.native_bbox(mass.bbox)
+            y0, x0, y1, x1 = window
+            native = np.zeros(tuple(self.transform.original_shape), np.uint8)
+            native[y0:y1, x0:x1] = invert_transform_window(work, self.transform, window)
+        self._native_masks[id(mass)] = native
+        return native
 
     @property
     def diagnosis(self) -> dict[str, Any]:
@@ -286,28 +329,125 @@ def read_input_image(path: str | Path) -> NDArray[np.uint16]:
     return image
 
 
-def run_one(
-    image: NDArray,
+@dataclasses.dataclass(frozen=True)
+class CascadeStage:
+    """One stage of a :class:`Cascade`: its plugin and the model folders chosen for it."""
+
+    plugin: StagePlugin
+    folders: tuple[Path, ...]
+
+    @property
+    def name(self) -> str:
+        """The stage's name."""
+        return self.plugin.name
+
+
+class Cascade:
+    """The installed stages with their model folders, ready to run image after image.
+
+    Made by :func:`load_cascade`. Each :meth:`run` does one mammogram with every stage that has
+    a model; the models are loaded on the first image and reused (see the module docstring).
+    Use it as a context manager, or call :meth:`close`, to drop the models.
+
+    Attributes:
+        models: The models folder.
+        stages: The stages that will run, by ``order``, with their model folders.
+        notes: What is skipped for every image (stages not installed, without a model, that
+            failed to load); each case's ``notes`` start with these.
+        work_size: Size of the breast crop the mass stages see.
+        cache: The models loaded so far (``cache.builds`` counts the loads).
+    """
+
+    def __init__(
+        self,
+        models: Path,
+        stages: Sequence[CascadeStage],
+        *,
+        notes: Sequence[str] = (),
+        work_size: tuple[int, int] = (640, 640),
+    ) -> None:
+        from mammo_common.model_cache import ModelCache
+
+        self.models = Path(models)
+        self.stages = list(stages)
+        self.notes = list(notes)
+        self.work_size = (int(work_size[0]), int(work_size[1]))
+        self.cache = ModelCache()
+
+    def __enter__(self) -> Cascade:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def stage_names(self) -> list[str]:
+        """Names of the stages that have a model, in running order."""
+        return [stage.name for stage in self.stages]
+
+    def run(
+        self, image: NDArray, *, source: str = "", laterality: str | None = None
+    ) -> OneShotCase:
+        """Run every stage on one mammogram.
+
+        Args:
+            image: The native 2-D image (uint16; uint8/float accepted as the stages accept
+                them).
+            source: Where the image came from (for the summary and error messages).
+            laterality: ``L`` or ``R`` when known (anything else is treated as unknown).
+
+        Returns:
+            The filled-in :class:`OneShotCase` (``notes`` says what was skipped).
+
+        Raises:
+            InputFileError: The image is not 2-D.
+        """
+        image = np.asarray(image)
+        if image.ndim != 2:
+            raise InputFileError(f"the image has shape {image.shape}, not 2-D",
+                                 path=source or None, fix="pass a single-frame gray mammogram")
+        case = OneShotCase(image=image, source=source, work_size=self.work_size,
+                           notes=list(self.notes),
+                           laterality=laterality if laterality in ("L", "R") else None)
+        with self.cache.active():
+            for stage in self.stages:
+                plugin = stage.plugin
+                missing = [f for f in plugin.requires if getattr(case, f, None) is None]
+                if missing:
+                    case.notes.append(
+                        f"{plugin.name} needs {', '.join(missing)}, which no earlier stage "
+                        "produced; skipped"
+                    )
+                    continue
+                plugin.run(case, list(stage.folders))
+                case.stages_run.append(plugin.name)
+        if "breastseg" not in case.stages_run and case.stages_run:
+            case.notes.append("no breast segmentation: the mass stages saw the whole image")
+        return case
+
+    def close(self) -> None:
+        """Drop the loaded models."""
+        self.cache.clear()
+
+
+def load_cascade(
     models: str | Path,
     *,
     plugins: Sequence[StagePlugin] | None = None,
-    source: str = "",
     work_size: tuple[int, int] = (640, 640),
-) -> OneShotCase:
-    """Run every installed stage that has a model on one mammogram.
+) -> Cascade:
+    """Discover the stages and choose their model folders once, for any number of images.
 
     Args:
-        image: The native 2-D image (uint16; uint8/float accepted as the stages accept them).
         models: The models folder (``<models>/<stage>/<arch>/fold_<k>/``).
         plugins: Stage plugins (default: :func:`discover_stages`).
-        source: Where the image came from (for the summary).
         work_size: Size of the breast crop the mass stages see.
 
     Returns:
-        The filled-in :class:`OneShotCase` (``notes`` says what was skipped).
+        The :class:`Cascade` (its ``notes`` say which stages are skipped and why).
 
     Raises:
-        InputFileError: ``models`` is not a folder or the image is not 2-D.
+        InputFileError: ``models`` is not a folder.
         ConfigError: No stage is installed.
     """
     models = Path(models)
@@ -316,10 +456,6 @@ def run_one(
             "is not a folder", path=models, field="--models",
             fix="pass the folder holding <stage>/<arch>/fold_<k>/ model folders (e.g. models/)",
         )
-    image = np.asarray(image)
-    if image.ndim != 2:
-        raise InputFileError(f"the image has shape {image.shape}, not 2-D", path=source or None,
-                             fix="pass a single-frame gray mammogram")
     notes: list[str] = []
     if plugins is None:
         plugins, notes = discover_stages()
@@ -329,29 +465,124 @@ def run_one(
             "no pipeline stage is installed (none registers a 'mammo.stages' entry point)",
             fix="pip install mammo-breastseg mammo-massseg mammo-massclass",
         )
-    case = OneShotCase(image=image, source=source, work_size=tuple(work_size), notes=notes)
     installed = {p.name for p in plugins}
     for name, dist in KNOWN_STAGES.items():
         if name not in installed:
-            case.notes.append(f"{name} is not installed (pip install {dist}); skipped")
+            notes.append(f"{name} is not installed (pip install {dist}); skipped")
+    stages: list[CascadeStage] = []
     for plugin in plugins:
         folders = find_model_folders(models, plugin.name, plugin.selection_metric)
         if not folders:
-            case.notes.append(
+            notes.append(
                 f"no {plugin.name} model under {models / plugin.name}/<arch>/fold_<k>; skipped"
             )
             continue
-        missing = [field for field in plugin.requires if getattr(case, field, None) is None]
-        if missing:
-            case.notes.append(
-                f"{plugin.name} needs {', '.join(missing)}, which no earlier stage produced; "
-                "skipped"
-            )
-            continue
-        plugin.run(case, folders)
-        case.stages_run.append(plugin.name)
-    if "breastseg" not in case.stages_run and case.stages_run:
-        case.notes.append("no breast segmentation: the mass stages saw the whole image")
+        stages.append(CascadeStage(plugin=plugin, folders=tuple(folders)))
+    return Cascade(models, stages, notes=notes, work_size=work_size)
+
+
+def input_laterality(path: str | Path) -> str | None:
+    """``L``/``R`` of a mammogram file as ``mammo ingest --format images`` finds it.
+
+    DICOM ImageLaterality, then Laterality, then the file name (``LEFT``, ``R_CC``, ``LMLO``,
+    ...: :func:`mammo_common.ingest.images.name_hints`); None when none says.
+    """
+    from pathlib import PurePosixPath
+
+    from mammo_common.ingest.images import name_hints
+
+    path = Path(path)
+    if path.suffix.lower() in (".dcm", ".dicom", ".dic", ""):
+        from mammo_common.ingest.dicom import read_header
+
+        try:
+            ds = read_header(path)
+            for name in ("ImageLaterality", "Laterality"):
+                value = str(ds.get(name) or "").strip().upper()
+                side = {"L": "L", "R": "R", "LEFT": "L", "RIGHT": "R"}.get(value)
+                if side is not None:
+                    return side
+        except Exception:  # an unreadable header: the pixels' reader says why
+            pass
+    for field, value, _ in name_hints(PurePosixPath(path.name)):
+        if field == "laterality":
+            return value
+    return None
+
+
+def run_one(
+    image: NDArray,
+    models: str | Path,
+    *,
+    plugins: Sequence[StagePlugin] | None = None,
+    source: str = "",
+    work_size: tuple[int, int] = (640, 640),
+    laterality: str | None = None,
+) -> OneShotCase:
+    """Run every installed stage that has a model on one mammogram (a one-image cascade).
+
+    For several images, :func:`load_cascade` once and call :meth:`Cascade.run` for each.
+
+    Args:
+        image: The native 2-D image (uint16; uint8/float accepted as the stages accept them).
+        models: The models folder (``<models>/<stage>/<arch>/fold_<k>/``).
+        plugins: Stage plugins (default: :func:`discover_stages`).
+        source: Where the image came from (for the summary).
+        work_size: Size of the breast crop the mass stages see.
+        laterality: ``L`` or ``R`` when known.
+
+    Returns:
+        The filled-in :class:`OneShotCase` (``notes`` says what was skipped).
+
+    Raises:
+        InputFileError: ``models`` is not a folder or the image is not 2-D.
+        ConfigError: No stage is installed.
+    """
+    with load_cascade(models, plugins=plugins, work_size=work_size) as cascade:
+        return cascade.run(image, source=source, laterality=laterality)
+
+
+def run_file(
+    path: str | Path,
+    models: str | Path,
+    *,
+    out: str | Path | None = None,
+    json_out: str | Path | None = None,
+    work_size: tuple[int, int] = (640, 640),
+    plugins: Sequence[StagePlugin] | None = None,
+) -> OneShotCase:
+    """``mammo run FILE``: read one mammogram, run the cascade, write the overlay and JSON.
+
+    The laterality for breastseg comes from :func:`input_laterality`, as a batch finds it.
+
+    Args:
+        path: The mammogram (:func:`read_input_image`).
+        models: The models folder.
+        out: Overlay PNG to write (:func:`render_overlay`), if any.
+        json_out: JSON summary to write (:meth:`OneShotCase.summary`), if any.
+        work_size: Size of the breast crop the mass stages see.
+        plugins: Stage plugins (default: :func:`discover_stages`).
+
+    Returns:
+        The filled-in :class:`OneShotCase`.
+
+    Raises:
+        InputFileError: Unreadable image, no models folder, or an overlay path not ending in
+            ``.png`` (checked before anything runs).
+        ConfigError: No stage is installed.
+    """
+    from mammo_common.store.atomic import write_json_atomic
+
+    if out is not None and Path(out).suffix.lower() != ".png":
+        raise InputFileError("the overlay is a PNG", path=out, field="--out",
+                             fix="give a path ending in .png")
+    pixels = read_input_image(path)
+    case = run_one(pixels, models, plugins=plugins, source=str(path), work_size=work_size,
+                   laterality=input_laterality(path))
+    if out is not None:
+        render_overlay(case, out)
+    if json_out is not None:
+        write_json_atomic(json_out, case.summary())
     return case
 
 

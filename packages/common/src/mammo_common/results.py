@@ -32,6 +32,7 @@ import io
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +51,19 @@ from mammo_common.transforms import box_to_native, invert_transform_window
 
 __all__ = [
     "COLUMNS",
+    "COLUMN_HELP",
     "FORMAT",
     "FORMAT_VERSION",
+    "FoundMass",
     "MassGeometry",
     "ResultsConfig",
     "ResultsSummary",
     "ResultsTable",
+    "case_rows",
     "mass_geometry",
     "results_table",
     "write_results",
+    "write_table",
 ]
 
 #: ``format`` of results.json, and its version (raised when columns change meaning).
@@ -486,6 +491,94 @@ def _find_component(
     )
 
 
+@dataclass(frozen=True)
+class FoundMass:
+    """One mass of a case, as :func:`case_rows` takes it.
+
+    Attributes:
+        mass_index: 1-based mass number within the case.
+        mask: The mass's own mask on the store (work-image) grid; non-zero = mass.
+        label: ``benign`` / ``malignant`` (None: not classified).
+        probability: Malignancy probability (None: not classified).
+    """
+
+    mass_index: int
+    mask: NDArray = field(repr=False)
+    label: str | None = None
+    probability: float | None = None
+
+
+def case_rows(
+    record: CaseRecord,
+    masses: Sequence[FoundMass],
+    *,
+    transform: CaseTransform | None,
+    mass_probs: NDArray | None = None,
+    label: str | None = None,
+    probability: float | None = None,
+    truth: str | None = "unknown",
+) -> list[dict[str, Any]]:
+    """The table's rows of one case: its case row, then one row per mass by ``mass_index``.
+
+    Used by :func:`results_table` (stores) and by ``mammo run`` (one image in memory), so both
+    write the same columns with the same geometry.
+
+    Args:
+        record: The case (ids, source, laterality, view, pixel spacing, DICOM identifiers).
+        masses: Its masses, on the store grid.
+        transform: Native -> store transform (None: the grids coincide).
+        mass_probs: The segmentation's mass probability map on the store grid, if known.
+        label: The case label (default: ``no_mass_found`` without masses, else the most
+            malignant mass's label).
+        probability: The case's malignancy probability (default: the most malignant mass's).
+        truth: The case's ground-truth pathology, for the ``truth`` column.
+
+    Returns:
+        Row dicts over :data:`COLUMNS` (None for an empty cell).
+    """
+    case = _case_columns(record)
+    mass_rows: list[dict[str, Any]] = []
+    for mass in sorted(masses, key=lambda m: m.mass_index):
+        geometry = mass_geometry(
+            mass.mask, transform, pixel_spacing=record.pixel_spacing, mass_probs=mass_probs
+        )
+        mass_rows.append(
+            _row(
+                row_type="mass",
+                **case,
+                mass_index=mass.mass_index,
+                label=mass.label,
+                malignancy_probability=(
+                    None if mass.probability is None else _round(mass.probability,
+                                                                 _PROB_DECIMALS)
+                ),
+                **_geometry_columns(geometry),
+            )
+        )
+    if not mass_rows:
+        return [_row(row_type="case", **case, n_masses=0, label=label or "no_mass_found",
+                     truth=truth)]
+
+    def severity(row: dict[str, Any]) -> tuple[float, int]:
+        p = row["malignancy_probability"]
+        return (-math.inf if p is None else p, -row["mass_index"])
+
+    worst = max(mass_rows, key=severity)
+    case_row = {
+        **worst,
+        "row_type": "case",
+        "n_masses": len(mass_rows),
+        "label": worst["label"] if label is None else label,
+        "malignancy_probability": (
+            worst["malignancy_probability"]
+            if probability is None
+            else _round(probability, _PROB_DECIMALS)
+        ),
+        "truth": truth,
+    }
+    return [case_row, *mass_rows]
+
+
 def _case_rows(
     record: CaseRecord,
     diag: CaseDiagnosis,
@@ -493,47 +586,21 @@ def _case_rows(
     index: int,
     transform: CaseTransform,
 ) -> list[dict[str, Any]]:
-    case = _case_columns(record)
-    mass_rows: list[dict[str, Any]] = []
+    found: list[FoundMass] = []
+    probs = None
     if diag.masses:
         pred = np.asarray(masses.array("mass_pred")[index]) > 0
         probs = np.asarray(masses.array("mass_probs")[index])
         comps = components(pred)
-        for mass in sorted(diag.masses, key=lambda m: m.mass_index):
+        for mass in diag.masses:
             comp = _find_component(comps, mass, record.case_id, masses)
             own = np.zeros(pred.shape, dtype=bool)
             own[comp.slices] = comp.mask
-            geometry = mass_geometry(
-                own, transform, pixel_spacing=record.pixel_spacing, mass_probs=probs
-            )
-            mass_rows.append(
-                _row(
-                    row_type="mass",
-                    **case,
-                    mass_index=mass.mass_index,
-                    label=mass.label,
-                    malignancy_probability=_round(mass.probability, _PROB_DECIMALS),
-                    **_geometry_columns(geometry),
-                )
-            )
-    if not mass_rows:
-        case_row = _row(row_type="case", **case, n_masses=0, label="no_mass_found",
-                        truth=diag.truth)
-        return [case_row]
-    worst = max(mass_rows, key=lambda r: (r["malignancy_probability"], -r["mass_index"]))
-    case_row = {
-        **worst,
-        "row_type": "case",
-        "n_masses": len(mass_rows),
-        "label": diag.label,
-        "malignancy_probability": (
-            worst["malignancy_probability"]
-            if diag.probability is None
-            else _round(diag.probability, _PROB_DECIMALS)
-        ),
-        "truth": diag.truth,
-    }
-    return [case_row, *mass_rows]
+            found.append(FoundMass(mass.mass_index, own, mass.label, mass.probability))
+    return case_rows(
+        record, found, transform=transform, mass_probs=probs,
+        label=diag.label if found else None, probability=diag.probability, truth=diag.truth,
+    )
 
 
 def results_table(diagnosis: str | Path, masses: str | Path | None = None) -> ResultsTable:
@@ -613,6 +680,24 @@ def _csv_text(table: ResultsTable) -> str:
     return buffer.getvalue()
 
 
+def write_table(table: ResultsTable, csv_path: str | Path, json_path: str | Path) -> None:
+    """Write a table as ``results.csv`` and ``results.json`` (each atomically, CSV first).
+
+    The JSON is ``{"format": "mammo-results", "format_version", "metadata", "columns",
+    "rows"}``; an empty cell is ``""`` in the CSV and ``null`` in the JSON.
+    """
+    document = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "metadata": table.metadata,
+        "columns": table.columns,
+        "rows": table.rows,
+    }
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    write_text_atomic(Path(csv_path), _csv_text(table))
+    write_text_atomic(Path(json_path), text)
+
+
 def write_results(config: ResultsConfig) -> ResultsSummary:
     """Write ``results.csv`` and ``results.json`` of a diagnosis store (each atomically).
 
@@ -637,16 +722,7 @@ def write_results(config: ResultsConfig) -> ResultsSummary:
         if path.exists() and path.is_dir():
             raise MammoError("is a folder", path=path, fix="give a file path")
     table = results_table(config.diagnosis, config.masses)
-    document = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "metadata": table.metadata,
-        "columns": table.columns,
-        "rows": table.rows,
-    }
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    write_text_atomic(csv_path, _csv_text(table))
-    write_text_atomic(json_path, text)
+    write_table(table, csv_path, json_path)
     meta = table.metadata
     return ResultsSummary(
         csv=csv_path,
