@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from mammo_common import __version__
 from mammo_common.cli_support import console, handle_errors, version_option
+
+if TYPE_CHECKING:
+    from mammo_common.oneshot_batch import BatchRunResult
 
 app = typer.Typer(
     name="mammo",
@@ -329,37 +332,103 @@ def report(
 @app.command("run")
 @handle_errors
 def run_cmd(
-    image: Annotated[Path, typer.Argument(help="One mammogram: DICOM (.dcm), PNG or TIFF.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Mammograms: DICOM (any transfer syntax mammo decodes), PNG or TIFF files, "
+            "folders (searched at any depth) or glob patterns (quoted: 'scans/**/*.dcm'). "
+            "Several, or a folder or pattern, need --out-dir.",
+            show_default=False,
+        ),
+    ],
     models: Annotated[
         Path, typer.Option(help="Models folder holding <stage>/<arch>/fold_<k>/ folders.")
     ] = Path("models"),
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Batch: folder for overlays/<case>.png, seg/<case>.seg.dcm, "
+                     "results.csv and results.json."),
+    ] = None,
+    seg: Annotated[
+        bool, typer.Option("--seg", help="Batch: also write a DICOM SEG per DICOM input.")
+    ] = False,
     out: Annotated[
-        Path | None, typer.Option("-o", "--out", help="Overlay PNG to write.")
+        Path | None, typer.Option("-o", "--out", help="One image: overlay PNG to write.")
     ] = None,
     json_out: Annotated[
-        Path | None, typer.Option("--json", help="Also write the result as JSON.")
+        Path | None, typer.Option("--json", help="One image: also write the result as JSON.")
     ] = None,
     work_size: Annotated[
         str | None,
         typer.Option(help="Breast crop size ROWSxCOLS the mass stages see [640x640]."),
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Batch: replace an existing results.csv / results.json.")
+    ] = False,
+    for_processing: Annotated[
+        bool,
+        typer.Option("--for-processing", help="Batch: also read FOR PROCESSING (raw) DICOM."),
+    ] = False,
 ) -> None:
-    """Diagnose one mammogram with whichever stages are installed: breast segmentation, mass
-    segmentation, mass classification. Prints each mass with its malignancy probability and
-    writes an overlay (breast outline, mass contours, labels).
+    """Diagnose mammograms with whichever stages are installed: breast segmentation, mass
+    segmentation, mass classification. One image: prints each mass with its malignancy
+    probability and writes an overlay (breast outline, mass contours, labels). Many images
+    (--out-dir): loads the models once, streams the images with a progress bar and writes an
+    overlay per image, results.csv + results.json (the columns of `mammo results`) and, with
+    --seg, a DICOM SEG per DICOM input; a bad file is reported at the end and skipped (exit 2
+    only if no image could be read).
 
     Stages are found through the 'mammo.stages' entry points; a stage that is not installed or
     has no model under --models is skipped with a note. Per stage, the architecture with the
     best validation metric on its model cards is used, its folds averaged.
 
-    Example: mammo run scan.dcm --models models --out overlay.png
+    Examples: mammo run scan.dcm --models models --out overlay.png;
+    mammo run scans/ 'more/**/*.dcm' --models models --out-dir results --seg
     """
-    from mammo_common.oneshot import read_input_image, render_overlay, run_one
-    from mammo_common.store.atomic import write_json_atomic
+    from mammo_common.errors import EXIT_INTERRUPTED, ConfigError
 
     size = _size(work_size) or (640, 640)
-    pixels = read_input_image(image)
-    case = run_one(pixels, models, source=str(image), work_size=size)
+    if out_dir is None:
+        one = Path(paths[0])
+        if len(paths) > 1 or not one.is_file():
+            what = "several inputs" if len(paths) > 1 else (
+                "a folder" if one.is_dir() else "an input that is not a file")
+            raise ConfigError(
+                f"{what} given without --out-dir", path=None if len(paths) > 1 else one,
+                field="--out-dir", fix="add --out-dir DIR for a batch (overlays, results.csv, "
+                "SEG files), or pass one mammogram file",
+            )
+        for flag, value in (("--seg", seg), ("--overwrite", overwrite),
+                            ("--for-processing", for_processing)):
+            if value:
+                raise ConfigError(f"{flag} is for batches", field=flag,
+                                  fix="add --out-dir DIR, or leave it out")
+        _print_one(one, models, out=out, json_out=json_out, work_size=size)
+        return
+    if out is not None or json_out is not None:
+        raise ConfigError(
+            "--out/--json are for one image", field="--out/--json",
+            fix="with --out-dir the overlays go to DIR/overlays and the results to "
+            "DIR/results.csv and DIR/results.json; leave --out/--json out",
+        )
+    from mammo_common.oneshot_batch import BatchRunConfig, run_batch
+
+    result = run_batch(BatchRunConfig(inputs=paths, models=models, out_dir=out_dir, seg=seg,
+                                      work_size=size, overwrite=overwrite,
+                                      for_processing=for_processing))
+    _print_batch(result)
+    if result.interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
+
+
+def _print_one(
+    image: Path, models: Path, *, out: Path | None, json_out: Path | None,
+    work_size: tuple[int, int],
+) -> None:
+    """``mammo run FILE``: run it and print the masses, the diagnosis and the notes."""
+    from mammo_common.oneshot import run_file
+
+    case = run_file(image, models, out=out, json_out=json_out, work_size=work_size)
     diag = case.diagnosis
     table = Table(title=f"{image.name}: {', '.join(case.stages_run) or 'no stage ran'}")
     for col in ("mass", "box (y0, x0, y1, x1)", "area (px)", "P(malignant)", "label"):
@@ -376,12 +445,54 @@ def run_cmd(
     console.print(f"diagnosis: [bold]{verdict}[/]", highlight=False)
     for note in case.notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False)
-    if out is not None:
-        render_overlay(case, out)
-        console.print(f"wrote {out}")
-    if json_out is not None:
-        write_json_atomic(json_out, case.summary())
-        console.print(f"wrote {json_out}")
+    for path in (out, json_out):
+        if path is not None:
+            console.print(f"wrote {path}")
+
+
+def _print_batch(result: BatchRunResult, limit: int = 20) -> None:
+    """The batch's images (the first ``limit``), notes, failures and outputs."""
+    from mammo_common.ingest.report import format_skipped
+
+    images = result.images
+    if images:
+        table = Table(title=f"mammo run: {', '.join(result.stages_run) or 'no stage'}")
+        for col in ("image", "masses", "diagnosis", "P(malignant)", "s"):
+            table.add_column(col)
+        for img in images[:limit]:
+            prob = "" if img.probability is None else f"{img.probability:.3f}"
+            table.add_row(img.source_path, str(img.n_masses), img.label.replace("_", " "), prob,
+                          f"{img.seconds:.1f}")
+        if len(images) > limit:
+            table.add_row(f"... and {len(images) - limit} more (results.csv)", "", "", "", "")
+        console.print(table)
+    steady = [img.seconds for img in images[1:]]
+    pace = f"; {sum(steady) / len(steady):.2f} s per image after the first" if steady else ""
+    console.print(
+        f"{len(images)} of {result.n_found} image(s) done in {result.seconds:.1f} s{pace}: "
+        f"{result.n_masses} mass(es), {result.n_malignant_cases} malignant case(s); "
+        f"{result.model_loads} model folder(s) loaded once",
+        highlight=False,
+    )
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    image_notes = [(img.source_path, note) for img in images for note in img.notes]
+    for source, note in image_notes[:limit]:
+        console.print(f"[yellow]note:[/] {source}: {note}", highlight=False)
+    if len(image_notes) > limit:
+        console.print(f"[yellow]note:[/] ... and {len(image_notes) - limit} more notes "
+                      "(results.json: metadata.images)", highlight=False)
+    if result.failed:
+        console.print(f"[yellow]not used ({len(result.failed)}):[/]\n"
+                      + format_skipped(result.failed, limit=50), highlight=False)
+    if result.csv is not None:
+        seg = f", {result.n_seg} SEG file(s) in {result.out_dir / 'seg'}" if result.n_seg else ""
+        console.print(f"wrote {result.csv}, {result.json_out}, {len(images)} overlay(s) in "
+                      f"{result.out_dir / 'overlays'}{seg}", highlight=False)
+    if result.interrupted:
+        console.print(f"[yellow]interrupted[/] after {len(images)} of {result.n_found} "
+                      "image(s): the finished images' overlays, SEG files and results were kept; "
+                      "the image being processed left nothing", highlight=False)
 
 
 @app.command("results")
