@@ -215,6 +215,13 @@ def predict(
         f"-> {result.out}",
         highlight=False,
     )
+    sides = result.chest_wall
+    console.print(
+        f"breast masks: chest wall left {sides.get('left', 0)}, right {sides.get('right', 0)}, "
+        f"unknown {sides.get('unknown', 0)}; {result.artefact_pixels} pixels of labels, "
+        "markers, film edges and other thin parts removed",
+        highlight=False,
+    )
     if result.empty_cases:
         console.print(
             f"[yellow]warning:[/] no breast found in {len(result.empty_cases)} case(s), kept "

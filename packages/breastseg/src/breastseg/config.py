@@ -5,7 +5,7 @@ Each command builds its config from the ``breastseg.<command>`` section of ``par
 
     breastseg:
       train:   {input_size: 128x96, filters: 8, epochs: 20, batch_size: 3}
-      predict: {output_size: 128x128, margin: 0.02}
+      predict: {output_size: 128x128, margin: 0.02, postprocess: {chest_wall: auto}}
       evaluate: {part: test}
 
 Sizes are ``(rows, cols)``; they may be written ``1024x768`` or ``[1024, 768]``.
@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from breastseg.labeller import LabellerConfig
+from breastseg.postprocess import PostprocessConfig
 from mammo_common.keras.augment import IntensityConfig
 
 __all__ = [
@@ -57,6 +58,20 @@ Size = Annotated[tuple[int, int], BeforeValidator(parse_size)]
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+def _legacy_fill_holes(data: Any) -> Any:
+    """Move a top-level ``fill_holes`` (before ``postprocess``) into ``postprocess``."""
+    if not isinstance(data, dict) or "fill_holes" not in data:
+        return data
+    data = dict(data)
+    value = data.pop("fill_holes")
+    post = data.get("postprocess")
+    post = post.model_dump() if isinstance(post, PostprocessConfig) else dict(post or {})
+    if value is not None:
+        post.setdefault("fill_holes", value)
+    data["postprocess"] = post
+    return data
 
 
 class TrainConfig(_Config):
@@ -145,7 +160,10 @@ class PredictConfig(_Config):
         threshold: Probability threshold of the breast mask.
         tta_flips: Average the prediction over flipped copies.
         batch_size: Images per prediction batch.
-        fill_holes: Fill holes in the breast mask (after keeping the largest component).
+        postprocess: Breast-mask post-processing (:class:`~breastseg.postprocess.PostprocessConfig`:
+            ``largest_component``, ``fill_holes``, ``chest_wall`` auto/left/right/none,
+            ``cut_width``), also applied inside the threshold labeller. A top-level
+            ``fill_holes`` (older params files) is read as ``postprocess.fill_holes``.
         precision: Inference compute, ``float32`` or ``bfloat16`` (faster on CPUs with
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
@@ -163,11 +181,18 @@ class PredictConfig(_Config):
     threshold: float = Field(default=0.5, gt=0, lt=1)
     tta_flips: bool = False
     batch_size: int = Field(default=1, ge=1)
-    fill_holes: bool = True
+    postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
     overwrite: bool = False
+
+    _fill_holes = model_validator(mode="before")(_legacy_fill_holes)
+
+    @property
+    def fill_holes(self) -> bool:
+        """``postprocess.fill_holes`` (the setting's older, top-level name)."""
+        return self.postprocess.fill_holes
 
     @model_validator(mode="after")
     def _check(self) -> PredictConfig:
@@ -193,6 +218,8 @@ class EvaluateConfig(_Config):
         n_plot: How many best and how many worst cases the PNG shows.
         reference: Masks scored against: ``store``, ``labeller`` or ``auto``.
         threshold: Probability threshold.
+        postprocess: Breast-mask post-processing, as ``breastseg predict`` (the predicted masks
+            are scored as predict stores them).
         precision: Inference compute, as ``breastseg predict --precision``.
         fold_batchnorm: Fold BatchNorms, as ``breastseg predict``.
     """
@@ -211,10 +238,17 @@ class EvaluateConfig(_Config):
     threshold: float = Field(default=0.5, gt=0, lt=1)
     tta_flips: bool = False
     batch_size: int = Field(default=1, ge=1)
-    fill_holes: bool = True
+    postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
+
+    _fill_holes = model_validator(mode="before")(_legacy_fill_holes)
+
+    @property
+    def fill_holes(self) -> bool:
+        """``postprocess.fill_holes`` (the setting's older, top-level name)."""
+        return self.postprocess.fill_holes
 
     @model_validator(mode="after")
     def _check(self) -> EvaluateConfig:

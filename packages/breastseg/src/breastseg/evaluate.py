@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from breastseg import __version__
 from breastseg.config import EvaluateConfig
 from breastseg.labeller import label_breast
-from breastseg.segment import Segmenter, breast_mask, make_segmenter
+from breastseg.segment import Segmenter, make_segmenter, segment_breast
 from breastseg.train import check_cases
 from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, MammoError, NoGroundTruthError, StoreError
@@ -145,7 +145,11 @@ def _reference(
             field=f"cases/{case_id}/breast_mask",
             fix="use --reference auto (the threshold labeller fills in) or labeller",
         )
-    return label_breast(image, config.labeller), "labeller"
+    laterality = store.record(case_id).laterality
+    return (
+        label_breast(image, config.labeller, postprocess=config.postprocess, laterality=laterality),
+        "labeller",
+    )
 
 
 def _has_array(store: MammogramsStore, name: str) -> bool:
@@ -190,9 +194,13 @@ def require_ground_truth(store: MammogramsStore, reference: str) -> None:
     )
 
 
-def _predict_mask(segmenter: Segmenter, image: np.ndarray, config: EvaluateConfig) -> np.ndarray:
+def _predict_mask(
+    segmenter: Segmenter, image: np.ndarray, config: EvaluateConfig, laterality: str | None = None
+) -> np.ndarray:
     prob = segmenter.probabilities(image)
-    return breast_mask(prob, config.threshold, holes=config.fill_holes)
+    return segment_breast(
+        prob, config.threshold, postprocess=config.postprocess, laterality=laterality, warn=False
+    ).mask
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -224,7 +232,9 @@ def _plot(
         for score in group:
             image = store.array(score.case_id, "image")
             ref, _ = _reference(store, score.case_id, image, config)
-            pred = _predict_mask(segmenter, image, config)
+            pred = _predict_mask(
+                segmenter, image, config, store.record(score.case_id).laterality
+            )
             width = max(1, max(image.shape) // 256)
             rgb = overlay(image, {"truth": ref, "pred": pred}, width=width)
             tiles.append((rgb, f"{tag}: {score.case_id}\nDice {score.dice:.3f}"))
@@ -263,6 +273,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         labeller=config.labeller,
         precision=config.precision,
         fold_batchnorm=config.fold_batchnorm,
+        postprocess=config.postprocess,
     )
     card = getattr(segmenter, "card", None)
     card_fold = card.data.fold if card is not None else None
@@ -274,7 +285,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     for case_id in track(case_ids, "breastseg evaluate"):
         image = store.array(case_id, "image")
         ref, source = _reference(store, case_id, image, config)
-        pred = _predict_mask(segmenter, image, config)
+        pred = _predict_mask(segmenter, image, config, store.record(case_id).laterality)
         scores.append(
             CaseScore(
                 case_id=case_id,

@@ -16,14 +16,19 @@ reduced so that its longer side is at most :attr:`LabellerConfig.work_size` pixe
    cuts off the darker, fatty periphery of the breast; a quarter of the way up from the
    background keeps it. (Images are stored with the breast bright, as ingest normalises them.)
 3. Open with a disc (``opening_radius``) to cut thin bridges to labels and scanner marks.
-4. Keep the largest connected component (the breast; labels and marks are smaller).
-5. Close with a disc (``closing_radius``) to smooth the skin line, then fill holes (dark fatty
-   tissue inside the breast stays breast).
+4. Keep the breast: the breast-mask post-processing of :mod:`breastseg.postprocess` cuts off
+   film-edge strips, rulers, markers and the bridges joining them to the breast, keeps the
+   breast's component (the largest one on the chest-wall edge; the side from the case's
+   laterality or inferred from the mask) and fills holes, the chest-wall edge counting as
+   closed.
+5. Close with a disc (``closing_radius``) to smooth the skin line, then fill holes again (dark
+   fatty tissue inside the breast stays breast).
 6. Resize the mask back to the native grid (nearest neighbour).
 
-Its limits: a pectoral muscle is labelled breast (as in the reference's masks); a label touching
-the breast at more than ``opening_radius`` pixels stays attached; a very dense background (badly
-exposed film) can defeat Otsu. Check a few masks of a new source by eye
+Its limits: a pectoral muscle is labelled breast (as in the reference's masks); a label joined
+to the breast along more than ``cut_width`` of the post-processing stays attached; a very dense
+background (badly exposed film) can defeat Otsu; the breast's thin, dark periphery on film can
+fall below the threshold. Check a few masks of a new source by eye
 (``breastseg evaluate --plot``).
 """
 
@@ -34,14 +39,15 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import ndimage
 
-from mammo_common.postprocess import fill_holes, largest_component
+from breastseg.postprocess import PostprocessConfig, fill_breast_holes, postprocess_breast_mask
 from mammo_common.transforms import resize
 
 __all__ = ["LABELLER_DESCRIPTION", "LabellerConfig", "label_breast"]
 
 LABELLER_DESCRIPTION = (
     "threshold labeller (breastseg.labeller): Gaussian smoothing, threshold between the "
-    "background level and Otsu's, opening, largest component, closing, hole filling"
+    "background level and Otsu's, opening, breast-mask post-processing (thin artefacts cut, "
+    "the breast's component kept, holes filled), closing, hole filling"
 )
 
 
@@ -75,12 +81,20 @@ def _otsu(values: NDArray[np.floating]) -> float:
     return float(threshold_otsu(values))
 
 
-def label_breast(image: NDArray, config: LabellerConfig | None = None) -> NDArray[np.uint8]:
+def label_breast(
+    image: NDArray,
+    config: LabellerConfig | None = None,
+    *,
+    postprocess: PostprocessConfig | None = None,
+    laterality: str | None = None,
+) -> NDArray[np.uint8]:
     """Label the breast of one mammogram.
 
     Args:
         image: 2-D image (any numeric dtype), breast bright.
         config: Settings; defaults when ``None``.
+        postprocess: Breast-mask post-processing of step 4; defaults when ``None``.
+        laterality: The case's laterality (``L``, ``R`` or unknown), for the chest-wall side.
 
     Returns:
         A uint8 0/1 mask of the image's shape (all zeros for a constant image).
@@ -108,10 +122,12 @@ def label_breast(image: NDArray, config: LabellerConfig | None = None) -> NDArra
     mask = small > background + cfg.level * (otsu - background)
     if cfg.opening_radius > 0:
         mask = ndimage.binary_opening(mask, structure=_disc(cfg.opening_radius))
-    mask = largest_component(mask)
+    kept = postprocess_breast_mask(mask, postprocess, laterality=laterality, warn=False)
+    mask = kept.mask.astype(bool)
     if cfg.closing_radius > 0 and mask.any():
         r = cfg.closing_radius
         padded = np.pad(mask, r)  # closing near the border must not erode the edge
         mask = ndimage.binary_closing(padded, structure=_disc(r))[r:-r, r:-r]
-    mask = fill_holes(mask)
+    if postprocess is None or postprocess.fill_holes:
+        mask = fill_breast_holes(mask, kept.chest_wall)
     return resize(mask.astype(np.uint8), (h, w), order=0)

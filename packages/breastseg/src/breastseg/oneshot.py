@@ -1,9 +1,12 @@
 """The breastseg plugin of ``mammo run`` (entry point ``mammo.stages: breastseg``).
 
 On one native mammogram: the breast probability map of the chosen model folders (averaged),
-the breast mask (threshold of the first card, largest component, holes filled), then the
-background blanked and the breast cropped and resized to ``case.work_size``: exactly what
-``breastseg predict --method unet`` stores for a case.
+the breast mask (threshold of the first card, then the post-processing of
+:mod:`breastseg.postprocess` with ``breastseg predict``'s default settings: thin artefacts cut
+off, the breast's component kept, holes filled, the chest-wall side from the case's laterality
+when the case carries one, else inferred from the mask), then the background blanked and the
+breast cropped and resized to ``case.work_size``: exactly what ``breastseg predict --method
+unet`` stores for a case.
 """
 
 from __future__ import annotations
@@ -24,10 +27,16 @@ class BreastsegStage:
     selection_metric = "val_dice"
 
     def run(self, case: Any, model_dirs: Sequence[Path]) -> None:
-        """Fill ``work_image``, ``transform`` and ``breast_mask`` of ``case``."""
+        """Fill ``work_image``, ``transform`` and ``breast_mask`` of ``case``.
+
+        The laterality (``L``/``R``) is read from ``case.laterality`` (``mammo run`` takes it
+        from the DICOM header or the file name) when the case has one; post-processing notes
+        (a laterality the image contradicts, a mask covering the image border) go to
+        ``case.notes``.
+        """
         from breastseg._keras import load_breast_model
         from breastseg.config import PredictConfig
-        from breastseg.segment import breast_mask, crop_case
+        from breastseg.segment import crop_case, segment_breast
         from mammo_common.keras.inference import predict_probabilities
         from mammo_common.keras.optimize import inference_model
 
@@ -35,8 +44,18 @@ class BreastsegStage:
         models = [inference_model(model)[0] for model, _ in loaded]
         card = loaded[0][1]
         prob = predict_probabilities(models, case.image[None])[0]
-        mask = breast_mask(prob, card.threshold)
         defaults = PredictConfig.model_fields
+        segmented = segment_breast(
+            prob,
+            card.threshold,
+            postprocess=defaults["postprocess"].get_default(call_default_factory=True),
+            laterality=getattr(case, "laterality", None),
+            warn=False,
+        )
+        case.notes.extend(
+            f"breastseg: {note}" for note in segmented.notes if not note.startswith("empty")
+        )
+        mask = segmented.mask
         cropped = crop_case(
             case.image, mask, None, output_size=tuple(case.work_size),
             margin=float(defaults["margin"].default),

@@ -8,6 +8,11 @@ Example:
 
 Cases stream one at a time (read, segment, crop, write), so memory stays constant whatever the
 number of cases; the store appears only when complete (atomic rename).
+
+The breast mask of each case is post-processed (:mod:`breastseg.postprocess`, settings
+``postprocess``) with the case's laterality; the settings are recorded in the store's producer
+parameters (``params.postprocess``), and a case whose laterality the image contradicts, or
+whose mask could not be trusted, gets a note in its record.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from breastseg import __version__
 from breastseg.config import PredictConfig
-from breastseg.segment import breast_mask, crop_case, make_segmenter
+from breastseg.segment import crop_case, make_segmenter, segment_breast
 from mammo_common.cli_support import track
 from mammo_common.errors import StoreError
 from mammo_common.schema import Producer
@@ -41,6 +46,10 @@ class PredictResult(BaseModel):
         image_size: Stored (rows, cols).
         with_mass_masks: Whether ground-truth mass masks were carried.
         empty_cases: Cases where no breast was found (kept whole, not blanked).
+        chest_wall: How many cases had the chest wall on the ``left``, on the ``right``, or
+            ``unknown``.
+        artefact_pixels: Pixels of the thresholded masks that post-processing removed (labels,
+            markers, rulers, film edges, thin bridges), all cases together.
         seconds: Wall time.
     """
 
@@ -52,6 +61,8 @@ class PredictResult(BaseModel):
     image_size: tuple[int, int]
     with_mass_masks: bool
     empty_cases: list[str]
+    chest_wall: dict[str, int] = {}
+    artefact_pixels: int = 0
     seconds: float
 
 
@@ -88,6 +99,7 @@ def predict(config: PredictConfig) -> PredictResult:
         labeller=config.labeller,
         precision=config.precision,
         fold_batchnorm=config.fold_batchnorm,
+        postprocess=config.postprocess,
     )
     case_ids = store.case_ids
     with_mass = any(_has_array(store, cid, "mass_mask") for cid in case_ids)
@@ -97,7 +109,7 @@ def predict(config: PredictConfig) -> PredictResult:
         "margin": config.margin,
         "normalize": config.normalize,
         "threshold": config.threshold,
-        "fill_holes": config.fill_holes,
+        "postprocess": config.postprocess.model_dump(),
     }
     producer = Producer(
         package=PACKAGE,
@@ -107,6 +119,8 @@ def predict(config: PredictConfig) -> PredictResult:
         params=params,
     )
     empty: list[str] = []
+    sides = {"left": 0, "right": 0, "unknown": 0}
+    removed = 0
     with StackedStoreWriter(
         config.out,
         kind="breast",
@@ -122,10 +136,18 @@ def predict(config: PredictConfig) -> PredictResult:
         for index, case_id in enumerate(track(case_ids, "breastseg predict")):
             case = store.load(case_id)
             prob = segmenter.probabilities(case.image)
-            mask = breast_mask(prob, config.threshold, holes=config.fill_holes)
+            segmented = segment_breast(
+                prob,
+                config.threshold,
+                postprocess=config.postprocess,
+                laterality=case.record.laterality,
+                warn=False,
+            )
+            sides[segmented.chest_wall or "unknown"] += 1
+            removed += segmented.removed_pixels
             cropped = crop_case(
                 case.image,
-                mask,
+                segmented.mask,
                 case.mass_mask,
                 output_size=config.output_size,
                 margin=config.margin,
@@ -133,6 +155,9 @@ def predict(config: PredictConfig) -> PredictResult:
             )
             record = case.record
             notes = list(record.notes)
+            notes.extend(
+                f"breastseg: {note}" for note in segmented.notes if not note.startswith("empty")
+            )
             if cropped.empty:
                 empty.append(case_id)
                 notes.append(f"breastseg ({config.method}): no breast found; whole image kept")
@@ -155,5 +180,7 @@ def predict(config: PredictConfig) -> PredictResult:
         image_size=config.output_size,
         with_mass_masks=with_mass,
         empty_cases=empty,
+        chest_wall=sides,
+        artefact_pixels=removed,
         seconds=round(time.perf_counter() - start, 3),
     )

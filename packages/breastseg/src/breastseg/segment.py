@@ -7,8 +7,10 @@ Per case (see :func:`breast_mask` and :func:`crop_case`):
 
 1. A segmenter gives a breast probability map at the image's native size (the U-Net of a
    model folder, or the threshold labeller).
-2. The mask is ``prob >= threshold``, reduced to its largest connected component, holes
-   filled.
+2. The mask is ``prob >= threshold``, post-processed by :mod:`breastseg.postprocess`: parts
+   thinner than ``cut_width`` cut off (film-edge strips, rulers, markers, bridges to labels),
+   the breast's component kept (the largest one on the chest-wall edge, the side from the
+   case's laterality or inferred from the mask), holes filled.
 3. Pixels outside the mask are set to 0 (labels, scanner marks, film noise removed).
 4. The crop box is the mask's bounding box grown by ``margin`` of its sides; image, mask and
    ground-truth mass mask are cropped to it and resized to the output size (image bilinear,
@@ -26,8 +28,9 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from breastseg.postprocess import BreastMask, PostprocessConfig, postprocess_breast_mask
 from mammo_common.errors import ModelFolderError
-from mammo_common.postprocess import binarize, fill_holes, largest_component
+from mammo_common.postprocess import binarize
 from mammo_common.schema import CaseTransform
 from mammo_common.transforms import apply_transform, crop_box_from_mask, make_transform
 
@@ -38,6 +41,7 @@ __all__ = [
     "breast_mask",
     "crop_case",
     "make_segmenter",
+    "segment_breast",
 ]
 
 
@@ -130,12 +134,17 @@ def make_segmenter(
     labeller: Any = None,
     precision: str = "float32",
     fold_batchnorm: bool = True,
+    postprocess: PostprocessConfig | None = None,
 ) -> Segmenter:
-    """The segmenter of a ``--method``: ``unet`` (needs ``model``) or ``threshold``."""
+    """The segmenter of a ``--method``: ``unet`` (needs ``model``) or ``threshold``.
+
+    ``postprocess`` is handed to the threshold labeller (its step 4); the caller applies it
+    again to every segmenter's map with :func:`segment_breast`.
+    """
     if method == "threshold":
         from breastseg.threshold import ThresholdSegmenter
 
-        return ThresholdSegmenter(labeller)
+        return ThresholdSegmenter(labeller, postprocess=postprocess)
     if model is None:
         raise ModelFolderError(
             "method 'unet' needs a model folder", field="model", fix="pass --model DIR"
@@ -149,14 +158,51 @@ def make_segmenter(
     )
 
 
+def segment_breast(
+    prob: NDArray,
+    threshold: float = 0.5,
+    *,
+    postprocess: PostprocessConfig | None = None,
+    laterality: str | None = None,
+    holes: bool | None = None,
+    warn: bool = True,
+) -> BreastMask:
+    """The stage's breast mask of a probability map, and what its post-processing did.
+
+    Args:
+        prob: Breast probability map (or a 0/1 mask) of the native image.
+        threshold: Pixels with ``prob >= threshold`` are breast before post-processing.
+        postprocess: Post-processing settings; defaults (everything on) when ``None``.
+        laterality: The case's laterality (``L``, ``R``, ``unknown``), for the chest-wall side.
+        holes: Overrides ``postprocess.fill_holes`` when given.
+        warn: Warn (:class:`~breastseg.postprocess.BreastMaskWarning`) about an empty mask.
+
+    Returns:
+        The mask (uint8 0/1) with the chest-wall side used, pixels removed and filled, notes.
+    """
+    cfg = postprocess or PostprocessConfig()
+    if holes is not None and holes != cfg.fill_holes:
+        cfg = cfg.model_copy(update={"fill_holes": holes})
+    return postprocess_breast_mask(
+        binarize(prob, threshold), cfg, laterality=laterality, warn=warn
+    )
+
+
 def breast_mask(
-    prob: NDArray, threshold: float = 0.5, *, holes: bool = True
+    prob: NDArray,
+    threshold: float = 0.5,
+    *,
+    holes: bool | None = None,
+    postprocess: PostprocessConfig | None = None,
+    laterality: str | None = None,
 ) -> NDArray[np.uint8]:
-    """Binarise, keep the largest component, fill holes: the stage's breast mask (uint8 0/1)."""
-    mask = largest_component(binarize(prob, threshold))
-    if holes:
-        mask = fill_holes(mask)
-    return mask.astype(np.uint8)
+    """Binarise and post-process: the stage's breast mask (uint8 0/1).
+
+    See :func:`segment_breast` (this returns its mask only) and :mod:`breastseg.postprocess`.
+    """
+    return segment_breast(
+        prob, threshold, postprocess=postprocess, laterality=laterality, holes=holes
+    ).mask
 
 
 #: Where ``normalize_breast`` puts the breast's 0.5th and 99.5th percentiles (fractions of 65535).

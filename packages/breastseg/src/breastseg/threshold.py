@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from breastseg.labeller import LABELLER_DESCRIPTION, LabellerConfig, label_breast
+from breastseg.postprocess import PostprocessConfig
 
 __all__ = ["ThresholdSegmenter"]
 
@@ -23,12 +24,18 @@ class ThresholdSegmenter:
 
     Args:
         config: Labeller settings; defaults when ``None``.
+        postprocess: The labeller's breast-mask post-processing (its step 4); defaults when
+            ``None``. Without the case's laterality the chest-wall side is inferred here;
+            ``predict`` post-processes the map again with it.
     """
 
     method = "threshold"
 
-    def __init__(self, config: LabellerConfig | None = None) -> None:
+    def __init__(
+        self, config: LabellerConfig | None = None, *, postprocess: PostprocessConfig | None = None
+    ) -> None:
         self.config = config or LabellerConfig()
+        self.postprocess = postprocess or PostprocessConfig()
         self.model_ids: list[str] = []
         self.description = LABELLER_DESCRIPTION
 
@@ -39,4 +46,4 @@ class ThresholdSegmenter:
 
     def probabilities(self, image: NDArray) -> NDArray[np.float32]:
         """A 0/1 "probability" map of the native image (the labeller's mask)."""
-        return label_breast(image, self.config).astype(np.float32)
+        return label_breast(image, self.config, postprocess=self.postprocess).astype(np.float32)

@@ -179,7 +179,7 @@ def load_training_arrays(
                     "has no breast_mask", path=store.path, field=f"cases/{case_id}/breast_mask",
                     fix="use --mask-source auto or labeller",
                 )
-            mask = label_breast(image, labeller)
+            mask = label_breast(image, labeller, laterality=store.record(case_id).laterality)
             sources.append("labeller")
         else:
             sources.append("store")
