@@ -75,3 +75,13 @@ def test_unknown_case_is_an_error(masses_data) -> None:
     store = open_store(masses_data["store"], "masses")
     with pytest.raises(StoreError, match="nope"):
         extract_rois(store, size=16, case_ids=["nope"])
+
+
+def test_pred_matched_keeps_only_detections_of_true_masses(masses_data) -> None:
+    store = open_store(masses_data["store"], "masses")
+    rois = extract_rois(store, RoiConfig(source="pred_matched"), size=32)
+    every = extract_rois(store, RoiConfig(), size=32)
+    # the false-positive object of case005 is gone; the missed cases stay missed
+    assert rois.case_ids.count("case005") == 1
+    assert all(rois.overlaps_truth) and len(rois) == len(every) - 1
+    assert rois.missed == masses_data["missed"]

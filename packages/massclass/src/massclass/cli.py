@@ -118,7 +118,10 @@ def train(
         str | None, typer.Option(help="ROI input: 'image' or 'image+mask'.")
     ] = None,
     roi_source: Annotated[
-        str | None, typer.Option(help="ROIs from 'pred' (mass_pred) or 'truth' (mass_masks).")
+        str | None, typer.Option(
+            help="ROIs from 'pred' (mass_pred), 'truth' (mass_masks) or 'pred_matched' "
+            "(predicted masses that overlap a true one)."
+        )
     ] = None,
     margin: Annotated[float | None, typer.Option(help="ROI context margin (0.25).")] = None,
     class_weight: Annotated[str | None, typer.Option(help="'none' or 'balanced'.")] = None,

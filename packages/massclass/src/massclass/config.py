@@ -60,7 +60,10 @@ class RoiConfig(_Strict):
     Attributes:
         source: ``pred``: connected components of the predicted ``mass_pred`` (prediction and
             normal training); ``truth``: components of the ground-truth ``mass_masks``
-            (training on annotated masses, when the store carries them).
+            (training on annotated masses, when the store carries them); ``pred_matched``:
+            the predicted components that overlap a ground-truth mass (training on the
+            outlines the segmentation draws, without its false detections; prediction always
+            uses ``pred``).
         representation: ``image``: the gray crop repeated to 3 channels; ``image+mask``:
             channels (image, image, this mass's mask).
         margin: Context around the mass, as a fraction of its bounding box's longer side added
@@ -72,7 +75,7 @@ class RoiConfig(_Strict):
             ``malignant`` or ``exclude`` (such cases get no label).
     """
 
-    source: Literal["pred", "truth"] = "pred"
+    source: Literal["pred", "truth", "pred_matched"] = "pred"
     representation: Literal["image", "image+mask"] = "image"
     margin: float = Field(default=0.25, ge=0.0, le=5.0)
     min_pixels: int | None = Field(default=None, ge=0)

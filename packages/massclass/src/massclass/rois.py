@@ -3,7 +3,9 @@
 For every case (in store order, or the ids asked for):
 
 1. The mass mask is ``mass_pred`` (``source="pred"``) or the ground truth ``mass_masks``
-   (``source="truth"``, for training on annotated masses). Connected components (8-connected)
+   (``source="truth"``, for training on annotated masses); ``source="pred_matched"`` keeps
+   only the predicted components that overlap a ground-truth mass (training on the outlines
+   segmentation draws, without its false detections). Connected components (8-connected)
    smaller than ``min_pixels`` are dropped (the store's ``min_object_pixels`` by default, the
    reference's 30); each remaining component is one mass, numbered 1..n in raster order
    (``mass_index``; the same numbering ``massclass predict`` writes).
@@ -203,9 +205,10 @@ def extract_rois(
         StoreError: Unknown case id, or ``source="truth"`` on a store without ground truth.
     """
     config = config or RoiConfig()
-    if config.source == "truth" and not store.meta.has_mass_masks:
+    if config.source in ("truth", "pred_matched") and not store.meta.has_mass_masks:
         raise StoreError(
-            "has no ground-truth mass_masks, so ROIs cannot come from the ground truth",
+            f"has no ground-truth mass_masks, so ROIs cannot come from source "
+            f"{config.source!r}",
             path=store.path,
             field="mass_masks",
             fix="use roi.source: pred, or a masses store made from annotated images",
@@ -227,7 +230,8 @@ def extract_rois(
             fix="use a splits file made for this store's cases",
         )
     images_arr = store.array("images")
-    source_arr = store.array("mass_pred" if config.source == "pred" else "mass_masks")
+    predicted = config.source in ("pred", "pred_matched")
+    source_arr = store.array("mass_pred" if predicted else "mass_masks")
     truth_arr = store.array("mass_masks") if store.meta.has_mass_masks else None
 
     rois: list[np.ndarray] = []
@@ -251,9 +255,14 @@ def extract_rois(
         image = _scaled(np.asarray(images_arr[i]))
         truth = (
             np.asarray(truth_arr[i]) > 0
-            if truth_arr is not None and config.source == "pred"
+            if truth_arr is not None and predicted
             else None
         )
+        if config.source == "pred_matched":
+            comps = [c for c in comps if truth is not None and (truth[c.slices] & c.mask).any()]
+            if not comps:
+                missed.append(case_id)
+                continue
         for comp in comps:
             rois.append(
                 crop_roi(
