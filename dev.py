@@ -10,6 +10,7 @@ Extra arguments after ``test`` go to nox (e.g. ``python3 dev.py test -s massseg`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -32,9 +33,12 @@ def _run(cmd: list[str | Path], **kwargs) -> int:
     return subprocess.call([str(c) for c in cmd], **kwargs)
 
 
-def _ensure_venv(path: Path, packages: list[str]) -> None:
+def _ensure_venv(path: Path, packages: list[str], fingerprint: str = "") -> None:
+    """Install ``packages`` into the venv at ``path`` unless the same list (and fingerprint:
+    the packages' pyproject.toml digest, so a new dependency reaches an existing .venv) is
+    already installed there."""
     marker = path / ".mammo-installed"
-    wanted = "\n".join(packages)
+    wanted = "\n".join([*packages, fingerprint])
     if marker.exists() and marker.read_text() == wanted:
         return
     if not _bin(path, "python").exists():
@@ -69,7 +73,10 @@ def pipeline(args: list[str]) -> int:
     pkgs: list[str] = []
     for name in PACKAGES:
         pkgs += ["-e", f"{ROOT / 'packages' / name}" + ("[cpu]" if name != "common" else "")]
-    _ensure_venv(VENV, [*pkgs, "dvc>=3.50"])
+    digest = hashlib.sha256(b"".join(
+        (ROOT / "packages" / name / "pyproject.toml").read_bytes() for name in PACKAGES
+    )).hexdigest()
+    _ensure_venv(VENV, [*pkgs, "dvc>=3.50"], fingerprint=f"pyproject sha256 {digest}")
     env = _env(VENV)
     py = _bin(VENV, "python")
     return _run([py, "-m", "mammo_common.pipeline", *args], cwd=ROOT, env=env)

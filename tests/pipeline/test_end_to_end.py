@@ -77,6 +77,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip("dvc is not installed in this environment")
     root = tmp_path_factory.mktemp("pipeline")
     shutil.copy(REPO / "dvc.yaml", root / "dvc.yaml")
+    shutil.copy(REPO / ".dvcignore", root / ".dvcignore")
+    for src in sorted((REPO / "packages").glob("*/src")):  # the stages' code dependencies
+        shutil.copytree(src, root / src.relative_to(REPO),
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info"))
     (root / "params.yaml").write_text(yaml.safe_dump(TINY, sort_keys=False))
     _run(["dvc", "init", "--no-scm", "-q"], root)
     _run(["dvc", "config", "core.analytics", "false"], root)
@@ -119,6 +123,28 @@ def test_changing_a_massclass_param_reruns_only_massclass(workspace: Path) -> No
     assert changed, status
     assert all(name.startswith(("massclass", "report")) for name in changed), changed
     _run(["dvc", "repro"], workspace)
+
+
+def test_changing_a_stage_package_reruns_only_its_stages(workspace: Path) -> None:
+    """dvc.yaml lists each stage's package sources: a code change re-runs the stages using it."""
+    source = workspace / "packages" / "massclass" / "src" / "massclass" / "descriptors.py"
+    original = source.read_text()
+    source.write_text(original + "\n# a code change\n")
+    try:
+        status = _run(["dvc", "status"], workspace).stdout
+        changed = {line.strip().rstrip(":") for line in status.splitlines()
+                   if line and not line.startswith(("\t", " "))}
+        assert changed == {"massclass_train@tinycnn-1", "massclass_predict",
+                           "massclass_evaluate"}, status
+        # bytecode written next to the sources is not a code change
+        cache = source.parent / "__pycache__"
+        cache.mkdir(exist_ok=True)
+        (cache / "stray.cpython-311.pyc").write_bytes(b"x")
+        source.write_text(original)
+        status = _run(["dvc", "status"], workspace).stdout
+        assert "up to date" in status.lower(), status
+    finally:
+        source.write_text(original)
 
 
 def test_threshold_stand_in_replaces_breastseg(workspace: Path) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 from test_store import write_breast, write_mammograms
 from typer.testing import CliRunner
 
 from mammo_common import open_store
 from mammo_common.cli import app
-from mammo_common.plots import line_plot, read_history
+from mammo_common.plots import read_history, roc_figure
 
 
 def test_report_has_every_section(tmp_path: Path) -> None:
@@ -23,7 +24,7 @@ def test_report_has_every_section(tmp_path: Path) -> None:
     model.mkdir(parents=True)
     (model / "history.csv").write_text("epoch,loss,val_loss\n1,0.9,0.95\n2,0.6,0.7\n")
     (tmp_path / "plots").mkdir()
-    line_plot({"roc": ([0, 0.2, 1], [0, 0.8, 1])}, diagonal=True).save(tmp_path / "plots/roc.png")
+    roc_figure(np.array([0, 0.2, 1]), np.array([0, 0.8, 1])).save(tmp_path / "plots/roc.png")
     out = tmp_path / "reports"
     result = CliRunner().invoke(app, [
         "report", str(mammo.path), str(breast), "-o", str(out),

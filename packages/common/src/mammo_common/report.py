@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.errors import MammoError
-from mammo_common.plots import read_history, training_curves
+from mammo_common.plots import read_history, read_phase_names, training_curves
 from mammo_common.store import open_store
 from mammo_common.store.atomic import atomic_path
 from mammo_common.viz import write_contact_sheet
@@ -100,7 +100,8 @@ def build_report(config: ReportConfig) -> ReportResult:
         for k, hist in enumerate(histories):
             model_id = str(hist.parent.relative_to(config.models_dir))
             name = f"curves_{k:02d}.png"
-            training_curves(read_history(hist), title=model_id).save(tmp / name)
+            training_curves(read_history(hist), title=model_id,
+                            phase_names=read_phase_names(hist)).save(tmp / name)
             md += [f"### {model_id}", "", f"![training curves of {model_id}]({name})", ""]
             images.append((model_id, tmp / name))
             card = hist.parent / "model_card.json"

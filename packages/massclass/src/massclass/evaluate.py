@@ -28,7 +28,7 @@ from mammo_common.metrics import bootstrap_ci, classification_report, roc_auc, r
 from mammo_common.schema.splits import Splits, SplitsFileError
 from mammo_common.store import DiagnosisStore, MassesStore, open_store, write_json_atomic
 from massclass.config import EvaluateConfig
-from massclass.plots import draw_roc
+from massclass.plots import draw_roc, roc_band
 
 __all__ = ["CLASS_REFERENCE", "EvaluationResult", "evaluate", "load_split_cases", "roc_points"]
 
@@ -286,10 +286,12 @@ def evaluate(
         roc_written = str(roc)
     if roc_plot is not None:
         fpr, tpr = (np.array([0.0, 1.0]), np.array([0.0, 1.0]))
-        op = None
+        op = band = None
         if not single:
             fpr, tpr, _ = roc_curve(y_arr, p_arr)
             op = (1.0 - case_level["specificity"], case_level["sensitivity"])
+            band = roc_band(y_arr, p_arr, n_resamples=cfg.n_bootstrap, seed=cfg.seed,
+                            confidence=cfg.confidence)
         ci = case_level.get("roc_auc_ci") or [None, None]
         draw_roc(
             fpr,
@@ -299,6 +301,7 @@ def evaluate(
             auc=case_level.get("roc_auc") if not single else None,
             ci=None if None in ci else tuple(ci),
             operating_point=op,
+            band=band,
         )
         plot_written = str(roc_plot)
     return EvaluationResult(

@@ -1,18 +1,45 @@
-"""ROC curve as a PNG, drawn with Pillow (matplotlib is not a dependency)."""
+"""The ROC figure of ``massclass evaluate``: curve, pointwise bootstrap band, AUC and its CI."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
 
-from mammo_common.store import atomic_path
+from mammo_common.metrics import roc_curve
+from mammo_common.plots import roc_figure, save_png
 
-__all__ = ["draw_roc"]
+__all__ = ["draw_roc", "roc_band"]
 
-_SIZE = 480
-_PAD = 56
+
+def roc_band(
+    y_true: np.ndarray, y_prob: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
+    confidence: float = 0.95, points: int = 101,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise percentile band of the ROC curve over a stratified bootstrap of the cases.
+
+    Each resample keeps the number of positives and negatives (as the AUC interval of
+    :func:`mammo_common.metrics.bootstrap_ci` does); its curve's true positive rate is read at
+    ``points`` false positive rates from 0 to 1 (the upper envelope where the curve is
+    vertical), and the band is the ``(1 - confidence) / 2`` and ``(1 + confidence) / 2``
+    quantiles at each.
+
+    Returns:
+        ``(fpr grid, tpr low, tpr high)``.
+    """
+    y_true = np.asarray(y_true).astype(int)
+    y_prob = np.asarray(y_prob, dtype=np.float64)
+    grid = np.linspace(0.0, 1.0, points)
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(y_true == 1), np.flatnonzero(y_true == 0)
+    curves = np.empty((n_resamples, points))
+    for k in range(n_resamples):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        fpr, tpr, _ = roc_curve(y_true[idx], y_prob[idx])
+        # the highest tpr reached at or before each fpr of the grid
+        curves[k] = np.maximum.accumulate(np.interp(grid, fpr, tpr, left=0.0, right=1.0))
+    alpha = (1.0 - confidence) / 2.0
+    return grid, np.quantile(curves, alpha, axis=0), np.quantile(curves, 1.0 - alpha, axis=0)
 
 
 def draw_roc(
@@ -24,8 +51,9 @@ def draw_roc(
     auc: float | None = None,
     ci: tuple[float, float] | None = None,
     operating_point: tuple[float, float] | None = None,
+    band: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Path:
-    """Draw an ROC curve (with the chance diagonal) into a PNG file, atomically.
+    """Draw an ROC curve (chance diagonal, optional band) into a PNG file, atomically.
 
     Args:
         fpr: False positive rates (x).
@@ -35,47 +63,11 @@ def draw_roc(
         auc: AUC shown in the legend.
         ci: AUC confidence interval shown in the legend.
         operating_point: ``(fpr, tpr)`` of the chosen threshold, marked with a dot.
+        band: ``(fpr grid, tpr low, tpr high)`` from :func:`roc_band`.
 
     Returns:
         The path written.
     """
-    w = h = _SIZE
-    img = Image.new("RGB", (w, h), "white")
-    draw = ImageDraw.Draw(img)
-    x0, y0, x1, y1 = _PAD, 30, w - _PAD // 2, h - _PAD
-
-    def to_px(fx: float, fy: float) -> tuple[float, float]:
-        return x0 + fx * (x1 - x0), y1 - fy * (y1 - y0)
-
-    for k in range(6):
-        v = k / 5
-        gx, gy = to_px(v, v)
-        draw.line([(gx, y0), (gx, y1)], fill=(230, 230, 230))
-        draw.line([(x0, gy), (x1, gy)], fill=(230, 230, 230))
-        draw.text((gx - 8, y1 + 6), f"{v:.1f}", fill="black")
-        draw.text((x0 - 30, gy - 6), f"{v:.1f}", fill="black")
-    draw.rectangle([x0, y0, x1, y1], outline="black")
-    draw.line([to_px(0, 0), to_px(1, 1)], fill=(160, 160, 160), width=1)
-    pts = [
-        to_px(float(a), float(b))
-        for a, b in zip(fpr, tpr, strict=True)
-        if np.isfinite(a) and np.isfinite(b)
-    ]
-    if len(pts) >= 2:
-        draw.line(pts, fill=(200, 30, 30), width=3)
-    if operating_point is not None:
-        px, py = to_px(*operating_point)
-        draw.ellipse([px - 5, py - 5, px + 5, py + 5], outline="black", fill=(30, 30, 200))
-    draw.text(((x0 + x1) / 2 - 60, y1 + 24), "false positive rate", fill="black")
-    draw.text((x0, 8), "true positive rate", fill="black")
-    legend = title
-    if auc is not None and np.isfinite(auc):
-        legend += f"   AUC {auc:.3f}"
-        if ci is not None and all(np.isfinite(ci)):
-            legend += f" [{ci[0]:.3f}, {ci[1]:.3f}]"
-    draw.text((x0 + 10, y1 - 20), legend, fill="black")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        img.save(tmp, format="PNG")
-    return path
+    image = roc_figure(fpr, tpr, title=title, auc=auc, ci=ci,
+                       operating_point=operating_point, band=band)
+    return save_png(image, path)
