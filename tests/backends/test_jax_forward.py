@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax  # noqa: F401  (the jax session installs it; nothing else collects tests/backends)
 import pytest
-
-pytest.importorskip("jax")
 
 SCRIPT = Path(__file__).with_name("jax_forward_script.py")
 SEG = ["unet5l", "unetpp_xception", "unet_xception", "unet_vgg16", "unet_resnet50", "resunet",

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import tensorflow as tf
 from typer.testing import CliRunner
 
 from breastseg.cli import app
-
-tf = pytest.importorskip("tensorflow")
 
 
 def _model_folder(root):

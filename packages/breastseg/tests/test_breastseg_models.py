@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from breastseg.models import DEFAULT_INPUT_SHAPE, build_model, model_names  # noqa: E402
+from breastseg.models import DEFAULT_INPUT_SHAPE, build_model, model_names
 
 
 @pytest.fixture(scope="session")

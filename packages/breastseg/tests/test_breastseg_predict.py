@@ -68,7 +68,6 @@ def test_threshold_store_is_a_valid_next_stage_input(threshold_store, phantom_da
 
 
 def test_next_stage_can_batch_the_store(threshold_store):
-    keras = pytest.importorskip("keras")  # noqa: F841
     from mammo_common.keras.data import SegmentationDataset
 
     breast = open_store(threshold_store[0], "breast")

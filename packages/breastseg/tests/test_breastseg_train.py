@@ -19,18 +19,16 @@ from breastseg_phantoms import (
     write_phantom_store,
 )
 
-keras = pytest.importorskip("keras")
-
-from breastseg.config import EvaluateConfig  # noqa: E402
-from breastseg.evaluate import evaluate  # noqa: E402
-from breastseg.models import build_model  # noqa: E402
-from breastseg.segment import breast_mask  # noqa: E402
-from breastseg.train import TRAINING_DIR, load_training_arrays  # noqa: E402
-from mammo_common.keras.inference import predict_probabilities  # noqa: E402
-from mammo_common.keras.model_folder import load_model_folder  # noqa: E402
-from mammo_common.metrics import dice  # noqa: E402
-from mammo_common.schema.splits import Splits  # noqa: E402
-from mammo_common.store import open_store  # noqa: E402
+from breastseg.config import EvaluateConfig
+from breastseg.evaluate import evaluate
+from breastseg.models import build_model
+from breastseg.segment import breast_mask
+from breastseg.train import TRAINING_DIR, load_training_arrays
+from mammo_common.keras.inference import predict_probabilities
+from mammo_common.keras.model_folder import load_model_folder
+from mammo_common.metrics import dice
+from mammo_common.schema.splits import Splits
+from mammo_common.store import open_store
 
 
 def test_interrupted_run_left_a_checkpoint_but_no_model(trained_model):

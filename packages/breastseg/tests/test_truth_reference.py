@@ -80,7 +80,6 @@ def test_corrupted_store_truth_changes_the_dice(truth_store, tmp_path):
 
 
 def test_training_reads_every_breast_mask_from_the_store(truth_store):
-    pytest.importorskip("keras")
     from breastseg.train import load_training_arrays
 
     store = open_store(truth_store, "mammograms")

@@ -1,12 +1,16 @@
 """Shared test setup for mammo-common.
 
-Test modules that need Keras import it with ``keras = pytest.importorskip("keras")`` (so the
-core session without TensorFlow skips them); any module holding ``keras`` or ``tensorflow`` at
-top level is marked ``keras`` automatically, and the nox sessions select by that marker.
+Test modules that need Keras import it (``import keras``) like any other dependency: a broken
+install fails loudly instead of reading as skips. The core session installs mammo-common
+without Keras; there, and only when Keras is not installed at all, the modules of
+:data:`KERAS_MODULES` are left out of collection. Any module holding ``keras`` or
+``tensorflow`` at top level is marked ``keras`` automatically (single tests can carry the
+marker too), and the nox sessions select by that marker.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -14,6 +18,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MAMMO_NO_PROGRESS", "1")
 
 import pytest
+
+#: The test modules that import Keras at top level.
+KERAS_MODULES = [
+    "test_keras_batchnorm_calibration.py", "test_keras_data.py", "test_keras_distribute.py",
+    "test_keras_export.py", "test_keras_fused_batchnorm.py", "test_keras_inference.py",
+    "test_keras_losses.py", "test_keras_optimize.py", "test_keras_training.py",
+    "test_model_cache.py", "test_model_folder.py",
+]
+collect_ignore = KERAS_MODULES if importlib.util.find_spec("keras") is None else []
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -314,8 +314,8 @@ def test_with_intensity():
     assert both.rotation_range == 45 and both.intensity == IntensityConfig.sources()
 
 
+@pytest.mark.keras  # runs in the common_keras session, deselected in the core one
 def test_datasets_apply_intensity_without_geometry():
-    pytest.importorskip("keras")
     from mammo_common.keras.data import ClassificationDataset, SegmentationDataset
 
     image, mask = breast_crop(32)

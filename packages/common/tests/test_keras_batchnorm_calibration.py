@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
-import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras.batchnorm_calibration import (  # noqa: E402
+from mammo_common.keras.batchnorm_calibration import (
     RecalibrateBatchNorm,
     recalibrate_batchnorm,
 )

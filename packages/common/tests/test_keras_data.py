@@ -7,13 +7,12 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras.augment import AugmentConfig  # noqa: E402
-from mammo_common.keras.data import (  # noqa: E402
+from mammo_common.keras.augment import AugmentConfig
+from mammo_common.keras.data import (
     ClassificationDataset,
     SegmentationDataset,
     epoch_order,
@@ -71,7 +70,7 @@ def test_resize_to_model_input(arrays):
 
 
 def test_uint8_and_zarr_sources(arrays, tmp_path):
-    zarr = pytest.importorskip("zarr")
+    import zarr
     images, masks = arrays
     zi = zarr.open_array(
         tmp_path / "i.zarr", mode="w", shape=images.shape, dtype="uint16", chunks=(1, 24, 20)

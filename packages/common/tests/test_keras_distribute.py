@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.errors import ConfigError  # noqa: E402
-from mammo_common.keras.distribute import (  # noqa: E402
+from mammo_common.errors import ConfigError
+from mammo_common.keras.distribute import (
     get_strategy,
     global_batch_size,
     is_chief,
     scale_learning_rate,
     strategy_scope,
 )
+
+pytestmark = pytest.mark.keras  # Keras runs in the worker processes
 
 WORKER = Path(__file__).with_name("distribute_worker.py")
 TIMEOUT = 600

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
-
-from PIL import Image  # noqa: E402
-
-from mammo_common.keras.data import prepare_image  # noqa: E402
-from mammo_common.keras.export import (  # noqa: E402
+from mammo_common.keras.data import prepare_image
+from mammo_common.keras.export import (
     EXPORT_INFO,
     SIGNATURES,
     export_classifier,
     export_segmentation,
     resize_like_skimage,
 )
-from mammo_common.keras.inference import predict_probabilities  # noqa: E402
+from mammo_common.keras.inference import predict_probabilities
 
 TOL = 1e-4
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras.inference import (  # noqa: E402
+from mammo_common.keras.inference import (
     model_input_size,
     normalize_image,
     predict_probabilities,

@@ -7,13 +7,12 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras import losses as L  # noqa: E402
-from mammo_common.keras import metrics as M  # noqa: E402
+from mammo_common.keras import losses as L
+from mammo_common.keras import metrics as M
 
 EPS = 1e-7
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras.optimize import (  # noqa: E402
+from mammo_common.keras.optimize import (
     FoldedBatchNormalization,
     foldable_pairs,
     inference_model,

@@ -12,16 +12,15 @@ from pathlib import Path
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 import pytest
 
-keras = pytest.importorskip("keras")
-
-from mammo_common.errors import ConfigError  # noqa: E402
-from mammo_common.keras.augment import AugmentConfig  # noqa: E402
-from mammo_common.keras.data import SegmentationDataset  # noqa: E402
-from mammo_common.keras.metrics import DiceCoefficient  # noqa: E402
-from mammo_common.keras.training import (  # noqa: E402
+from mammo_common.errors import ConfigError
+from mammo_common.keras.augment import AugmentConfig
+from mammo_common.keras.data import SegmentationDataset
+from mammo_common.keras.metrics import DiceCoefficient
+from mammo_common.keras.training import (
     BEST_WEIGHTS,
     HISTORY_CSV,
     ReduceLROnPlateauConfig,

@@ -470,7 +470,7 @@ def test_classification_accumulator_equals_report() -> None:
 
 
 def test_report_and_accumulator_read_zarr_arrays(tmp_path: Path) -> None:
-    zarr = pytest.importorskip("zarr")
+    import zarr
     probs, truths = _maps(np.random.default_rng(6), 5, size=24)
     group = zarr.open_group(str(tmp_path / "m.zarr"), mode="w")
     zp = group.create_array("p", shape=(5, 24, 24), dtype="float16", chunks=(1, 24, 24))

@@ -8,11 +8,16 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from mammo_common.errors import ModelFolderError
+from mammo_common.keras.losses import DiceLoss
+from mammo_common.keras.metrics import DiceCoefficient
+from mammo_common.keras.model_folder import load_model_folder, save_model_folder
+from mammo_common.keras.training import read_history_csv
 from mammo_common.schema.model_card import (
     CARD_FILE,
     HISTORY_FILE,
@@ -21,13 +26,6 @@ from mammo_common.schema.model_card import (
     model_id,
     read_model_card,
 )
-
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras.losses import DiceLoss  # noqa: E402
-from mammo_common.keras.metrics import DiceCoefficient  # noqa: E402
-from mammo_common.keras.model_folder import load_model_folder, save_model_folder  # noqa: E402
-from mammo_common.keras.training import read_history_csv  # noqa: E402
 
 
 def tiny_model(lam: bool = False) -> keras.Model:

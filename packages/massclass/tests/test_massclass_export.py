@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
+import tensorflow as tf
 from typer.testing import CliRunner
 
 from massclass.cli import app
-
-tf = pytest.importorskip("tensorflow")
 
 ROI = {"source": "pred", "representation": "image", "margin": 0.25, "min_side": 8}
 

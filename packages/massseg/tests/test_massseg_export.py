@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
 
 def _model_folder(root):
