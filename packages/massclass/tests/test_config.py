@@ -62,3 +62,15 @@ def test_intensity_augment_from_params(tmp_path: Path) -> None:
     params.write_text("massclass:\n  train:\n    intensity_augment: {contrst: [0.8, 1.2]}\n")
     with pytest.raises(ConfigError, match=r"massclass\.train\.intensity_augment\.contrst"):
         load_section(TrainConfig, params, "train")
+
+
+def test_balanced_class_weights_equalise_the_classes() -> None:
+    import numpy as np
+
+    from massclass.train import balanced_class_weight
+
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    weights = balanced_class_weight(labels)
+    assert weights == {0: 8 / 12, 1: 8 / 4}
+    # each class then weighs half of the total
+    assert weights[0] * 6 == weights[1] * 2 == 4.0

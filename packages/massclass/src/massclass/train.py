@@ -124,10 +124,15 @@ def _to_uint16(images: np.ndarray) -> np.ndarray:
 
 
 def balanced_class_weight(labels: np.ndarray) -> dict[int, float]:
-    """``n / (2 n_c)`` per class (scikit-learn's "balanced")."""
+    """``n / (2 n_c)`` per class: scikit-learn's ``compute_class_weight("balanced")``.
+
+    Both classes must be present (training refuses a single class before this is called).
+    """
+    from sklearn.utils.class_weight import compute_class_weight
+
     labels = np.asarray(labels).astype(int)
-    n = labels.size
-    return {c: n / (2.0 * max(int((labels == c).sum()), 1)) for c in (0, 1)}
+    weights = compute_class_weight("balanced", classes=np.array([0, 1]), y=labels)
+    return {0: float(weights[0]), 1: float(weights[1])}
 
 
 def _freeze_batchnorm(model: MassClassifier) -> None:
