@@ -135,9 +135,17 @@ def progress_enabled() -> bool:
     return sys.stderr.isatty() and not os.environ.get("MAMMO_NO_PROGRESS")
 
 
+_live_bars = 0
+
+
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
-    """Iterate with a Rich progress bar on a terminal, or plainly otherwise."""
-    if not progress_enabled():
+    """Iterate with a Rich progress bar on a terminal, or plainly otherwise.
+
+    Inside another ``track`` loop (a stage's bar around a helper that has its own) the inner
+    loop runs plainly: one bar on screen at a time.
+    """
+    global _live_bars
+    if not progress_enabled() or _live_bars:
         yield from items
         return
     if total is None and hasattr(items, "__len__"):
@@ -149,8 +157,12 @@ def track(items: Iterable[T], description: str, total: int | None = None) -> Ite
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=err_console, transient=False) as progress:
-        task = progress.add_task(description, total=total)
-        for item in items:
-            yield item
-            progress.advance(task)
+    _live_bars += 1
+    try:
+        with Progress(*columns, console=err_console, transient=False) as progress:
+            task = progress.add_task(description, total=total)
+            for item in items:
+                yield item
+                progress.advance(task)
+    finally:
+        _live_bars -= 1

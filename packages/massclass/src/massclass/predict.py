@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from mammo_common.cli_support import track
 from mammo_common.errors import InputFileError, ModelFolderError
 from mammo_common.keras.model_folder import load_model_folder
 from mammo_common.keras.optimize import inference_model
@@ -131,7 +132,8 @@ def predict(
     # only one chunk's ROIs (and one batch's activations) are held at a time.
     found: list[tuple[str, int, tuple[int, int, int, int], int, float]] = []
     missed: list[str] = []
-    for start in range(0, len(store.case_ids), CASES_PER_CHUNK):
+    starts = range(0, len(store.case_ids), CASES_PER_CHUNK)
+    for start in track(starts, f"massclass predict ({CASES_PER_CHUNK} cases a step)"):
         ids = store.case_ids[start:start + CASES_PER_CHUNK]
         probs: np.ndarray | None = None
         rois = None

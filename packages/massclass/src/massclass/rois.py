@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mammo_common.cli_support import track
 from mammo_common.errors import StoreError
 from mammo_common.postprocess import Component, components
 from mammo_common.schema import CaseRecord
@@ -243,7 +244,7 @@ def extract_rois(
     overlaps: list[bool | None] = []
     case_labels: list[float] = []
     missed: list[str] = []
-    for case_id in ids:
+    for case_id in track(ids, f"regions of interest ({config.source})"):
         i = position[case_id]
         record = records[case_id]
         label = case_label(record, config.benign_without_callback)

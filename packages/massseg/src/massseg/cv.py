@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import re
 import statistics
@@ -23,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from mammo_common.errors import ModelFolderError
 from mammo_common.store import write_json_atomic, write_text_atomic
 from massseg.config import CVConfig
+
+logger = logging.getLogger("mammo")
 
 __all__ = [
     "CVResult",
@@ -265,11 +268,13 @@ def cross_validate(config: CVConfig) -> CVResult:
         )
     trained: list[int] = []
     reused: list[int] = []
-    for k in folds:
+    for n, k in enumerate(folds, start=1):
         fold_config = config.fold_config(k)
         if is_complete(fold_config.out) and not config.overwrite:
+            logger.info("fold %d (%d of %d): already trained, reused", k, n, len(folds))
             reused.append(k)
             continue
+        logger.info("fold %d (%d of %d): training", k, n, len(folds))
         train(fold_config)
         trained.append(k)
     summary = summarise_cv(config.out, folds)

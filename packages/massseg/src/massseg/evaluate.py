@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from mammo_common.cli_support import track
 from mammo_common.errors import MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import BinnedAUC
 from mammo_common.metrics.segmentation import (
@@ -187,7 +188,7 @@ def score_store(store: MassesStore, indices: list[int] | None = None) -> Segment
     raw_totals = np.zeros(3, dtype=np.int64)
     cases: list[CaseScore] = []
     raw_jaccard: list[float] = []
-    for i in indices:
+    for i in track(indices, "massseg evaluate"):
         prob = np.asarray(probs_arr[i])
         pred = np.asarray(pred_arr[i]).astype(bool)
         truth = np.asarray(truth_arr[i]).astype(bool)
