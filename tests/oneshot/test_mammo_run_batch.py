@@ -274,3 +274,36 @@ def test_ctrl_c_keeps_finished_images_and_their_table(folder: Path, models_dir: 
     document = json.loads((out / "results.json").read_text())
     assert document["metadata"]["interrupted"] is True
     assert not list(out.rglob(".*"))
+
+
+def test_compressed_dicom_runs_like_its_uncompressed_original(batch: dict, folder: Path,
+                                                              models_dir: Path, tmp_path):
+    """An RLE Lossless copy of an input (pydicom's own encoder) gives the same rows and SEG."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    from mammo_common.dicom_seg import read_seg
+
+    source = folder / "a" / "left_cc.dcm"
+    ds = pydicom.dcmread(source)
+    ds.compress(RLELossless, generate_instance_uid=False)  # lossless: the same instance
+    packed = tmp_path / "in" / "a" / "left_cc.dcm"
+    packed.parent.mkdir(parents=True)
+    ds.save_as(packed, enforce_file_format=True)
+    assert pydicom.dcmread(packed).file_meta.TransferSyntaxUID == RLELossless
+    out = tmp_path / "out"
+    result = _invoke(packed, "--models", models_dir, "--out-dir", out, "--work-size", WORK,
+                     "--seg")
+    assert result.exit_code == 0, result.output
+    with (out / "results.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = [r for r in batch["rows"] if r["source_path"] == str(source)]
+    skip = {"source_path", "case_id"}
+    assert [{k: v for k, v in r.items() if k not in skip} for r in rows] == [
+        {k: v for k, v in r.items() if k not in skip} for r in expected]
+    seg = read_seg(next((out / "seg").iterdir()))
+    original = read_seg(batch["out"] / "seg" / "a_left_cc.seg.dcm")
+    assert seg.referenced_sop_instance_uid == original.referenced_sop_instance_uid
+    np.testing.assert_array_equal(seg.breast, original.breast)
+    for a, b in zip(seg.masses, original.masses, strict=True):
+        np.testing.assert_array_equal(a, b)
