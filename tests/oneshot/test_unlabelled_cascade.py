@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mg_files import write_mg
 from typer.testing import CliRunner
 
 SHAPES = {"a/left_cc.dcm": (120, 90), "a/right_mlo.dcm": (110, 80), "b/scan.dcm": (100, 96)}
@@ -22,28 +23,7 @@ runner = CliRunner()
 
 
 def _write_mg(path: Path, pixels: np.ndarray, uid: str, spacing) -> None:
-    from pydicom.dataset import FileDataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
-    meta.MediaStorageSOPInstanceUID = uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, uid
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = uid + ".1", uid + ".2"
-    ds.Modality, ds.PatientID = "MG", "P1"
-    ds.ImageLaterality = "R" if "right" in path.name else "L"
-    ds.ViewPosition = "MLO" if "mlo" in path.name else "CC"
-    ds.Rows, ds.Columns = pixels.shape
-    if spacing is not None:
-        ds.PixelSpacing = list(spacing)
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 16
-    ds.HighBit, ds.PixelRepresentation = 15, 0
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    write_mg(path, pixels, uid, spacing, patient_id="P1")
 
 
 @pytest.fixture(scope="module")

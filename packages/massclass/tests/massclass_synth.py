@@ -134,3 +134,23 @@ def write_splits(path: Path, info: dict, n_folds: int = 2, test_fraction: float 
         test_fraction=test_fraction, seed=0,
     )
     return splits.save(path)
+
+
+def roi_dataset(
+    n: int, seed: int, *, size: int, image_shape: tuple[int, int] = (64, 64),
+    margin: float = 0.25, representation: str = "image", overlap: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` ROIs (alternately malignant and benign) cut around each case's mass, and labels."""
+    from mammo_common.postprocess import components
+    from massclass.rois import crop_roi
+
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for i in range(n):
+        malignant = i % 2 == 0
+        image, mask = make_case(rng, image_shape, malignant, overlap=overlap)
+        comp = max(components(mask), key=lambda c: c.area)
+        xs.append(crop_roi(image, comp, size=size, margin=margin, min_side=16,
+                           representation=representation))
+        ys.append(float(malignant))
+    return np.stack(xs), np.asarray(ys, np.float32)

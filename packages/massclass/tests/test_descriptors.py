@@ -5,15 +5,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-from massclass_synth import make_case
+from massclass_synth import roi_dataset
 from scipy import ndimage
 
 from mammo_common.metrics import roc_auc
-from mammo_common.postprocess import components
 from massclass.config import PhaseConfig, RoiConfig, TrainConfig
 from massclass.descriptors import DESCRIPTOR_NAMES, MassDescriptors
 from massclass.models import MassClassifier, build_model
-from massclass.rois import crop_roi
 from massclass.train import fit_phases, predict_rois
 
 SIZE = 64
@@ -98,16 +96,8 @@ def test_save_load_round_trip(tmp_path, keras_session) -> None:
 
 
 def _rois(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for i in range(n):
-        malignant = i % 2 == 0
-        image, mask = make_case(rng, (96, 96), malignant, overlap=0.1)
-        comp = max(components(mask), key=lambda c: c.area)
-        xs.append(crop_roi(image, comp, size=SIZE, margin=0.5, min_side=16,
-                           representation="image+mask"))
-        ys.append(float(malignant))
-    return np.stack(xs), np.asarray(ys, np.float32)
+    return roi_dataset(n, seed, size=SIZE, image_shape=(96, 96), margin=0.5,
+                       representation="image+mask")
 
 
 def test_descriptor_classifier_learns_from_few_masses(tmp_path, keras_session) -> None:

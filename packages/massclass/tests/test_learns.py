@@ -4,28 +4,18 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from massclass_synth import make_case
+from massclass_synth import roi_dataset
 
 from mammo_common.metrics import roc_auc
-from mammo_common.postprocess import components
 from massclass.config import PhaseConfig, TrainConfig
 from massclass.models import build_model
-from massclass.rois import crop_roi
 from massclass.train import fit_phases, predict_rois
 
 SIZE = 48
 
 
 def _rois(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    xs, ys = [], []
-    for i in range(n):
-        malignant = i % 2 == 0
-        image, mask = make_case(rng, (64, 64), malignant, overlap=0.1)
-        comp = max(components(mask), key=lambda c: c.area)
-        xs.append(crop_roi(image, comp, size=SIZE, margin=0.25, min_side=16))
-        ys.append(float(malignant))
-    return np.stack(xs), np.asarray(ys, np.float32)
+    return roi_dataset(n, seed, size=SIZE)
 
 
 def test_tinycnn_reaches_auc_080_on_held_out_masses(tmp_path, keras_session) -> None:
