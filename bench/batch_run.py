@@ -35,6 +35,7 @@ Usage::
 
     python bench/batch_run.py --quick     # 8 images -> bench/results/batch_run_quick.json
     python bench/batch_run.py             # 50 images -> bench/results/batch_run.json
+    python bench/batch_run.py --reference # reference sizes -> batch_run_reference.json
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ _T0 = time.perf_counter()  # before anything heavy is imported (the --worker's s
 import _common as C  # noqa: E402
 
 VARIANTS = ("single", "batch", "batch_seg", "cascade")
-DEMO_SHAPES = {"breastseg": (256, 192, 1), "massseg": (512, 512, 1), "massclass": (64, 64, 3)}
+DEMO_SHAPES = {"breastseg": (256, 192, 1), "massseg": (256, 256, 1), "massclass": (96, 96, 3)}
 TARGET_RATIO = 1.3
 
 
@@ -109,40 +110,73 @@ def make_dicoms(n: int, size: tuple[int, int], seed: int = 0, distinct: int = 4)
     return folder
 
 
+#: Random-weight stand-ins: stage -> (architecture, input shape, builder options, ROI settings).
+DEMO_SPEC: dict[str, tuple[str, tuple[int, int, int], dict[str, Any]]] = {
+    "breastseg": ("unet5l", DEMO_SHAPES["breastseg"], {"filters": 8}),
+    "massseg": ("unet5l", DEMO_SHAPES["massseg"], {"filters": 16}),
+    "massclass": ("descriptors", DEMO_SHAPES["massclass"], {"dense_units": (32, 16)}),
+}
+#: The reference's sizes (docs/ARCHITECTURES.md): 1024x768 breast U-Net, 640x640 U-Net++/Xception,
+#: VGG16 at 224x224; the work size (breast crop the mass stages see) is 640x640.
+REFERENCE_SPEC: dict[str, tuple[str, tuple[int, int, int], dict[str, Any]]] = {
+    "breastseg": ("unet5l", (1024, 768, 1), {}),
+    "massseg": ("unetpp_xception", (640, 640, 3), {}),
+    "massclass": ("vgg16", (224, 224, 3), {}),
+}
+REFERENCE_WORK_SIZE = "640x640"
+
+
+def random_models(root: Path, spec: dict[str, tuple[str, tuple[int, int, int], dict[str, Any]]]
+                  ) -> Path:
+    """Random-weight model folders of ``spec``'s architectures and sizes under ``root``."""
+    if all(any((root / s).glob("*/fold_*/model.keras")) for s in spec):
+        return root
+    import keras
+
+    from breastseg.models import build_model as build_breast
+    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.schema.model_card import ModelCard, model_id
+    from massclass.models import build_model as build_cls
+    from massseg.models import build_model as build_mass
+
+    keras.utils.set_random_seed(0)
+
+    def card(stage: str, arch: str, shape: tuple[int, int, int], **extra: Any) -> ModelCard:
+        return ModelCard(stage=stage, package=f"mammo-{stage}", package_version="0.1.0",
+                         architecture=arch, model_id=model_id(stage, arch, 1),
+                         input_shape=shape, **extra)
+
+    arch, shape, options = spec["breastseg"]
+    save_model_folder(root / f"breastseg/{arch}/fold_1",
+                      build_breast(arch, input_shape=shape, **options), card("breastseg", arch,
+                                                                              shape))
+    arch, shape, options = spec["massseg"]
+    save_model_folder(root / f"massseg/{arch}/fold_1", build_mass(arch, shape, **options),
+                      card("massseg", arch, shape))
+    arch, shape, options = spec["massclass"]
+    representation = "image+mask" if arch == "descriptors" else "image"
+    roi = {"source": "pred", "representation": representation, "margin": 0.5, "min_side": 8}
+    save_model_folder(root / f"massclass/{arch}/fold_1",
+                      build_cls(arch, shape, weights=None, **options),
+                      card("massclass", arch, shape, task="classification",
+                           normalization="divide_by_image_max", training={"roi": roi}))
+    return root
+
+
 def demo_models() -> tuple[Path, str]:
     """``models/`` when it holds all three stages, else random-weight models of their sizes."""
     models = C.REPO / "models"
     if all(any((models / s).glob("*/fold_*/model.keras")) for s in DEMO_SHAPES):
         return models, "demo models (models/, trained by dvc repro)"
-    root = C.WORK_DIR / "batch_random_models"
-    if not all(any((root / s).glob("*/fold_*/model.keras")) for s in DEMO_SHAPES):
-        import keras
-
-        from breastseg.models import build_model as build_breast
-        from mammo_common.keras.model_folder import save_model_folder
-        from mammo_common.schema.model_card import ModelCard, model_id
-        from massclass.models import build_model as build_cls
-        from massseg.models import build_model as build_mass
-
-        keras.utils.set_random_seed(0)
-
-        def card(stage: str, arch: str, **extra: Any) -> ModelCard:
-            return ModelCard(stage=stage, package=f"mammo-{stage}", package_version="0.1.0",
-                             architecture=arch, model_id=model_id(stage, arch, 1),
-                             input_shape=DEMO_SHAPES[stage], **extra)
-
-        save_model_folder(root / "breastseg/unet5l/fold_1",
-                          build_breast("unet5l", input_shape=DEMO_SHAPES["breastseg"], filters=8),
-                          card("breastseg", "unet5l"))
-        save_model_folder(root / "massseg/unet5l/fold_1",
-                          build_mass("unet5l", DEMO_SHAPES["massseg"], filters=16),
-                          card("massseg", "unet5l"))
-        roi = {"source": "pred", "representation": "image", "margin": 0.25, "min_side": 8}
-        save_model_folder(root / "massclass/tinycnn/fold_1",
-                          build_cls("tinycnn", DEMO_SHAPES["massclass"], weights=None),
-                          card("massclass", "tinycnn", task="classification",
-                               normalization="divide_by_image_max", training={"roi": roi}))
+    root = random_models(C.WORK_DIR / "batch_random_models", DEMO_SPEC)
     return root, "RANDOM-WEIGHT models of the demo's architectures and sizes (no models/)"
+
+
+def reference_models() -> tuple[Path, str]:
+    """Random-weight models at the reference's sizes (timing does not depend on the weights)."""
+    root = random_models(C.WORK_DIR / "batch_reference_models", REFERENCE_SPEC)
+    return root, ("RANDOM-WEIGHT models at the reference's sizes: unet5l 1024x768 -> "
+                  "unetpp_xception 640x640 -> vgg16 224x224, work size 640x640")
 
 
 # --------------------------------------------------------------------------- workers
@@ -274,6 +308,9 @@ def main() -> None:
     p.add_argument("--work-size", default="512x512",
                    help="breast crop the mass stages see (the demo's breastseg output_size)")
     p.add_argument("--variants", default=",".join(VARIANTS), help=",".join(VARIANTS))
+    p.add_argument("--reference", action="store_true",
+                   help="random-weight models at the reference's sizes, work size 640x640 "
+                        "(results: batch_run_reference.json)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", default="batch", help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -291,7 +328,11 @@ def main() -> None:
         raise SystemExit(f"unknown variants {sorted(unknown)}")
     size = tuple(int(v) for v in args.size.split("x"))
     data = make_dicoms(args.n, size)
-    models, models_note = demo_models()
+    if args.reference:
+        models, models_note = reference_models()
+        args.work_size = REFERENCE_WORK_SIZE
+    else:
+        models, models_note = demo_models()
     C.log(f"{args.n} DICOM files of {size[0]}x{size[1]} in {data}; {models_note}")
     out_root = C.WORK_DIR / "batch_run_out"
     out_root.mkdir(parents=True, exist_ok=True)
@@ -354,7 +395,8 @@ def main() -> None:
         batch_total = results["batch"]["first_image_s"] + (n - 1) * steady("batch")
         print(f"{n} images: one process each ~{n * results['single']['first_image_s']:.0f} s, "
               f"one batch ~{batch_total:.0f} s")
-    name = "batch_run_quick" if args.quick else "batch_run"
+    name = ("batch_run_reference" if args.reference else "batch_run") + (
+        "_quick" if args.quick else "")
     path = C.write_results(name, {
         "n_images": args.n, "native": list(size), "work_size": args.work_size,
         "models": str(models), "models_note": models_note, "data": str(data),
