@@ -28,7 +28,6 @@ import _common as C
 
 def score_model(folder: Path, data: Path, splits: Path, n_bootstrap: int) -> dict[str, Any]:
     """Mass-level ROC AUC of ``folder``'s classifier on the test cases' ground-truth masses."""
-    import numpy as np
 
     import massclass.models  # noqa: F401  (registers the classifier classes)
     from mammo_common.keras.model_folder import load_model_folder
