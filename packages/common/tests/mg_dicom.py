@@ -8,7 +8,6 @@ ITU-T T.81 annex H, so that the most common lossless syntax of real mammograms i
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from pathlib import Path
 
@@ -180,12 +179,3 @@ def to_jpeg_lossless(path: Path, pixels: np.ndarray, bits_stored: int, **attrs: 
     ds.save_as(path, enforce_file_format=True)
     return path
 
-
-def tree_digest(root: Path) -> str:
-    """SHA-256 over every file's relative path and bytes under ``root``."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(p.relative_to(root).as_posix().encode())
-            h.update(p.read_bytes())
-    return h.hexdigest()

@@ -8,12 +8,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pytest
 import tifffile
+from formats import tree_digest
 from mg_dicom import (
     CT_IMAGE,
     MG_PROCESSING,
     SECONDARY_CAPTURE,
     mammo_like,
-    tree_digest,
     uid_for,
     view_code,
     write_mg,
