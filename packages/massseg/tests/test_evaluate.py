@@ -22,6 +22,8 @@ FLAT_KEYS = {
     "n_images", "n_images_with_mass", "n_auc_defined", "threshold", "dice_mean", "dice_sd",
     "dice_median", "jaccard_mean", "auc_mean", "dice_pooled", "jaccard_pooled", "auc_pooled",
     "dice_mean_unprocessed", "jaccard_mean_unprocessed", "dice_pooled_unprocessed",
+    "n_images_without_mass", "dice_mean_all_images", "empty_images_clean",
+    "false_positive_pixels_mean",
     "reference",
 }
 
@@ -65,9 +67,19 @@ def test_scores_match_the_numpy_metrics(stores: dict[str, Path]) -> None:
         assert case.jaccard == pytest.approx(jaccard(pred[i], truth[i]))
         auc = pixel_auc(prob[i], truth[i])
         assert (case.auc is None and np.isnan(auc)) or case.auc == pytest.approx(auc)
-    dices = [c.dice for c in scores.cases]
-    assert scores.metrics["dice_mean"] == pytest.approx(np.mean(dices))
+    # the mean is over the images with a mass (the reference's definition); the images without
+    # one (2 of 12, each a perfect empty-vs-empty 1) would inflate it and are reported apart
+    with_mass = [c.dice for c in scores.cases if c.truth_pixels > 0]
+    assert len(with_mass) == 10
+    assert scores.metrics["dice_mean"] == pytest.approx(np.mean(with_mass))
     assert 0 < scores.metrics["dice_mean"] < 1
+    assert scores.metrics["dice_mean_all_images"] == pytest.approx(
+        np.mean([c.dice for c in scores.cases]))
+    assert scores.metrics["dice_mean_all_images"] > scores.metrics["dice_mean"]
+    assert scores.metrics["n_images_without_mass"] == 2
+    empty = [c for c in scores.cases if c.truth_pixels == 0]
+    assert scores.metrics["empty_images_clean"] == pytest.approx(
+        np.mean([c.pred_pixels == 0 for c in empty]))
 
 
 def test_part_selection_and_overlays(stores: dict[str, Path], tmp_path: Path) -> None:

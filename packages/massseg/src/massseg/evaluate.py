@@ -2,10 +2,15 @@
 
 Per image: Dice and Jaccard of the post-processed binary prediction (``mass_pred``) against
 the ground-truth mask, and the exact pixel ROC AUC of the probability map (``mass_probs``);
-then their means over images (the reference reports these). An image with an empty truth and
-an empty prediction scores Dice = Jaccard = 1; its AUC is undefined and skipped by the mean.
-Pooled variants treat all pixels of all images as one image. ``*_unprocessed`` keys score the
-raw thresholded probabilities, before small-object removal / largest-component selection.
+then their means over the images *with a mass* (the reference's definition: every CBIS-DDSM
+mass image has one; ``dice_mean``, ``jaccard_mean``, ``auc_mean``, ``dice_sd``, ``dice_median``).
+Images without a mass cannot be scored by Dice (empty truth and empty prediction is a perfect
+1, which would inflate the mean by the share of normal images), so they are reported apart:
+``n_images_without_mass``, ``empty_images_clean`` (share of them with an empty prediction) and
+``false_positive_pixels_mean``; ``dice_mean_all_images`` is the mean over every image with the
+1-for-empty convention, for comparison with tools that report it. Pooled variants treat all
+pixels of all images as one image. ``*_unprocessed`` keys score the raw thresholded
+probabilities, before small-object removal / largest-component selection.
 
 Everything streams case by case; only a few numbers per case are kept.
 """
@@ -210,24 +215,36 @@ def score_store(store: MassesStore, indices: list[int] | None = None) -> Segment
                 pred_pixels=counts[1],
             )
         )
-    dice = [c.dice for c in cases]
-    aucs = [math.nan if c.auc is None else c.auc for c in cases]
+    with_mass = [c for c in cases if c.truth_pixels > 0]
+    without = [c for c in cases if c.truth_pixels == 0]
+    dice = [c.dice for c in with_mass]
+    aucs = [math.nan if c.auc is None else c.auc for c in with_mass]
     metrics: dict[str, Any] = {
         "n_images": len(cases),
-        "n_images_with_mass": sum(c.truth_pixels > 0 for c in cases),
+        "n_images_with_mass": len(with_mass),
+        "n_images_without_mass": len(without),
         "n_auc_defined": sum(c.auc is not None for c in cases),
         "threshold": threshold,
         "dice_mean": nanmean(dice),
         "dice_sd": float(np.std(dice, ddof=1)) if len(dice) > 1 else 0.0,
-        "dice_median": float(np.median(dice)),
-        "jaccard_mean": nanmean([c.jaccard for c in cases]),
+        "dice_median": float(np.median(dice)) if dice else None,
+        "jaccard_mean": nanmean([c.jaccard for c in with_mass]),
         "auc_mean": nanmean(aucs),
         "dice_pooled": dice_from_counts(*totals.tolist()),
         "jaccard_pooled": jaccard_from_counts(*totals.tolist()),
         "auc_pooled": pooled_auc.compute(),
-        "dice_mean_unprocessed": nanmean([c.dice_unprocessed for c in cases]),
-        "jaccard_mean_unprocessed": nanmean(raw_jaccard),
+        "dice_mean_unprocessed": nanmean([c.dice_unprocessed for c in with_mass]),
+        "jaccard_mean_unprocessed": nanmean(
+            [j for c, j in zip(cases, raw_jaccard, strict=True) if c.truth_pixels > 0]
+        ),
         "dice_pooled_unprocessed": dice_from_counts(*raw_totals.tolist()),
+        "dice_mean_all_images": nanmean([c.dice for c in cases]),
+        "empty_images_clean": (
+            sum(c.pred_pixels == 0 for c in without) / len(without) if without else None
+        ),
+        "false_positive_pixels_mean": (
+            float(np.mean([c.pred_pixels for c in without])) if without else None
+        ),
     }
     return SegmentationScores(metrics={k: _clean(v) for k, v in metrics.items()}, cases=cases)
 
