@@ -46,6 +46,7 @@ __all__ = [
     "MassSegParams",
     "PredictConfig",
     "PredictSettings",
+    "RefineSettings",
     "TrainConfig",
     "TrainSettings",
     "load_cv_config",
@@ -121,6 +122,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+class RefineSettings(_Strict):
+    """The second-look refiner trained beside a whole-image network (:mod:`massseg.refine`).
+
+    Attributes:
+        size: Side of the refiner's square input (a multiple of 16).
+        filters: Width of its five-level U-Net.
+        dropout: Its dropout.
+        margin: Square around a detected object: its box plus this share of its longer side
+            on each side (prediction; training draws from ``margin_range``).
+        margin_range: Random margin of the training squares.
+        shift: Largest random offset of a training square's centre (share of its side).
+        scale_range: Random extra factor on a training square's side.
+        epochs: Training epochs (the best by validation Dice is kept).
+        samples_per_epoch: Random squares per epoch.
+        batch_size: Squares per step.
+        learning_rate: Adam learning rate.
+        loss: Loss name.
+    """
+
+    size: int = Field(default=64, ge=16, multiple_of=16)
+    filters: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
+    margin: float = Field(default=0.5, ge=0.0)
+    margin_range: tuple[float, float] = (0.25, 0.9)
+    shift: float = Field(default=0.12, ge=0.0, lt=0.5)
+    scale_range: tuple[float, float] = (0.8, 1.3)
+    epochs: int = Field(default=30, ge=1)
+    samples_per_epoch: int = Field(default=640, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "bce_dice"
+
+
 class TrainSettings(_Strict):
     """Training hyper-parameters (``massseg.train``); defaults are the reference recipe.
 
@@ -167,6 +201,8 @@ class TrainSettings(_Strict):
         resume: Continue an interrupted training from its checkpoint.
         overwrite: Replace a finished model folder instead of refusing (train) or reusing
             it (cv).
+        refine: Also train a second-look refiner (:class:`RefineSettings`) that redraws
+            each detected mass at full resolution; ``None`` (the reference) trains none.
     """
 
     arch: str = "unetpp_xception"
@@ -193,6 +229,7 @@ class TrainSettings(_Strict):
     deterministic: bool = False
     resume: bool = True
     overwrite: bool = False
+    refine: RefineSettings | None = None
 
     @field_validator("input_size", mode="before")
     @classmethod
@@ -304,6 +341,8 @@ class PredictSettings(_Strict):
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
             fewer passes over memory; see ``mammo_common.keras.optimize``).
+        refine: Use the models' refiners (:mod:`massseg.refine`) when they were trained with
+            one; ``False`` keeps the whole-image network's map.
         overwrite: Replace an existing output store.
     """
 
@@ -314,6 +353,7 @@ class PredictSettings(_Strict):
     batch_size: int = Field(default=4, ge=1)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
+    refine: bool = True
     overwrite: bool = False
 
 

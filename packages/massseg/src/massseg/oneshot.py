@@ -2,7 +2,8 @@
 
 On the work image (the breast crop, or the whole image without breastseg): the mean mass
 probability map of the chosen fold ensemble, thresholded at the cards' threshold, objects
-under 30 pixels removed (``massseg predict``'s defaults), and one mass per connected object.
+under 30 pixels removed (``massseg predict``'s defaults), every object redrawn by the models'
+refiners when they have them (:mod:`massseg.refine`), and one mass per connected object.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class MasssegStage:
         from massseg.config import PredictSettings
         from massseg.models import MODEL_NAMES
         from massseg.predict import check_ensemble, postprocess
+        from massseg.refine import load_refiners
 
         folders = list(model_dirs)
         cards, shape, threshold = check_ensemble(folders)
@@ -50,6 +52,11 @@ class MasssegStage:
         prob = predict_probabilities(
             models, case.work_image[None], input_size=shape[:2], channels=shape[2]
         )[0]
+        refiners = load_refiners(folders, cards, precision=settings.precision,
+                                 fold_batchnorm=settings.fold_batchnorm)
+        if refiners is not None:
+            prob = refiners(case.work_image, prob, threshold=threshold,
+                            min_object_pixels=settings.min_object_pixels)
         pred = postprocess(prob, threshold, settings.min_object_pixels, settings.largest_component)
         case.mass_probs = prob
         case.mass_pred = pred

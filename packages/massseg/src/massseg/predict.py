@@ -3,8 +3,10 @@
 For each batch of cases (constant memory): the images are scaled as in training, resized to
 the models' input, run through every model (and with ``tta`` through their left-right and
 up-down flips, un-flipped), the sigmoid maps averaged and resized back to the store's size.
-The map is thresholded (default: the models' card threshold, 0.5), objects under
-``min_object_pixels`` (30) removed and, optionally, only the largest object kept.
+When the models were trained with a refiner (:mod:`massseg.refine`), every object of the
+thresholded map is redrawn at full resolution by it (``refine: false`` skips that). The map is
+thresholded (default: the models' card threshold, 0.5), objects under ``min_object_pixels``
+(30) removed and, optionally, only the largest object kept.
 
 The output ``masses`` store carries the breast store's images, breast masks and ground-truth
 mass masks (when present) with ``mass_probs`` (float16) and ``mass_pred`` (uint8 0/1), its
@@ -149,7 +151,13 @@ def predict(config: PredictConfig) -> PredictResult:
         )
         models.append(model)
         folded += len(report.folded)
-    model_ids = [card.model_id for card in cards]
+    refiners = None
+    if config.refine:
+        from massseg.refine import load_refiners
+
+        refiners = load_refiners(folders, cards, precision=config.precision,
+                                 fold_batchnorm=config.fold_batchnorm)
+    model_ids = [card.model_id for card in cards] + (refiners.model_ids if refiners else [])
     params: dict[str, Any] = {
         "models": [str(f) for f in folders],
         "threshold": threshold,
@@ -160,6 +168,9 @@ def predict(config: PredictConfig) -> PredictResult:
         "batchnorms_folded": folded,
         "input_shape": list(shape),
         "ensemble": "mean of probabilities",
+        "refine": (
+            {"margin": refiners.margin, "size": refiners.size} if refiners is not None else None
+        ),
     }
     producer = Producer(
         package="mammo-massseg",
@@ -203,6 +214,9 @@ def predict(config: PredictConfig) -> PredictResult:
             )
             for k in range(stop - start):
                 prob = probs[k]
+                if refiners is not None:
+                    prob = refiners(batch["images"][k], prob, threshold=threshold,
+                                    min_object_pixels=config.min_object_pixels)
                 pred = postprocess(prob, threshold, config.min_object_pixels,
                                    config.largest_component)
                 areas.append(int(pred.sum()))

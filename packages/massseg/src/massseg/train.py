@@ -19,6 +19,7 @@ the working folder removed, so a model folder is complete or absent.
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -95,8 +96,16 @@ def training_dir(out: Path) -> Path:
 
 
 def is_complete(out: Path) -> bool:
-    """Whether ``out`` is a finished model folder (model and card present)."""
-    return (out / MODEL_FILE).is_file() and (out / CARD_FILE).is_file()
+    """Whether ``out`` is a finished model folder (model and card, and its refiner if any)."""
+    if not ((out / MODEL_FILE).is_file() and (out / CARD_FILE).is_file()):
+        return False
+    from massseg.refine import refiner_folder
+
+    training = json.loads((out / CARD_FILE).read_text()).get("training", {})
+    if training.get("refine"):
+        sub = refiner_folder(out)
+        return (sub / MODEL_FILE).is_file() and (sub / CARD_FILE).is_file()
+    return True
 
 
 def _load_splits(path: Path) -> Splits:
@@ -275,6 +284,33 @@ def _patch_shape(config: TrainConfig, shape: tuple[int, int, int]) -> tuple[int,
     return (ph, pw)
 
 
+def _save_refiner(
+    config: TrainConfig,
+    model: Any,
+    card: Any,
+    history: list[dict[str, float]],
+    metrics: dict[str, float],
+) -> None:
+    """Write the refiner's model folder inside the whole-image model's folder."""
+    from mammo_common.keras.model_folder import save_model_folder
+    from massseg.refine import refiner_folder
+
+    size = int(config.refine.size)  # type: ignore[union-attr]
+    refiner_card = card.model_copy(
+        update={
+            "architecture": "unet5l",
+            "model_id": f"{card.model_id}/refiner",
+            "input_shape": (size, size, 1),
+            "training": {"refine": config.refine.model_dump(mode="json"),  # type: ignore[union-attr]
+                         "seed": config.seed, "source": "squares around the true masses"},
+            "metrics": dict(metrics),
+            "created_by": "massseg train (refiner)",
+            "notes": "second-look refiner: squares around each detected mass (massseg.refine)",
+        }
+    )
+    save_model_folder(refiner_folder(config.out), model, refiner_card, history)
+
+
 def train(
     config: TrainConfig, *, callbacks: Sequence[Any] = (), strategy: str = "none"
 ) -> TrainFoldResult:
@@ -416,8 +452,18 @@ def train(
         full = _build(config, shape)
         full.set_weights(model.get_weights())
         model = full
+    refiner = None
+    if config.refine is not None:
+        from massseg.refine import train_refiner
+
+        refiner, refine_history, refine_metrics = train_refiner(
+            config.refine, images, masks, train_idx, valid_idx, seed=config.seed
+        )
+        card.metrics.update({f"refiner_{k}": v for k, v in refine_metrics.items()})
     if is_chief(distribution):  # multi-worker: only the chief writes
         save_model_folder(config.out, model, card, result)
+        if refiner is not None:
+            _save_refiner(config, refiner, card, refine_history, refine_metrics)
         shutil.rmtree(work, ignore_errors=True)
     return TrainFoldResult(
         arch=config.arch,
