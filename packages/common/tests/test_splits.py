@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from sklearn.model_selection import StratifiedGroupKFold
 
 from mammo_common.schema.splits import Fold, Splits, SplitsFileError
 from mammo_common.splits import fold_cases, make_splits, patient_stratum
@@ -105,7 +106,64 @@ def test_deterministic_and_input_order_independent() -> None:
         random.Random(shuffle_seed).shuffle(rows)
         c, p, lab = (list(x) for x in zip(*rows, strict=True))
         assert make_splits(c, p, lab, seed=7).to_json() == reference
-    assert make_splits(cases, patients, labels, seed=8).to_json() != reference
+
+
+def test_seeds_give_different_splits() -> None:
+    cases, patients, labels = _dataset(80, seed=1)
+    drawn = {
+        make_splits(cases, patients, labels, seed=seed).model_dump_json(exclude={"seed"})
+        for seed in range(6)
+    }
+    assert len(drawn) == 6
+    tests = {tuple(make_splits(cases, patients, labels, seed=seed).test) for seed in range(6)}
+    assert len(tests) == 6
+
+
+def _strata_of_cases(cases: list[str], patients: list[str], labels: list[str]) -> dict[str, str]:
+    by_patient: dict[str, list[str]] = {}
+    for p, label in zip(patients, labels, strict=True):
+        by_patient.setdefault(p, []).append(label)
+    return {c: patient_stratum(by_patient[p]) for c, p in zip(cases, patients, strict=True)}
+
+
+def _sgkf_reference(
+    cases: list[str],
+    patients: list[str],
+    labels: list[str],
+    *,
+    n_folds: int,
+    test_fraction: float,
+    seed: int,
+) -> tuple[list[str], list[list[str]]]:
+    """The documented recipe written against scikit-learn directly (no constraint binds)."""
+    stratum = _strata_of_cases(cases, patients, labels)
+    rows = sorted(zip(cases, patients, strict=True))
+    c = np.array([r[0] for r in rows])
+    g = np.array([r[1] for r in rows])
+    y = np.array([stratum[case] for case in c])
+    k = round(1 / test_fraction)
+    parts = [t for _, t in StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(c, y, g)]
+    test = min(parts, key=lambda t: abs(t.size / c.size - test_fraction))  # first on ties
+    rest = np.setdiff1d(np.arange(c.size), test)
+    cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=seed)
+    valid = [sorted(c[rest][t].tolist()) for _, t in cv.split(c[rest], y[rest], g[rest])]
+    return sorted(c[test].tolist()), valid
+
+
+@pytest.mark.parametrize(
+    ("seed", "n_folds", "test_fraction"), [(0, 5, 0.2), (3, 4, 0.25), (11, 3, 0.1)]
+)
+def test_equals_stratified_group_kfold(seed: int, n_folds: int, test_fraction: float) -> None:
+    """The split is scikit-learn's StratifiedGroupKFold, not a hand-written look-alike."""
+    cases, patients, labels = _dataset(150, seed=seed)
+    splits = make_splits(
+        cases, patients, labels, seed=seed, n_folds=n_folds, test_fraction=test_fraction
+    )
+    test, valid = _sgkf_reference(
+        cases, patients, labels, n_folds=n_folds, test_fraction=test_fraction, seed=seed
+    )
+    assert splits.test == test
+    assert [f.valid for f in splits.folds] == valid
 
 
 def test_lists_are_sorted() -> None:
@@ -119,22 +177,49 @@ def test_lists_are_sorted() -> None:
 def test_stratification_balanced(seed: int) -> None:
     cases, patients, labels = _dataset(200, seed=seed)
     splits = make_splits(cases, patients, labels, seed=seed)
-    by_patient: dict[str, list[str]] = {}
-    for c, p in zip(cases, patients, strict=True):
-        by_patient.setdefault(p, []).append(splits.labels[c])
-    stratum = {c: patient_stratum(by_patient[p]) for c, p in zip(cases, patients, strict=True)}
+    stratum = _strata_of_cases(cases, patients, labels)
 
-    def malignant_fraction(ids: list[str]) -> float:
-        return float(np.mean([stratum[c] == "malignant" for c in ids]))
+    def fraction(ids: list[str], name: str) -> float:
+        return float(np.mean([stratum[c] == name for c in ids]))
 
-    overall = malignant_fraction(cases)
     assert abs(len(splits.test) / len(cases) - 0.2) < 0.02
-    assert abs(malignant_fraction(splits.test) - overall) < 0.05
     sizes = [len(f.valid) for f in splits.folds]
     assert max(sizes) - min(sizes) <= 8
-    for fold in splits.folds:
-        assert abs(malignant_fraction(fold.valid) - overall) < 0.05
-        assert abs(malignant_fraction(fold.train) - overall) < 0.03
+    for name in ("malignant", "benign", "none"):
+        overall = fraction(cases, name)
+        assert abs(fraction(splits.test, name) - overall) < 0.05, name
+        for fold in splits.folds:
+            assert abs(fraction(fold.valid, name) - overall) < 0.05, (name, fold.index)
+            assert abs(fraction(fold.train, name) - overall) < 0.03, (name, fold.index)
+
+
+@pytest.mark.parametrize(
+    ("test_fraction", "share"),
+    [
+        (0.1, 0.1),
+        (0.2, 0.2),
+        (0.25, 0.25),
+        (1 / 3, 1 / 3),
+        (0.4, 1 / 3),
+        (0.5, 0.5),
+        (0.7, 2 / 3),
+        (0.8, 0.8),
+    ],
+)
+def test_test_share_close_to_fraction(test_fraction: float, share: float) -> None:
+    """The test share is 1/K (1 - 1/K above 0.5) for the K that comes closest."""
+    cases, patients, labels = _dataset(300, seed=4)
+    splits = make_splits(cases, patients, labels, seed=2, test_fraction=test_fraction)
+    assert abs(len(splits.test) / len(cases) - share) < 0.02
+    _assert_no_leakage(splits, cases, patients)
+
+
+def test_unstratifiable_tiny_input_still_splits() -> None:
+    """Three strata of one case each: too few to stratify, grouped and seeded all the same."""
+    labels = ["MALIGNANT", "BENIGN", "unknown", "MALIGNANT"]
+    s = make_splits(list("abcd"), list("1234"), labels, n_folds=3, test_fraction=0.25)
+    _assert_no_leakage(s, list("abcd"), list("1234"))
+    assert len(s.test) == 1
 
 
 def test_patient_stratum() -> None:

@@ -6,18 +6,29 @@ each patient stratum. A patient's stratum is ``"malignant"`` if any of its cases
 malignant, else ``"benign"`` if any is benign, else ``"none"`` (pathology strings are
 matched case-insensitively by prefix, so ``BENIGN_WITHOUT_CALLBACK`` is benign).
 
-Algorithm (deterministic for the seed, independent of input order):
+Both parts are drawn by scikit-learn's
+:class:`~sklearn.model_selection.StratifiedGroupKFold` (``shuffle=True``,
+``random_state=seed``), with every case labelled by its patient's stratum and grouped by
+its patient (deterministic for the seed, independent of input order):
 
-1. Cases are sorted by id and grouped by patient; patients are sorted by id and then
-   shuffled with ``numpy.random.default_rng(seed)``.
-2. Test set: per stratum (sorted), patients are taken in shuffled order whenever adding
-   one brings the stratum's test case count closer to ``test_fraction`` of its cases,
-   as long as ``n_folds`` patients are left for the folds. With ``test_fraction > 0`` at
-   least one patient is taken.
-3. Folds: per stratum (sorted), the remaining patients, largest first (shuffled order
-   breaks ties), go to the fold with the fewest cases of that stratum, then the fewest
-   cases overall, then the lowest index (a greedy StratifiedGroupKFold). Every fold
-   gets at least one patient.
+1. Cases are sorted by id; the splitter sees them in that order (its groups are the sorted
+   patient ids).
+2. Test set (``test_fraction > 0``): the cases are split into ``K`` stratified parts,
+   ``K >= 2`` the number whose ``1 / K`` is closest to ``test_fraction`` (the smaller on a
+   tie: 0.2 gives 5, 0.25 gives 4, 0.4 gives 3), and the test set is the part whose share
+   of the cases is closest to ``test_fraction`` (the first on a tie). Above 0.5 the same
+   is done with ``1 - test_fraction`` and the test set is every part but that one (0.7:
+   two of three parts). So the test share is about ``1 / K`` (or ``1 - 1 / K``), exactly
+   0.2 for the default. Only parts that leave at least ``n_folds`` patients for the folds
+   qualify; when none does, ``K`` is raised (lowered above 0.5) until one does. ``K`` is
+   at most the number of patients.
+3. Folds: ``StratifiedGroupKFold(n_folds)`` over the remaining cases; its ``k``-th test
+   part is fold ``k + 1``'s valid set.
+
+Where every stratum has fewer cases than there are parts to draw, stratifying is
+impossible and the parts are drawn with one stratum for all (grouped and seeded, balanced
+by size only). scikit-learn >= 1.8 is required: before it, ``shuffle=True`` mixed up the
+groups and the folds were not stratified.
 
 Folds are numbered from 1. Fold ``k``'s valid set is its share; its train set is every
 other non-test case.
@@ -25,13 +36,16 @@ other non-test case.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
+from sklearn.model_selection import StratifiedGroupKFold
 
 from mammo_common.schema.splits import SPLITS_SCHEMA_VERSION, Fold, Splits
 
@@ -87,47 +101,61 @@ def _validate_inputs(
         raise ValueError(f"case_ids are not unique: {dup[:5]!r}; each case needs its own id")
 
 
-def _select_test(
-    order: list[str],
-    stratum_of: dict[str, str],
-    size: dict[str, int],
+def _group_kfold(
+    strata: NDArray[np.str_], groups: NDArray[np.str_], n_splits: int, seed: int
+) -> list[NDArray[np.intp]]:
+    """The ``n_splits`` test parts (indices) of StratifiedGroupKFold, in its order.
+
+    Falls back to one stratum for all when every stratum has fewer members than
+    ``n_splits`` (scikit-learn refuses to stratify then).
+    """
+    _, counts = np.unique(strata, return_counts=True)
+    y = strata if counts.max() >= n_splits else np.zeros(strata.size, dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # "The least populated class in y has only N members": best-effort stratification
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        return [test for _, test in splitter.split(np.zeros(strata.size), y, groups)]
+
+
+def _nearest_k(target: float) -> int:
+    """The ``K >= 2`` whose ``1 / K`` is closest to ``target`` in (0, 0.5] (smaller on ties)."""
+    low = max(2, int(np.floor(1.0 / target)))
+    return min((low, low + 1), key=lambda k: (abs(1.0 / k - target), k))
+
+
+def _hold_out(
+    strata: NDArray[np.str_],
+    groups: NDArray[np.str_],
     test_fraction: float,
-    max_patients: int,
-) -> set[str]:
-    test: set[str] = set()
-    if test_fraction <= 0:
-        return test
-    for stratum in sorted(set(stratum_of.values())):
-        members = [p for p in order if stratum_of[p] == stratum]
-        target = test_fraction * sum(size[p] for p in members)
-        count = 0
-        for p in members:
-            closer = abs(count + size[p] - target) < abs(count - target)
-            if closer and len(test) < max_patients:
-                test.add(p)
-                count += size[p]
-    if not test:
-        test.add(order[0])
-    return test
-
-
-def _assign_folds(
-    order: list[str], stratum_of: dict[str, str], size: dict[str, int], n_folds: int
-) -> list[list[str]]:
-    folds: list[list[str]] = [[] for _ in range(n_folds)]
-    total = np.zeros(n_folds, dtype=np.int64)
-    rank = {p: i for i, p in enumerate(order)}
-    for stratum in sorted({stratum_of[p] for p in order}):
-        members = sorted(
-            (p for p in order if stratum_of[p] == stratum), key=lambda p: (-size[p], rank[p])
-        )
-        load = np.zeros(n_folds, dtype=np.int64)
-        for p in members:
-            k = int(np.lexsort((np.arange(n_folds), total, load))[0])
-            folds[k].append(p)
-            load[k] += size[p]
-            total[k] += size[p]
-    return folds
+    n_folds: int,
+    seed: int,
+) -> NDArray[np.intp] | None:
+    """Indices of the test cases (see the module docstring), or None if none qualifies."""
+    n_patients = len(set(groups.tolist()))
+    one_part = test_fraction <= 0.5
+    target = test_fraction if one_part else 1.0 - test_fraction
+    k = min(_nearest_k(target), n_patients)
+    tried: set[int] = set()
+    while 2 <= k <= n_patients and k not in tried:
+        tried.add(k)
+        parts = _group_kfold(strata, groups, k, seed)
+        best: tuple[float, int] | None = None
+        for i, part in enumerate(parts):
+            patients_in = len(set(groups[part].tolist()))
+            left = n_patients - patients_in if one_part else patients_in
+            if patients_in == 0 or left < n_folds:
+                continue
+            gap = abs(part.size / strata.size - target)
+            if best is None or gap < best[0]:
+                best = (gap, i)
+        if best is not None:
+            part = parts[best[1]]
+            if one_part:
+                return np.sort(part)
+            return np.setdiff1d(np.arange(strata.size), part)
+        k = k + 1 if one_part else k - 1
+    return None
 
 
 def make_splits(
@@ -181,30 +209,33 @@ def make_splits(
             + (" or set test_fraction=0" if test_fraction > 0 else "")
         )
 
-    rng = np.random.default_rng(seed)
-    order = [patients[i] for i in rng.permutation(len(patients))]
     stratum_of = {p: patient_stratum(labels_of[p]) for p in patients}
-    size = {p: len(cases_of[p]) for p in patients}
+    case_arr = np.array([case for case, _, _ in rows])
+    group_arr = np.array([patient for _, patient, _ in rows])
+    strata_arr = np.array([stratum_of[patient] for _, patient, _ in rows])
 
-    test_patients = _select_test(
-        order, stratum_of, size, test_fraction, max_patients=len(patients) - n_folds
-    )
-    remaining = [p for p in order if p not in test_patients]
-    if len(remaining) < n_folds:
+    test_idx = np.zeros(0, dtype=np.intp)
+    if test_fraction > 0:
+        held = _hold_out(strata_arr, group_arr, test_fraction, n_folds, seed)
+        if held is None:
+            raise ValueError(
+                f"after drawing a test set of about {test_fraction:g} of the cases, fewer "
+                f"than {n_folds} of the {len(patients)} patients remain for {n_folds} folds; "
+                "lower test_fraction or n_folds"
+            )
+        test_idx = held
+    rest = np.setdiff1d(np.arange(case_arr.size), test_idx)
+    parts = _group_kfold(strata_arr[rest], group_arr[rest], n_folds, seed)
+    if any(part.size == 0 for part in parts):
         raise ValueError(
-            f"after drawing the test set ({len(test_patients)} patients) only "
-            f"{len(remaining)} patients remain for {n_folds} folds; lower test_fraction "
-            "or n_folds"
+            f"StratifiedGroupKFold left a fold empty ({len(set(group_arr[rest].tolist()))} "
+            f"patients for {n_folds} folds); lower n_folds"
         )
-    shares = _assign_folds(remaining, stratum_of, size, n_folds)
 
-    def cases(ps: list[str] | set[str]) -> list[str]:
-        return sorted(c for p in ps for c in cases_of[p])
-
-    non_test = cases(remaining)
+    non_test = sorted(case_arr[rest].tolist())
     folds = []
-    for k, share in enumerate(shares, start=1):
-        valid = cases(share)
+    for k, part in enumerate(parts, start=1):
+        valid = sorted(case_arr[rest][part].tolist())
         valid_set = set(valid)
         folds.append(Fold(index=k, train=[c for c in non_test if c not in valid_set], valid=valid))
     return Splits(
@@ -212,7 +243,7 @@ def make_splits(
         seed=seed,
         n_folds=n_folds,
         test_fraction=float(test_fraction),
-        test=cases(test_patients),
+        test=sorted(case_arr[test_idx].tolist()),
         folds=folds,
         patients={case: patient for case, patient, _ in rows},
         labels={case: label for case, _, label in rows},
