@@ -482,3 +482,86 @@ def test_report_and_accumulator_read_zarr_arrays(tmp_path: Path) -> None:
     acc = SegmentationAccumulator()
     acc.update_batch(zp, zt)
     np.testing.assert_equal(acc.compute(), want)
+
+
+def test_bootstrap_exact_small_example() -> None:
+    """Two negatives (0.1, 0.6), two positives (0.5, 0.9): the stratified bootstrap AUC
+    takes 0, 0.5, 0.75, 1 with probabilities 1/16, 4/16, 4/16, 7/16 (by enumeration)."""
+    y = np.array([0, 0, 1, 1])
+    s = np.array([0.1, 0.6, 0.5, 0.9])
+    res = bootstrap_ci(roc_auc, y, s, n_resamples=4000, seed=3, confidence=0.8)
+    assert res.estimate == 0.75
+    values, counts = np.unique(res.samples, return_counts=True)
+    assert values.tolist() == [0.0, 0.5, 0.75, 1.0]
+    np.testing.assert_allclose(counts / 4000, [1 / 16, 4 / 16, 4 / 16, 7 / 16], atol=0.025)
+    # 10th and 90th percentiles of that distribution (cumulative 1/16, 5/16, 9/16, 1)
+    assert (res.low, res.high) == (0.5, 1.0)
+    wide = bootstrap_ci(roc_auc, y, s, n_resamples=4000, seed=3)
+    assert (wide.low, wide.high) == (0.0, 1.0)
+
+
+def test_bootstrap_matches_hand_written_stratified_percentile() -> None:
+    """The same interval as a plain loop (resample positives and negatives apart, take
+    percentiles), up to Monte Carlo error."""
+    y, s = _auc_sample(seed=2, n=150)
+    res = bootstrap_ci(roc_auc, y, s, n_resamples=4000, seed=1)
+    rng = np.random.default_rng(123)
+    pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    values = []
+    for _ in range(4000):
+        idx = np.concatenate([rng.choice(neg, neg.size), rng.choice(pos, pos.size)])
+        values.append(skm.roc_auc_score(y[idx], s[idx]))
+    low, high = np.percentile(values, [2.5, 97.5])
+    assert res.low == pytest.approx(low, abs=0.01) and res.high == pytest.approx(high, abs=0.01)
+    assert res.n_valid == 4000 and res.n_skipped == 0
+
+
+def test_bootstrap_is_scipy_bootstrap() -> None:
+    """bootstrap_ci is scipy.stats.bootstrap over per-class row indices, seeded by default_rng."""
+    from scipy import stats
+
+    y, s = _auc_sample(seed=4, n=60)
+    neg, pos = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+    for method in ("percentile", "BCa"):
+        ref = stats.bootstrap(
+            (neg, pos),
+            lambda a, b: roc_auc(y[np.r_[a, b]], s[np.r_[a, b]]),
+            n_resamples=500,
+            paired=False,
+            vectorized=False,
+            method=method,
+            rng=np.random.default_rng(9),
+        )
+        res = bootstrap_ci(roc_auc, y, s, n_resamples=500, seed=9, method=method)  # type: ignore[arg-type]
+        assert res.low == pytest.approx(ref.confidence_interval.low)
+        assert res.high == pytest.approx(ref.confidence_interval.high)
+        np.testing.assert_allclose(res.samples, ref.bootstrap_distribution)
+        assert res.as_dict()["method"] == method
+
+
+def test_bootstrap_perfect_auc_and_methods() -> None:
+    y = np.array([0, 0, 0, 1, 1, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8, 0.9])
+    for method in ("percentile", "basic", "BCa"):
+        res = bootstrap_ci(roc_auc, y, s, n_resamples=200, method=method)  # type: ignore[arg-type]
+        assert (res.estimate, res.low, res.high) == (1.0, 1.0, 1.0), method
+    y2, s2 = _auc_sample(seed=7, n=100)
+    bca = bootstrap_ci(roc_auc, y2, s2, n_resamples=500, seed=0, method="BCa")
+    assert bca.low < bca.estimate < bca.high and bca.method == "BCa"
+    with pytest.raises(ValueError, match="method"):
+        bootstrap_ci(roc_auc, y2, s2, method="studentized")  # type: ignore[arg-type]
+
+
+def test_bootstrap_skip_count_is_truthful() -> None:
+    """Unstratified, one positive in six: a resample lacks it with probability (5/6)^6."""
+    y = np.array([1, 0, 0, 0, 0, 0])
+    s = np.linspace(0, 1, 6)
+    res = bootstrap_ci(roc_auc, y, s, n_resamples=3000, seed=4, stratified=False)
+    assert res.n_skipped / 3000 == pytest.approx((5 / 6) ** 6, abs=0.03)
+    assert res.n_valid + res.n_skipped == 3000 and res.samples.size == res.n_valid
+    assert 0.0 <= res.low <= res.high <= 1.0
+    # the interval is the percentile interval of the defined values alone
+    assert [res.low, res.high] == pytest.approx(np.percentile(res.samples, [2.5, 97.5]))
+    # a one-row stratum stays in every resample; the rest is resampled
+    one_pos = bootstrap_ci(roc_auc, y, s, n_resamples=300, seed=4)
+    assert one_pos.n_skipped == 0 and one_pos.n_valid == 300
