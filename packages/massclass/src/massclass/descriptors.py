@@ -26,6 +26,10 @@ pixel spacing do not change it):
   gives 0.5).
 * ``heterogeneity``: standard deviation inside the mass over the ring's.
 
+The margin descriptors (contrast to heterogeneity) are measured on the crop smoothed by a
+Gaussian of 1.5 pixels per 96 (``smooth``): raw gradients of a grainy film or a noisy detector
+measure the noise, not the margin.
+
 The ``descriptors`` backbone is ``MassDescriptors -> BatchNormalization``, a vector shaped as
 a 1x1 feature map so the classifier's usual head (global pooling, two dense layers, sigmoid)
 sits on it: a small multilayer perceptron on standardised descriptors.
@@ -72,6 +76,21 @@ def _dilate(mask: Any, steps: int) -> Any:
     return ops.squeeze(x, -1)
 
 
+def _gaussian(img: Any, sigma: float) -> Any:
+    """Separable Gaussian blur of ``(n, h, w)`` (edges replicated); ``sigma`` 0 is identity."""
+    if sigma <= 0:
+        return img
+    radius = max(1, math.ceil(3.0 * sigma))
+    taps = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(-radius, radius + 1)]
+    total = sum(taps)
+    kernel = ops.convert_to_tensor([t / total for t in taps], dtype="float32")
+    x = ops.expand_dims(img, -1)
+    x = ops.pad(x, [(0, 0), (radius, radius), (radius, radius), (0, 0)], mode="symmetric")
+    x = ops.conv(x, ops.reshape(kernel, (-1, 1, 1, 1)), padding="valid")
+    x = ops.conv(x, ops.reshape(kernel, (1, -1, 1, 1)), padding="valid")
+    return ops.squeeze(x, -1)
+
+
 def _wmean(value: Any, weight: Any) -> Any:
     """Weighted mean over the last two axes."""
     return ops.sum(value * weight, axis=(1, 2)) / (ops.sum(weight, axis=(1, 2)) + _EPS)
@@ -88,6 +107,10 @@ class MassDescriptors(layers.Layer):
         mask_channel: Channel of the mass mask (0/1).
         ring: Width of the ring around the mass as a fraction of the ROI side (the ROI side
             is the mass's bounding box plus the ROI margin on each side).
+        smooth: Gaussian sigma, in ROI pixels, of the smoothing applied to the image before
+            the margin descriptors (contrast, sharpness, spiculation, heterogeneity): film grain
+            and detector noise otherwise dominate their gradients. 0 (the default, and what
+            models saved before it existed get) measures the raw crop.
         **kwargs: Passed to :class:`keras.layers.Layer`.
 
     Input ``(n, h, w, c)``; output ``(n, len(DESCRIPTOR_NAMES))`` float32.
@@ -99,6 +122,7 @@ class MassDescriptors(layers.Layer):
         image_channel: int = 0,
         mask_channel: int = 2,
         ring: float = 1.0 / 12.0,
+        smooth: float = 0.0,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")
@@ -112,11 +136,14 @@ class MassDescriptors(layers.Layer):
         self.image_channel = int(image_channel)
         self.mask_channel = int(mask_channel)
         self.ring = float(ring)
+        if not 0.0 <= float(smooth) <= 8.0:
+            raise ValueError(f"smooth must be in [0, 8] pixels, got {smooth}")
+        self.smooth = float(smooth)
 
     def call(self, inputs: Any) -> Any:
         lo, hi = self.value_range
         x = (ops.cast(inputs, "float32") - lo) / (hi - lo)
-        img = x[..., self.image_channel]
+        img = _gaussian(x[..., self.image_channel], self.smooth)
         mask = ops.cast(x[..., self.mask_channel] >= 0.5, "float32")
         size = int(inputs.shape[1]) if inputs.shape[1] is not None else 64
         steps = max(1, round(self.ring * size))
@@ -189,11 +216,17 @@ class MassDescriptors(layers.Layer):
             "image_channel": self.image_channel,
             "mask_channel": self.mask_channel,
             "ring": self.ring,
+            "smooth": self.smooth,
         }
 
 
+#: Smoothing of the ROI before the margin descriptors, as a share of the ROI side (1.5 px at 96).
+SMOOTH_FRACTION = 1.5 / 96.0
+
+
 def build_descriptor_backbone(
-    input_shape: Sequence[int], weights: Any = None, ring: float = 1.0 / 12.0
+    input_shape: Sequence[int], weights: Any = None, ring: float = 1.0 / 12.0,
+    smooth: float | None = None,
 ) -> keras.Model:
     """The ``descriptors`` backbone: descriptors, standardised, as a 1x1 feature map.
 
@@ -201,6 +234,7 @@ def build_descriptor_backbone(
         input_shape: ``(size, size, 3)`` ``image+mask`` ROIs.
         weights: Must be ``None`` (nothing is pretrained).
         ring: See :class:`MassDescriptors`.
+        smooth: See :class:`MassDescriptors`; ``None``: :data:`SMOOTH_FRACTION` of the ROI side.
 
     Returns:
         A model ``(n, size, size, 3) -> (n, 1, 1, len(DESCRIPTOR_NAMES))``.
@@ -213,7 +247,9 @@ def build_descriptor_backbone(
             f"descriptors need image+mask ROIs of shape (size, size, 3), got {input_shape}"
         )
     inputs = keras.Input(shape=shape, name="descriptors_input")
-    x = MassDescriptors(ring=ring, name="mass_descriptors")(inputs)
+    if smooth is None:
+        smooth = SMOOTH_FRACTION * shape[0]
+    x = MassDescriptors(ring=ring, smooth=smooth, name="mass_descriptors")(inputs)
     x = layers.BatchNormalization(name="descriptor_bn")(x)
     x = layers.Reshape((1, 1, len(DESCRIPTOR_NAMES)), name="descriptor_map")(x)
     return keras.Model(inputs, x, name="descriptors")
