@@ -197,7 +197,7 @@ def descriptor_visibility(rois: list[dict]) -> dict:
     groups = {"shape": SHAPE_FEATURES, "pixel": PIXEL_FEATURES, "all": DESCRIPTOR_NAMES}
     cols = {g: [DESCRIPTOR_NAMES.index(n) for n in names] for g, names in groups.items()}
     out: dict = {"features": {g: list(n) for g, n in groups.items()}}
-    for subset in sorted({r["style"] for r in rois}) + ["both"]:
+    for subset in [*sorted({r["style"] for r in rois}), "both"]:
         keep = np.array([subset in ("both", r["style"]) for r in rois])
         y = y_all[keep]
         res = {"n_masses": int(keep.sum()), "n_malignant": int(y.sum())}

@@ -52,6 +52,9 @@ def main(
     version: Annotated[bool, version_option("mammo-breastseg", __version__)] = False,
 ) -> None:
     """Breast segmentation, background removal and cropping."""
+    from mammo_common.cli_support import setup_logging
+
+    setup_logging()
 
 
 def _config(model: type, params: Path | None, section: str, overrides: dict[str, Any]):

@@ -39,6 +39,9 @@ def main(
     version: Annotated[bool, version_option("mammo-common", __version__)] = False,
 ) -> None:
     """Shared tools of the mammo pipeline."""
+    from mammo_common.cli_support import setup_logging
+
+    setup_logging()
 
 
 def _size(text: str | None) -> tuple[int, int] | None:

@@ -1,4 +1,4 @@
-"""Helpers shared by every mammo command-line tool: error handling and progress bars.
+"""Helpers shared by every mammo command-line tool: error handling, logging and progress bars.
 
 A command only parses, validates, calls one importable function and prints. Errors a user can fix
 (:class:`~mammo_common.errors.MammoError`, invalid configs) end in one clear message and a
@@ -8,6 +8,7 @@ documented exit code, never a traceback.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,30 @@ T = TypeVar("T")
 
 err_console = Console(stderr=True, soft_wrap=True)
 console = Console(soft_wrap=True)
+
+
+#: The logger every mammo package writes its messages to (``logging.getLogger(LOGGER)``).
+LOGGER = "mammo"
+
+
+def setup_logging(verbose: bool = False) -> logging.Logger:
+    """Send the ``mammo`` logger to stderr: INFO and up (DEBUG with ``verbose``).
+
+    Libraries only log; a command-line tool calls this once, so training epochs, skipped
+    cases and warnings reach the user as ``LEVEL mammo: message`` lines. Other libraries'
+    loggers stay at WARNING (INFO with ``verbose``). Calling it again changes the level and
+    never adds a second handler.
+    """
+    logger = logging.getLogger(LOGGER)
+    logger.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if not any(getattr(h, "_mammo", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._mammo = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    return logger
 
 
 def pydantic_message(exc: pydantic.ValidationError, source: str = "") -> str:

@@ -8,7 +8,6 @@ the field and the fix), 130 interrupted.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +23,7 @@ from mammo_common.cli_support import (
     PrecisionOpt,
     console,
     handle_errors,
+    setup_logging,
     version_option,
 )
 from mammo_common.errors import ConfigError
@@ -58,8 +58,7 @@ ParamsOpt = Annotated[
 
 
 def _logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    setup_logging(verbose)
 
 
 @app.callback()
@@ -67,6 +66,9 @@ def main(
     version: Annotated[bool, version_option("mammo-massclass", __version__)] = False,
 ) -> None:
     """Benign versus malignant classification of segmented masses."""
+    from mammo_common.cli_support import setup_logging
+
+    setup_logging()
 
 
 def _phase_epochs(text: str | None) -> list[int] | None:

@@ -105,6 +105,9 @@ def main(
     version: Annotated[bool, version_option("mammo-massseg", __version__)] = False,
 ) -> None:
     """Stage 2 of the mammo pipeline: mass segmentation."""
+    from mammo_common.cli_support import setup_logging
+
+    setup_logging()
 
 
 def _kwargs(width: list[str] | None) -> dict[str, Any] | None:

@@ -702,7 +702,7 @@ def _fit(
         epoch = state.epochs_done
         _set_lr(model, state.lr)
         if progress:
-            print(f"Epoch {epoch + 1}/{epochs} (lr {state.lr:.3g})", flush=True)
+            logger.info("Epoch %d/%d (lr %.3g)", epoch + 1, epochs, state.lr)
         start = time.perf_counter()
         # Our datasets order their batches themselves: Keras would also shuffle a finite
         # PyDataset's batch order with Python's global `random`, which a resume cannot replay.
@@ -748,7 +748,7 @@ def _fit(
         state.epochs_done = epoch + 1
         ckpt.save(model, state, improved)
         if progress and state.finished:
-            print(f"Stopped after epoch {epoch + 1}: {state.stop_reason}", flush=True)
+            logger.info("Stopped after epoch %d: %s", epoch + 1, state.stop_reason)
 
     if restore_best and chief and (out / BEST_WEIGHTS).is_file():
         model.load_weights(out / BEST_WEIGHTS)

@@ -131,7 +131,7 @@ def _radius_function(
         ms = np.arange(2, 15)
         a = rng.uniform(0.4, 1.0, ms.size) * ms.astype(float) ** -0.8
         a *= rng.uniform(0.22, 0.32) / np.sqrt(0.5 * float((a**2).sum()))
-        amps = [(int(m), float(am), rng.uniform(0, 2 * np.pi)) for m, am in zip(ms, a)]
+        amps = [(int(m), float(am), rng.uniform(0, 2 * np.pi)) for m, am in zip(ms, a, strict=True)]
         k = rng.uniform(1.0, 1.3)
     if lesion.margins == "MICROLOBULATED":
         for _ in range(2):
