@@ -152,6 +152,30 @@ def test_evaluate_cli(trained_model, phantom_data, tmp_path):
     assert "Dice" in text
 
 
+def test_evaluate_plot_draws_best_and_worst(tmp_path, phantom_data):
+    """The best/worst picture (threshold labeller, no network): a grid of titled panels with
+    the reference and the prediction outlined in their colours."""
+    import numpy as np
+    from PIL import Image
+
+    from mammo_common.viz import COLORS
+
+    store, splits = phantom_data
+    plot = tmp_path / "best_worst.png"
+    result, text = _run(
+        "evaluate", "--method", "threshold", "--reference", "store", "--data", store,
+        "--splits", splits, "--part", "test", "--out", tmp_path / "m.json", "--plot", plot,
+    )
+    assert result.exit_code == 0, text
+    with Image.open(plot) as img:
+        assert img.format == "PNG" and img.mode in ("RGB", "RGBA")
+        assert 200 <= img.width <= 2000 and 300 <= img.height <= 1200  # 2 x 2 panels
+        rgb = np.asarray(img)[..., :3].astype(np.int32)
+    assert plot.stat().st_size < 400_000
+    for key in ("truth", "pred"):
+        assert (np.abs(rgb - np.asarray(COLORS[key])).sum(axis=-1) <= 60).sum() > 50, key
+
+
 def test_evaluate_bad_part(tmp_path, phantom_data):
     store, _ = phantom_data
     result, text = _run(

@@ -21,6 +21,7 @@ from mammo_common.oneshot import (
 )
 from mammo_common.postprocess import components
 from mammo_common.schema.model_card import ModelCard, model_id
+from mammo_common.viz import COLORS
 
 
 def _folder(root: Path, stage: str, arch: str, fold: int, metric: float | None) -> Path:
@@ -131,10 +132,23 @@ def test_native_bbox_and_overlay(tmp_path):
     case.stages_run = ["breastseg", "massseg", "massclass"]
     assert case.native_bbox((5, 5, 10, 10)) == (20, 10, 30, 20)
     out = render_overlay(case, tmp_path / "o.png")
-    rgb = np.asarray(Image.open(out))
-    assert rgb.shape == (80, 60, 3)
-    assert (rgb == (255, 40, 40)).all(axis=-1).any()  # mass contour drawn
-    assert (rgb == (60, 200, 80)).all(axis=-1).any()  # breast outline drawn
+    with Image.open(out) as img:
+        assert img.format == "PNG" and img.mode in ("RGB", "RGBA")
+        rgb = np.asarray(img)[..., :3].astype(np.int32)
+    # the 80x60 image enlarged to 400 px on its longer side, title and legend around it
+    assert 400 <= rgb.shape[0] <= 560 and 300 <= rgb.shape[1] <= 420
+    assert out.stat().st_size < 400_000
+
+    def near(color: tuple[int, int, int]) -> np.ndarray:
+        return np.abs(rgb - np.asarray(color)).sum(axis=-1) <= 60
+
+    assert near(COLORS["malignant"]).sum() > 20  # the malignant mass's contour
+    assert near(COLORS["breast"]).sum() > 100  # the breast outline
+    assert not near(COLORS["pred"]).any()  # no benign / unclassified mass: no orange
+    case.masses[0].label, case.masses[0].probability = "benign", 0.2
+    rgb = np.asarray(Image.open(render_overlay(case, tmp_path / "b.png")))[..., :3]
+    rgb = rgb.astype(np.int32)
+    assert near(COLORS["pred"]).sum() > 20 and not near(COLORS["malignant"]).any()
     with pytest.raises(InputFileError, match="PNG"):
         render_overlay(case, tmp_path / "o.jpg")
 

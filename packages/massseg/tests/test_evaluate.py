@@ -13,10 +13,11 @@ from PIL import Image
 from mammo_common.errors import MammoError, ModelFolderError, StoreError
 from mammo_common.metrics import dice, jaccard, pixel_auc
 from mammo_common.store import open_store
+from mammo_common.viz import COLORS
 from massseg.config import EvaluateConfig
 from massseg.cv import cv_markdown, summarise_cv
 from massseg.evaluate import evaluate, score_store
-from massseg.overlays import pick_cases
+from massseg.overlays import draw_overlay, pick_cases, write_overlay
 
 FLAT_KEYS = {
     "n_images", "n_images_with_mass", "n_auc_defined", "threshold", "dice_mean", "dice_sd",
@@ -93,6 +94,8 @@ def test_part_selection_and_overlays(stores: dict[str, Path], tmp_path: Path) ->
     for path in result.overlays:
         with Image.open(path) as img:
             assert img.format == "PNG" and img.mode == "RGB" and min(img.size) >= 256
+            assert max(img.size) <= 800 and path.stat().st_size < 400_000
+            assert _near(np.asarray(img), COLORS["truth"]).sum() > 20  # the truth's outline
     assert "dice_mean" in (tmp_path / "m.md").read_text()
     fold = evaluate(EvaluateConfig(data=stores["shifted"], splits=stores["splits"],
                                    part="valid", fold=2, out=tmp_path / "v.json"))
@@ -162,3 +165,39 @@ def test_postprocess_threshold_small_objects_largest() -> None:
     assert postprocess(prob, 0.5, 30, keep_largest=True).sum() == 100
     assert postprocess(prob, 0.58, 0).sum() == 125
     assert postprocess(np.zeros((8, 8)), 0.5, 30).sum() == 0
+
+
+def _near(rgb: np.ndarray, color: tuple[int, int, int], tol: int = 60) -> np.ndarray:
+    return np.abs(rgb[..., :3].astype(np.int32) - np.asarray(color)).sum(axis=-1) <= tol
+
+
+def test_overlay_outlines_truth_and_prediction(tmp_path: Path) -> None:
+    """A 64x64 crop is drawn enlarged, the truth and prediction as closed outlines in their
+    colours (truth left, prediction right), an empty prediction leaves no orange."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    image = (30000 + 3000 * ndimage.gaussian_filter(rng.normal(size=(64, 64)), 2)).astype(
+        np.uint16)
+    yy, xx = np.mgrid[:64, :64]
+    truth = (yy - 32) ** 2 + (xx - 18) ** 2 <= 100
+    pred = (yy - 32) ** 2 + (xx - 46) ** 2 <= 81
+    picture = draw_overlay(image, truth, pred, "best 1: P_00001_LEFT_CC  Dice 0.000")
+    assert picture.mode == "RGB" and min(picture.size) >= 256 and max(picture.size) <= 800
+    rgb = np.asarray(picture)
+    centres = []
+    for color in (COLORS["truth"], COLORS["pred"]):
+        found = _near(rgb, color)
+        labels, n = ndimage.label(found, structure=np.ones((3, 3)))
+        ring = labels == 1 + int(np.argmax(ndimage.sum(found, labels, range(1, n + 1))))
+        line = ndimage.binary_dilation(ring)
+        assert ndimage.binary_fill_holes(line).sum() > 3 * line.sum(), "an outline, not a fill"
+        points = np.argwhere(ring)
+        centres.append((points.min(axis=0) + points.max(axis=0)) / 2)
+    # same row (within half an image pixel, ~3.5 px drawn), truth left of prediction
+    assert centres[0][1] < centres[1][1] and abs(centres[0][0] - centres[1][0]) < 3.5
+    empty = np.asarray(draw_overlay(image, truth, np.zeros_like(pred), "worst 1: x  Dice 0"))
+    assert _near(empty, COLORS["truth"]).any() and not _near(empty, COLORS["pred"]).any()
+    path = write_overlay(tmp_path / "o.png", picture)
+    assert path.read_bytes() == write_overlay(tmp_path / "p.png", picture).read_bytes()
+    assert b"tIME" not in path.read_bytes() and path.stat().st_size < 400_000

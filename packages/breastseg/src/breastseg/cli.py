@@ -267,7 +267,7 @@ def evaluate(
 
     The reference is the store's breast mask, or the threshold labeller's where the store has
     none (the JSON says which). Writes flat metrics for `dvc metrics show`, a per-case JSON and
-    optionally a PNG of the best and worst cases (reference yellow, prediction red). A store
+    optionally a PNG of the best and worst cases (reference cyan, prediction orange). A store
     without any ground truth (unlabelled images) is refused unless --reference labeller.
 
     Example:

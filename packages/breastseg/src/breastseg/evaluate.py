@@ -21,8 +21,8 @@ Outputs, written atomically:
 
 * ``out``: flat metrics for ``dvc metrics`` (``dice_mean``, ``jaccard_mean``, ``n_cases``, ...).
 * the per-case file (``<out stem>.cases.json``): one row per case.
-* ``plot`` (optional): PNG of the best and the worst cases, reference contour in yellow,
-  prediction in red.
+* ``plot`` (optional): PNG of the best and the worst cases (matplotlib), reference contour
+  in cyan, prediction in orange, the case id and Dice above each.
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import dice, jaccard
 from mammo_common.store import MammogramsStore, open_store, write_json_atomic
-from mammo_common.store.atomic import atomic_path
 
 __all__ = [
     "CaseScore",
@@ -221,13 +220,14 @@ def _plot(
     scores: list[CaseScore],
     config: EvaluateConfig,
 ) -> Path:
-    from mammo_common.viz import contact_sheet, overlay
+    from mammo_common.plots import save_png
+    from mammo_common.viz import Panel, draw_panels
 
     ranked = sorted(scores, key=lambda s: s.dice, reverse=True)
     n = min(config.n_plot, len(ranked))
     best = ranked[:n]
     worst = [s for s in ranked[::-1][:n] if s not in best]
-    tiles = []
+    panels = []
     for tag, group in (("best", best), ("worst", worst)):
         for score in group:
             image = store.array(score.case_id, "image")
@@ -235,13 +235,9 @@ def _plot(
             pred = _predict_mask(
                 segmenter, image, config, store.record(score.case_id).laterality
             )
-            width = max(1, max(image.shape) // 256)
-            rgb = overlay(image, {"truth": ref, "pred": pred}, width=width)
-            tiles.append((rgb, f"{tag}: {score.case_id}\nDice {score.dice:.3f}"))
-    sheet = contact_sheet(tiles, tile=224, columns=max(1, n))
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-    return path
+            panels.append(Panel(image, {"truth": ref, "pred": pred},
+                                f"{tag}: {score.case_id}\nDice {score.dice:.3f}"))
+    return save_png(draw_panels(panels, columns=max(1, n), panel_px=224), path)
 
 
 def evaluate(config: EvaluateConfig) -> EvaluateResult:

@@ -252,7 +252,7 @@ def show(
     tile: Annotated[int, typer.Option(help="Tile size in pixels.")] = 192,
     columns: Annotated[int, typer.Option(help="Tiles per row.")] = 6,
 ) -> None:
-    """Draw a contact sheet of STORE with masks as contours (green breast, yellow truth, red
+    """Draw a contact sheet of STORE with masks as contours (yellow breast, cyan truth, orange
     prediction).
 
     Example: mammo show data/mammograms.zarr -o sheet.png

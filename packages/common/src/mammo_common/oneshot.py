@@ -592,54 +592,58 @@ def run_file(
 def render_overlay(case: OneShotCase, out: str | Path, *, max_side: int = 1024) -> Path:
     """Draw the breast outline, mass contours and labels on the native image (PNG, atomic).
 
-    Breast outline green, masses red (malignant) or orange (benign / not classified), each
-    labelled ``#k malignant 0.83``; the diagnosis is written in the top-left corner.
+    One matplotlib panel (:func:`mammo_common.viz.draw_panels`): the file name and the
+    diagnosis in the title, the breast outline yellow, masses magenta (malignant) or orange
+    (benign / not classified), each labelled ``#k malignant 0.83``, a legend below. The
+    image's longer side is drawn at ``max_side`` pixels at most (400 at least).
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
-    from mammo_common.store.atomic import atomic_path
-    from mammo_common.viz import COLORS, contour
+    from mammo_common.plots import save_png
+    from mammo_common.viz import COLORS, Panel, draw_panels
 
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise InputFileError("the overlay is a PNG", path=out, field="--out",
                              fix="give a path ending in .png")
     image = np.asarray(case.image)
-    scale = min(1.0, max_side / max(image.shape))
+    side = max(400, min(max_side, max(image.shape)))
+    # masks at twice the drawn size at most: the contours stay sub-pixel, the work small
+    scale = min(1.0, 2 * side / max(image.shape))
     shape = (max(1, round(image.shape[0] * scale)), max(1, round(image.shape[1] * scale)))
-    gray = Image.fromarray(_display_gray(image)).resize(shape[::-1], Image.Resampling.BILINEAR)
-    rgb = np.stack([np.asarray(gray)] * 3, axis=-1)
 
     def small(mask: NDArray) -> NDArray:
         m = Image.fromarray((np.asarray(mask) > 0).astype(np.uint8))
         return np.asarray(m.resize(shape[::-1], Image.Resampling.NEAREST)) > 0
 
-    width = max(1, round(max(shape) / 400))
+    masks: dict[str, NDArray | None] = {"breast": None, "malignant": None, "pred": None}
     if case.breast_mask is not None:
-        rgb[contour(small(case.breast_mask), width)] = COLORS["breast"]
+        masks["breast"] = small(case.breast_mask)
+    notes: list[tuple[float, float, str, str]] = []
     for mass in case.masses:
-        color = COLORS["pred"] if mass.label == "malignant" else (255, 150, 0)
-        rgb[contour(small(case.native_mask(mass)), width)] = color
-    canvas = Image.fromarray(rgb)
-    draw = ImageDraw.Draw(canvas)
-    for mass in case.masses:
+        key = "malignant" if mass.label == "malignant" else "pred"
+        mask = small(case.native_mask(mass))
+        masks[key] = mask if masks[key] is None else masks[key] | mask
         y0, x0, y1, _ = case.native_bbox(mass.bbox)
         text = f"#{mass.index}"
         if mass.probability is not None:
             text += f" {mass.label} {mass.probability:.2f}"
-        x = min(max(0, int(x0 * scale)), max(0, shape[1] - 8 * len(text)))
-        above = int(y0 * scale) - 12
-        y = above if above >= 0 else max(0, min(shape[0] - 12, int(y1 * scale) + 2))
-        draw.rectangle((x, y, x + 6 * len(text) + 2, y + 11), fill=(0, 0, 0))
-        draw.text((x + 1, y), text, fill=(255, 255, 255))
+        top = y0 > 0.06 * image.shape[0]  # room above the mass for the label
+        notes.append((float(x0), float(y0 - 2 if top else y1 + 2), text,
+                      "bottom" if top else "top"))
     diag = case.diagnosis
-    head = diag["label"] + (f" (p={diag['probability']:.2f})" if diag["probability"] is not None
-                            else "")
-    draw.rectangle((0, 0, 6 * len(head) + 4, 12), fill=(0, 0, 0))
-    draw.text((2, 0), head, fill=(255, 255, 255))
-    with atomic_path(out) as tmp:
-        canvas.save(tmp, format="PNG", compress_level=1)  # a preview: speed over bytes
-    return out
+    head = diag["label"].replace("_", " ") + (
+        f" (p={diag['probability']:.2f})" if diag["probability"] is not None else "")
+    name = Path(case.source).name if case.source else ""
+    panel = Panel(
+        image=_display_gray(image), windowed=True,
+        masks={k: v for k, v in masks.items() if v is not None},
+        title=f"{name}\n{head}" if name else head,
+        colors={"pred": COLORS["pred"]},
+        labels={"pred": "mass (benign / not classified)", "malignant": "mass (malignant)"},
+        notes=notes,
+    )
+    return save_png(draw_panels([panel], columns=1, panel_px=side, font_size=10.0), out)
 
 
 def _display_gray(image: NDArray, sample_pixels: int = 1_000_000) -> NDArray[np.uint8]:

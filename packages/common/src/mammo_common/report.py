@@ -138,7 +138,7 @@ def build_report(config: ReportConfig) -> ReportResult:
                 images.append((store.kind, tmp / name))
         md.append("")
         if sheets:
-            md += ["## Cases", "", "Contours: green breast, yellow ground-truth mass, red "
+            md += ["## Cases", "", "Contours: yellow breast, cyan ground-truth mass, orange "
                    "predicted mass.", ""]
             for label, name in sheets:
                 md += [f"### {label}", "", f"![{label}]({name})", ""]

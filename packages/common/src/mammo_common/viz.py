@@ -1,26 +1,65 @@
-"""Contact sheets: thumbnails of a store's cases with masks drawn as coloured contours.
+"""Overlays and contact sheets: gray images with masks drawn as thin contours, with matplotlib.
 
-Drawn with Pillow and NumPy only, so ``mammo show`` works wherever mammo-common installs.
+* :func:`draw_panels`: a grid of panels (:class:`Panel`: gray image, masks, title), each image
+  windowed on its percentiles and shown with its own aspect, each mask outlined by a
+  sub-pixel contour (``contour`` at 0.5) in its colour (:data:`COLORS`, colour-blind safe),
+  one title per panel, no ticks, one legend for the figure. Used by ``mammo show``, the
+  report's contact sheets, ``breastseg evaluate --plot`` and ``massseg evaluate --overlays``.
+* :func:`overlay` / :func:`contact_sheet`: the older array-level interface (an RGB array with
+  the contours rendered in, tiles laid on a grid), drawn the same way.
+
+Figures are :class:`matplotlib.figure.Figure` objects rendered by Agg (never ``pyplot``;
+matplotlib is imported inside the functions), returned as Pillow images and written with
+:func:`mammo_common.plots.save_png` (atomic, no timestamp in the PNG).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 from scipy import ndimage
 
 from mammo_common.errors import MammoError
-from mammo_common.store.atomic import atomic_path
 from mammo_common.store.reader import MammogramsStore, StackedStore, Store
 
-#: Colours of the contours, by what they outline.
-COLORS = {
-    "breast": (60, 200, 80),
-    "truth": (255, 210, 0),
-    "pred": (255, 40, 40),
+__all__ = [
+    "BACKGROUND", "COLORS", "LABELS", "Panel", "contact_sheet", "contour", "draw_panels",
+    "overlay", "store_panels", "store_tiles", "to_uint8", "write_contact_sheet",
+]
+
+#: Colours of the contours, by what they outline (RGB, 0-255). Truth and prediction are the
+#: cyan / orange pair that stays distinct in every common colour-vision deficiency; the breast
+#: outline is a light yellow, brighter than both; ``malignant`` (a magenta) marks the masses
+#: ``mammo run`` classifies as malignant.
+COLORS: dict[str, tuple[int, int, int]] = {
+    "breast": (240, 228, 66),
+    "truth": (0, 215, 255),
+    "pred": (255, 140, 0),
+    "malignant": (255, 64, 230),
 }
+
+#: Legend labels of the contours.
+LABELS: dict[str, str] = {
+    "breast": "breast",
+    "truth": "ground truth",
+    "pred": "prediction",
+    "malignant": "malignant",
+}
+
+#: Figure background (dark, as images are read) and text colour.
+BACKGROUND = "#141414"
+FOREGROUND = "#ebebeb"
+
+#: Contour width in points (1 pt = 1.39 px at the figures' 100 dpi): thin, still visible.
+LINE_WIDTH = 1.25
+
+#: Drawing order and relative width of the contours: the truth is drawn wider, under the
+#: prediction, so a prediction lying on the truth shows as an orange line edged in cyan.
+_ORDER = {"breast": (0, 1.0), "truth": (1, 1.7), "pred": (2, 1.0), "malignant": (3, 1.0)}
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -33,7 +72,7 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
-    """The boundary pixels of a binary mask."""
+    """The boundary pixels of a binary mask (``width`` pixels thick, inside the mask)."""
     mask = np.asarray(mask) > 0
     if not mask.any():
         return mask
@@ -41,101 +80,298 @@ def contour(mask: np.ndarray, width: int = 1) -> np.ndarray:
     return mask & ~eroded
 
 
+@dataclass
+class Panel:
+    """One picture of a grid: a gray image, masks by colour name, a title.
+
+    Attributes:
+        image: Gray image (any dtype; windowed to its 1st-99.9th percentile), or with
+            ``windowed=True`` display gray or RGB (0-255) drawn as is.
+        masks: Masks by key of :data:`COLORS` (masks of another shape than the image are
+            stretched over it); ``None`` entries are not drawn and not in the legend; an
+            empty mask is not drawn and is named "(none)" in the legend.
+        title: Title above the panel (a case id, a score; ``\\n`` for a second line).
+        windowed: ``image`` is already display gray or RGB (0-255), drawn as is.
+        colors: Colours overriding :data:`COLORS` for this panel's masks.
+        labels: Legend labels overriding :data:`LABELS`.
+        notes: Text boxes ``(x, y, text, va)`` in image pixels (``va``: ``"bottom"`` puts
+            the box above the point, ``"top"`` below it).
+    """
+
+    image: np.ndarray
+    masks: Mapping[str, np.ndarray | None] = field(default_factory=dict)
+    title: str = ""
+    windowed: bool = False
+    colors: Mapping[str, tuple[int, int, int]] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    notes: Sequence[tuple[float, float, str, str]] = ()
+
+
+def _rgb(color: tuple[int, int, int]) -> tuple[float, float, float]:
+    return (color[0] / 255.0, color[1] / 255.0, color[2] / 255.0)
+
+
+def display_gray(image: np.ndarray, max_side: int, *, windowed: bool = False) -> np.ndarray:
+    """The display gray (uint8; an RGB ``windowed`` image stays RGB) of ``image``, box-averaged
+    down when its longer side is more than twice ``max_side`` (the figure would average it
+    anyway; this keeps Agg fast)."""
+    gray = np.asarray(image) if windowed else to_uint8(image)
+    if gray.dtype != np.uint8:  # windowed but not uint8 (RGB tiles are uint8 already)
+        gray = np.clip(gray, 0, 255).astype(np.uint8)
+    factor = int(max(gray.shape[:2]) // max(1, 2 * max_side))
+    if factor >= 2:
+        gray = np.asarray(Image.fromarray(gray).reduce(factor))
+    return gray
+
+
+def draw_image(ax, image: np.ndarray, shape: tuple[int, int], *, max_side: int,
+               windowed: bool = False) -> None:
+    """Show a gray image on ``ax`` in the pixel coordinates of ``shape`` (rows, cols), with
+    the right aspect and no ticks."""
+    gray = display_gray(image, max_side, windowed=windowed)
+    h, w = shape
+    upsampled = max(gray.shape[:2]) < max_side
+    ax.imshow(gray, cmap="gray", vmin=0, vmax=255, extent=(-0.5, w - 0.5, h - 0.5, -0.5),
+              interpolation="bilinear" if upsampled else "antialiased", resample=True)
+    ax.set_xlim(-0.5, w - 0.5)
+    ax.set_ylim(h - 0.5, -0.5)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+
+
+def draw_contour(ax, mask: np.ndarray | None, color: tuple[int, int, int],
+                 shape: tuple[int, int], *, linewidth: float = LINE_WIDTH,
+                 zorder: float = 2.0) -> bool:
+    """Outline a binary mask (stretched over ``shape`` when its shape differs) on ``ax`` by
+    the 0.5 iso-line of the mask, zero-padded so a mask touching the border is closed.
+
+    Returns:
+        Whether anything was drawn (``False`` for a missing or empty mask).
+    """
+    if mask is None:
+        return False
+    m = np.asarray(mask) > 0
+    if not m.any():
+        return False
+    sy, sx = shape[0] / m.shape[0], shape[1] / m.shape[1]
+    padded = np.pad(m.astype(np.float32), 1)
+    ys = (np.arange(-1, m.shape[0] + 1) + 0.5) * sy - 0.5
+    xs = (np.arange(-1, m.shape[1] + 1) + 0.5) * sx - 0.5
+    ax.contour(xs, ys, padded, levels=[0.5], colors=[_rgb(color)], linewidths=linewidth,
+               antialiased=True, zorder=zorder)
+    return True
+
+
+def legend_handles(present: Mapping[str, bool], colors: Mapping[str, tuple[int, int, int]],
+                   labels: Mapping[str, str] | None = None):
+    """Legend entries: a line in its colour for each drawn mask, a plain "(none)" text for a
+    mask that was given but empty (so an empty prediction puts none of its colour on the
+    picture)."""
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for key, drawn in present.items():
+        label = (labels or {}).get(key) or LABELS.get(key, key)
+        if drawn:
+            handles.append(Line2D([], [], color=_rgb(colors[key]), linewidth=2.0, label=label))
+        else:
+            handles.append(Line2D([], [], linestyle="none", label=f"{label}: none"))
+    return handles
+
+
+def _style_legend(legend) -> None:
+    legend.get_frame().set_facecolor(BACKGROUND)
+    legend.get_frame().set_edgecolor("0.4")
+    for text in legend.get_texts():
+        text.set_color(FOREGROUND)
+
+
+def draw_panels(
+    panels: Sequence[Panel], *, columns: int = 6, panel_px: int = 240,
+    title: str = "", legend: bool = True, font_size: float = 8.0,
+) -> Image.Image:
+    """Draw panels on a grid: one title per panel, one legend for the figure.
+
+    Args:
+        panels: What to draw, in reading order.
+        columns: Panels per row (at most the number of panels).
+        panel_px: Longer side of each panel's image, in pixels.
+        title: Figure title.
+        legend: Draw the legend of the masks (below the grid).
+        font_size: Panel titles' size in points (the legend's is one less).
+
+    Returns:
+        The figure as an RGB image.
+    """
+    from mammo_common.plots import _figure
+
+    if not panels:
+        raise ValueError("no panels to draw")
+    columns = max(1, min(columns, len(panels)))
+    rows = -(-len(panels) // columns)
+    aspects = [np.asarray(p.image).shape[0] / max(1, np.asarray(p.image).shape[1])
+               for p in panels]
+    aspect = max(aspects)  # height / width of the tallest panel
+    width_in = panel_px / 100.0 / max(1.0, aspect)
+    height_in = width_in * aspect
+    lines = max(p.title.count("\n") + 1 if p.title else 0 for p in panels)
+    title_in = lines * font_size * 1.4 / 72.0 + 0.08
+    fig = _figure(columns * (width_in + 0.1) + 0.1,
+                  rows * (height_in + title_in + 0.1) + (0.35 if legend else 0.0)
+                  + (0.3 if title else 0.0))
+    fig.set_facecolor(BACKGROUND)
+    fig.get_layout_engine().set(w_pad=0.04, h_pad=0.06, wspace=0.03, hspace=0.03)
+    if title:
+        fig.suptitle(title, fontsize=font_size + 1, color=FOREGROUND)
+    present: dict[str, bool] = {}
+    colors = dict(COLORS)
+    labels: dict[str, str] = {}
+    for k, panel in enumerate(panels):
+        ax = fig.add_subplot(rows, columns, k + 1)
+        shape = np.asarray(panel.image).shape[:2]
+        draw_image(ax, panel.image, shape, max_side=panel_px, windowed=panel.windowed)
+        for key, mask in panel.masks.items():
+            if mask is None:
+                continue
+            color = panel.colors.get(key, COLORS.get(key, (255, 255, 255)))
+            colors[key] = color
+            labels.update({key: panel.labels[key]} if key in panel.labels else {})
+            order, widen = _ORDER.get(key, (4, 1.0))
+            drawn = draw_contour(ax, mask, color, shape, linewidth=LINE_WIDTH * widen,
+                                 zorder=2.0 + 0.1 * order)
+            present[key] = present.get(key, False) or drawn
+        for x, y, text, va in panel.notes:
+            ax.text(x, y, text, fontsize=font_size - 0.5, color=FOREGROUND, ha="left", va=va,
+                    clip_on=True, bbox={"boxstyle": "square,pad=0.2", "facecolor": "black",
+                                        "edgecolor": "none", "alpha": 0.75})
+        if panel.title:
+            ax.set_title(panel.title, fontsize=font_size, color=FOREGROUND, pad=3)
+    for k in range(len(panels), rows * columns):  # keep the grid's cells for the layout
+        fig.add_subplot(rows, columns, k + 1).set_axis_off()
+    if legend and present:
+        handles = legend_handles(present, colors, labels)
+        _style_legend(fig.legend(handles=handles, loc="outside lower center",
+                                 ncol=len(handles), fontsize=font_size - 1, frameon=True,
+                                 handlelength=1.6, columnspacing=1.2))
+    return _to_image_tight(fig)
+
+
+def _to_image_tight(fig) -> Image.Image:
+    """The figure as an RGB image, cropped to what is drawn plus a small margin (the layout
+    of fixed-aspect panels can leave a title against the edge or a band of background)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.06,
+                facecolor=fig.get_facecolor())
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def _render_array(panel: Panel, shape: tuple[int, int], linewidth_px: float) -> np.ndarray:
+    """``panel`` rendered edge to edge at exactly ``shape`` pixels (no title, no legend)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h, w = shape
+    fig = Figure(figsize=(w / 100.0, h / 100.0), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    src = np.asarray(panel.image).shape[:2]
+    draw_image(ax, panel.image, src, max_side=max(shape), windowed=panel.windowed)
+    for key, mask in panel.masks.items():
+        color = panel.colors.get(key, COLORS.get(key, (255, 255, 255)))
+        order, widen = _ORDER.get(key, (4, 1.0))
+        draw_contour(ax, mask, color, src, linewidth=linewidth_px * widen * 72.0 / 100.0,
+                     zorder=2.0 + 0.1 * order)
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
 def overlay(
     image: np.ndarray, masks: dict[str, np.ndarray | None], *, size: int | None = None,
     width: int = 1,
 ) -> np.ndarray:
-    """An RGB image with each mask's contour drawn in its colour (keys of :data:`COLORS`).
+    """An RGB array of the gray image with each mask's contour in its colour (:data:`COLORS`).
 
     Args:
         image: Gray image.
         masks: Masks by colour name; ``None`` entries are skipped.
-        size: If given, the image is first scaled so its longer side is ``size`` pixels (masks
-            with nearest neighbour), so contours stay visible on large images.
+        size: If given, the picture is scaled so its longer side is ``size`` pixels.
         width: Contour width in (output) pixels.
+
+    Returns:
+        ``uint8`` array ``(H, W, 3)``: the image's shape, or scaled to ``size``.
     """
-    gray = to_uint8(image)
-    shape = gray.shape
+    shape = np.asarray(image).shape[:2]
     if size is not None:
         scale = size / max(shape)
         shape = (max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale)))
-        gray = np.asarray(Image.fromarray(gray).resize(shape[::-1], Image.Resampling.BILINEAR))
-    rgb = np.stack([gray] * 3, axis=-1)
-    for name, mask in masks.items():
-        if mask is None:
-            continue
-        mask = (np.asarray(mask) > 0).astype(np.uint8)
-        if mask.shape != shape:
-            mask = np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
-        rgb[contour(mask, width)] = COLORS[name]
-    return rgb
+    return _render_array(Panel(image, masks), shape, max(1.0, float(width)) * 1.5)
 
 
 def contact_sheet(
-    tiles: list[tuple[np.ndarray, str]], *, tile: int = 192, columns: int = 6
+    tiles: Sequence[tuple[np.ndarray, str] | Panel], *, tile: int = 192, columns: int = 6
 ) -> Image.Image:
-    """Lay RGB tiles (at most ``tile - 4`` pixels on a side) with captions on a grid."""
+    """Lay tiles on a grid with one title each, the legend below.
+
+    Args:
+        tiles: :class:`Panel` objects (contours drawn at the sheet's scale), or
+            ``(rgb, caption)`` pairs of already drawn RGB arrays (:func:`overlay`).
+        tile: Longer side of each tile's image, in pixels.
+        columns: Tiles per row.
+    """
     if not tiles:
         raise ValueError("no tiles to draw")
-    columns = max(1, min(columns, len(tiles)))
-    rows = -(-len(tiles) // columns)
-    caption = 28
-    sheet = Image.new("RGB", (columns * tile, rows * (tile + caption) + 14), (16, 16, 16))
-    draw = ImageDraw.Draw(sheet)
-    for k, (rgb, text) in enumerate(tiles):
-        r, c = divmod(k, columns)
-        x0, y0 = c * tile, r * (tile + caption)
-        thumb = Image.fromarray(rgb)
-        sheet.paste(thumb, (x0 + (tile - thumb.size[0]) // 2, y0 + 2))
-        for line_no, line in enumerate(text.split("\n")[:2]):
-            draw.text((x0 + 3, y0 + tile + 1 + 12 * line_no), line[:34], fill=(230, 230, 230))
-    legend = "  ".join(f"{k}" for k in COLORS)
-    draw.text((3, sheet.size[1] - 12), legend, fill=(150, 150, 150))
-    return sheet
+    panels = [t if isinstance(t, Panel) else Panel(np.asarray(t[0]), {}, t[1], windowed=True)
+              for t in tiles]
+    return draw_panels(panels, columns=columns, panel_px=tile)
 
 
-def store_tiles(
-    store: Store, *, max_cases: int = 24, size: int = 188
-) -> list[tuple[np.ndarray, str]]:
-    """Overlays of the first ``max_cases`` cases of a store with a two-line caption each."""
-    tiles: list[tuple[np.ndarray, str]] = []
+def store_panels(store: Store, *, max_cases: int = 24) -> list[Panel]:
+    """Panels of the first ``max_cases`` cases of a store: image, breast, truth (and predicted
+    mass) contours, a two-line title (case id; view, laterality, pathology)."""
+    panels: list[Panel] = []
     if isinstance(store, MammogramsStore):
         for cid in store.case_ids[:max_cases]:
             case = store.load(cid)
-            rgb = overlay(
-                case.image, {"breast": case.breast_mask, "truth": case.mass_mask}, size=size
-            )
             rec = case.record
-            tiles.append((rgb, f"{cid}\n{rec.view} {rec.laterality} {rec.pathology}"))
+            panels.append(Panel(case.image, {"breast": case.breast_mask,
+                                             "truth": case.mass_mask},
+                                f"{cid}\n{rec.view} {rec.laterality} {rec.pathology}"))
     elif isinstance(store, StackedStore):
-        names = {
-            "breast": "breast_masks",
-            "truth": "mass_masks",
-            "pred": "mass_pred",
-        }
+        names = {"breast": "breast_masks", "truth": "mass_masks", "pred": "mass_pred"}
         present = {k: v for k, v in names.items() if store.has(v)}
         for i, rec in enumerate(store.cases[:max_cases]):
-            masks = {k: store.array(v)[i] for k, v in present.items()}
-            rgb = overlay(store.array("images")[i], masks, size=size)
-            tiles.append((rgb, f"{rec.case_id}\n{rec.view} {rec.laterality} {rec.pathology}"))
+            masks = {k: np.asarray(store.array(v)[i]) for k, v in present.items()}
+            panels.append(Panel(np.asarray(store.array("images")[i]), masks,
+                                f"{rec.case_id}\n{rec.view} {rec.laterality} {rec.pathology}"))
     else:
         raise MammoError(
             f"a {store.kind} store holds no images to show",
             path=store.path,
             fix="show its parent masses store, or use `mammo info` for the diagnoses",
         )
-    return tiles
+    return panels
+
+
+def store_tiles(
+    store: Store, *, max_cases: int = 24, size: int = 188
+) -> list[tuple[np.ndarray, str]]:
+    """Overlays (:func:`overlay`) of the first ``max_cases`` cases of a store with a two-line
+    caption each."""
+    return [(overlay(p.image, dict(p.masks), size=size), p.title)
+            for p in store_panels(store, max_cases=max_cases)]
 
 
 def write_contact_sheet(
     store: Store, out: str | Path, *, max_cases: int = 24, tile: int = 192, columns: int = 6
 ) -> Path:
     """Draw a store's contact sheet to a PNG (written atomically)."""
+    from mammo_common.plots import save_png
+
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise MammoError("the contact sheet is a PNG", path=out, fix="give a path ending in .png")
-    tiles = store_tiles(store, max_cases=max_cases, size=tile - 4)
-    sheet = contact_sheet(tiles, tile=tile, columns=columns)
-    with atomic_path(out) as tmp:
-        sheet.save(tmp, format="PNG")
-    return out
+    panels = store_panels(store, max_cases=max_cases)
+    return save_png(draw_panels(panels, columns=columns, panel_px=tile), out)

@@ -1,6 +1,7 @@
-"""PNG overlays of ground truth (yellow) and predicted (red) mass contours, drawn with Pillow.
+"""PNG overlays of the ground-truth (cyan) and predicted (orange) mass contours, with matplotlib.
 
-Used by ``massseg evaluate --overlays DIR`` to show the best, median and worst cases.
+Used by ``massseg evaluate --overlays DIR`` to show the best, median and worst cases: one
+panel (:func:`mammo_common.viz.draw_panels`) with the case id and its Dice in the title.
 """
 
 from __future__ import annotations
@@ -8,15 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from mammo_common.store.atomic import atomic_path
-from mammo_common.viz import COLORS, overlay
+from mammo_common.plots import save_png
+from mammo_common.viz import Panel, draw_panels
 
 __all__ = ["draw_overlay", "pick_cases", "write_overlay"]
 
 MIN_SIDE = 256
-"""Overlays are enlarged (nearest neighbour) so that their shorter side is at least this."""
+"""The image's shorter side is drawn at least this many pixels (longer side at most 640)."""
+DRAWN_SIDE = 448
+"""The image's longer side is drawn at least this many pixels (a 64-pixel crop is enlarged)."""
+MAX_SIDE = 640
 
 
 def draw_overlay(
@@ -27,40 +31,32 @@ def draw_overlay(
     *,
     breast: np.ndarray | None = None,
 ) -> Image.Image:
-    """An RGB overlay: the gray image with truth (yellow) and prediction (red) contours.
+    """An RGB overlay: the gray image with truth (cyan) and prediction (orange) contours.
 
     Args:
         image: Gray image (any dtype; windowed to 1st-99.9th percentile).
         truth: Ground-truth mask, or ``None``.
-        pred: Predicted binary mask.
-        caption: Text drawn in a banner above the image (with the colour legend).
-        breast: Optional breast mask, outlined in green.
+        pred: Predicted binary mask (an empty one is named "prediction: none" in the legend).
+        caption: Title above the image (case id and score); its first double space starts
+            a second line.
+        breast: Optional breast mask, outlined in yellow.
 
     Returns:
-        A Pillow image.
+        A Pillow image (RGB).
     """
-    masks = {"breast": breast, "truth": truth, "pred": pred}
-    rgb = overlay(np.asarray(image), {k: v for k, v in masks.items() if v is not None})
-    img = Image.fromarray(rgb)
-    scale = max(1, int(np.ceil(MIN_SIDE / max(1, min(img.size)))))
-    if scale > 1:
-        img = img.resize((img.size[0] * scale, img.size[1] * scale), Image.Resampling.NEAREST)
-    banner = 30
-    canvas = Image.new("RGB", (img.size[0], img.size[1] + banner), (16, 16, 16))
-    canvas.paste(img, (0, banner))
-    draw = ImageDraw.Draw(canvas)
-    draw.text((4, 2), caption, fill=(240, 240, 240))
-    draw.text((4, 15), "truth", fill=COLORS["truth"])
-    draw.text((44, 15), "prediction", fill=COLORS["pred"])
-    return canvas
+    image = np.asarray(image)
+    h, w = image.shape[:2]
+    short, long = min(h, w), max(h, w)
+    side = min(MAX_SIDE, max(DRAWN_SIDE, long, int(np.ceil(MIN_SIDE * long / max(1, short)))))
+    masks = {"truth": truth, "pred": pred, "breast": breast}
+    title = caption.replace("  ", "\n", 1)  # "best 1: <case id>" over "Dice 0.912"
+    return draw_panels([Panel(image, masks, title)], columns=1, panel_px=side,
+                       font_size=10.0)
 
 
 def write_overlay(path: str | Path, image: Image.Image) -> Path:
-    """Save a PNG atomically."""
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return path
+    """Save a PNG atomically (no timestamp in it)."""
+    return save_png(image, path)
 
 
 def pick_cases(scores: list[float], k: int = 1) -> dict[str, list[int]]:
