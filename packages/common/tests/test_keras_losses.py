@@ -151,6 +151,25 @@ def test_dice_and_iou_metrics_equal_numpy_per_image_means(empty):
     assert float(d.result()) == 0.0
 
 
+def test_skip_policy_is_the_mean_over_images_with_a_mass():
+    dice, jaccard = _numpy_metrics()
+    y, p = _masks()
+    with_mass = [i for i in range(len(y)) if y[i].any()]
+    assert 0 not in with_mass and 1 not in with_mass  # the two empty truths are left out
+    d, j = M.DiceCoefficient(empty="skip"), M.IoU(empty="skip")
+    d.update_state(y[:3], p[:3])
+    d.update_state(y[3:], p[3:])
+    j.update_state(y, p)
+    assert float(d.result()) == pytest.approx(np.mean([dice(p[i], y[i]) for i in with_mass]))
+    assert float(j.result()) == pytest.approx(np.mean([jaccard(p[i], y[i]) for i in with_mass]))
+    # a false detection on an image without a mass does not lower it
+    y2, p2 = y.copy(), p.copy()
+    p2[0] = 0.9
+    d2 = M.DiceCoefficient(empty="skip")
+    d2.update_state(y2, p2)
+    assert float(d2.result()) == pytest.approx(float(d.result()))
+
+
 def test_metric_formulas_and_config():
     y, p = _masks()
     pb, yb = (p >= 0.5).reshape(6, -1), (y >= 0.5).reshape(6, -1)
@@ -167,7 +186,7 @@ def test_metric_formulas_and_config():
         back = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(m))
         assert type(back) is type(m) and back.get_config() == m.get_config()
     with pytest.raises(ValueError, match="policy"):
-        M.DiceCoefficient(empty="skip")
+        M.DiceCoefficient(empty="ignore")
 
 
 def test_weighted_dice_metric():

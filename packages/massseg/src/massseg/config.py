@@ -192,8 +192,9 @@ class TrainSettings(_Strict):
         early_stopping_patience: Early stopping patience on validation loss (reference 5);
             ``None`` never stops early.
         monitor: What the best-weights checkpoint, ReduceLROnPlateau and early stopping watch:
-            ``val_loss`` (the reference) or ``val_dice`` (per-image thresholded Dice; steadier
-            for short runs, where the soft loss lags the thresholded Dice).
+            ``val_loss`` (the reference) or ``val_dice`` (per-image thresholded Dice over the
+            validation images with a mass, as ``massseg evaluate`` scores them; steadier for
+            short runs, where the soft loss lags the thresholded Dice).
         threshold: Decision threshold recorded in the model card (reference 0.5).
         seed: Seed of weights, shuffling and augmentation.
         mixed_precision: ``None``, ``"bfloat16"`` (CPU) or ``"float16"`` (GPU).

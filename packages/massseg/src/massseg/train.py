@@ -380,7 +380,9 @@ def train(
         epochs=config.epochs,
         learning_rate=lr,
         loss=config.loss,
-        metrics=[DiceCoefficient(threshold=config.threshold), IoU(threshold=config.threshold)],
+        # over the validation images with a mass, as massseg evaluate scores them
+        metrics=[DiceCoefficient(threshold=config.threshold, empty="skip"),
+                 IoU(threshold=config.threshold, empty="skip")],
         monitor=config.monitor,
         reduce_lr=ReduceLROnPlateauConfig(
             patience=config.reduce_lr_patience,

@@ -5,7 +5,9 @@
   computed **per image** and averaged over every image seen since the last reset (the epoch),
   so the value equals ``mean(mammo_common.metrics.dice(p_i, t_i))`` over the images, with the
   same ``empty`` policy: an empty truth predicted empty scores 1 (``"one"``, as the reference
-  reports), 0 (``"zero"``), or is left out of the mean (``"nan"``).
+  reports), 0 (``"zero"``), or is left out of the mean (``"nan"``); ``"skip"`` leaves every
+  image with an empty truth out (the mean over the images with a mass, as ``massseg evaluate``
+  reports it: false detections on normal images are not part of this score).
 * :class:`SoftDice`: the soft (unthresholded) Dice pooled over all pixels seen since the last
   reset, ``(2 sum(y p) + s) / (sum y + sum p + s)``: one minus the training loss, but
   accumulated over the epoch instead of averaged over batches.
@@ -24,7 +26,7 @@ from keras import ops
 __all__ = ["DiceCoefficient", "IoU", "SoftDice"]
 
 _PACKAGE = "mammo_common"
-_EMPTY = ("one", "zero", "nan")
+_EMPTY = ("one", "zero", "nan", "skip")
 
 
 def _prepare(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
@@ -81,6 +83,9 @@ class _PerImageOverlap(keras.metrics.Metric):
         elif self.empty == "zero":
             score = ops.where(defined, score, ops.zeros_like(score))
             weight = ops.ones_like(score)
+        elif self.empty == "skip":
+            weight = ops.cast(n_true > 0, "float32")
+            score = ops.where(defined, score, ops.zeros_like(score))
         else:
             weight = ops.cast(defined, "float32")
             score = ops.where(defined, score, ops.zeros_like(score))
@@ -104,7 +109,8 @@ class DiceCoefficient(_PerImageOverlap):
 
     Args:
         threshold: Binarisation threshold of the prediction (``>=``).
-        empty: Policy for an empty truth predicted empty: ``"one"``, ``"zero"``, ``"nan"``
+        empty: Policy for an empty truth predicted empty: ``"one"``, ``"zero"``, ``"nan"``;
+            ``"skip"`` leaves out every image whose truth is empty
             (left out of the mean).
         name: Metric name (``"dice"``, so the logs hold ``dice`` and ``val_dice``).
         dtype: State dtype (float32).
@@ -133,7 +139,8 @@ class IoU(_PerImageOverlap):
 
     Args:
         threshold: Binarisation threshold of the prediction (``>=``).
-        empty: Policy for an empty truth predicted empty: ``"one"``, ``"zero"``, ``"nan"``.
+        empty: Policy for an empty truth predicted empty: ``"one"``, ``"zero"``, ``"nan"``;
+            ``"skip"`` leaves out every image whose truth is empty.
         name: Metric name (``"iou"``).
         dtype: State dtype (float32).
     """
