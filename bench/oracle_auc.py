@@ -21,7 +21,7 @@ vs benign (``BENIGN_WITHOUT_CALLBACK`` is benign). Reported:
     the Training CSV, score the Test CSV; mass level (one row per mass) and case level as
     ``massclass evaluate`` computes it (one score per image with a mass: the maximum over
     its masses; truth: malignant if any of its masses is), with a stratified percentile
-    bootstrap 95% CI (seeded; the same resampling as ``mammo_common.metrics.bootstrap_ci``).
+    bootstrap 95% CI (seeded; ``mammo_common.metrics.bootstrap_ci``, stratified percentile).
     Also the generator's exact posterior as score (no fitting: the ceiling on that test set).
     When the pipeline's ``splits.json`` sits next to the folder (``data/splits.json``), the
     same again on its test cases (fit on every other case): that is the test set the demo's
@@ -275,7 +275,9 @@ def bayes_auc_crossfit(x: np.ndarray, y: np.ndarray, *, folds: int, seed: int) -
 
 def bootstrap_auc(y: np.ndarray, p: np.ndarray, *, n_resamples: int, seed: int,
                   confidence: float = 0.95) -> dict[str, Any]:
-    """AUC with a stratified percentile bootstrap interval (seeded; resamples within class)."""
+    """AUC with the stratified percentile bootstrap interval of ``bootstrap_ci`` (seeded)."""
+    from mammo_common.metrics import bootstrap_ci, roc_auc
+
     y = np.asarray(y, dtype=np.int64)
     p = np.asarray(p, dtype=np.float64)
     est = auc(y, p)
@@ -284,14 +286,9 @@ def bootstrap_auc(y: np.ndarray, p: np.ndarray, *, n_resamples: int, seed: int,
                            "n_resamples": n_resamples, "seed": seed, "confidence": confidence}
     if est is None:
         return out
-    rng = np.random.default_rng(seed)
-    strata = [np.flatnonzero(y == v) for v in np.unique(y)]
-    vals = np.empty(n_resamples)
-    for r in range(n_resamples):
-        idx = np.concatenate([s[rng.integers(0, s.size, s.size)] for s in strata])
-        vals[r] = auc(y[idx], p[idx])
-    alpha = (1 - confidence) / 2
-    out["ci"] = [float(v) for v in np.percentile(vals, [100 * alpha, 100 * (1 - alpha)])]
+    ci = bootstrap_ci(roc_auc, y, p, n_resamples=n_resamples, seed=seed, stratified=True,
+                      confidence=confidence)
+    out["ci"] = [float(ci.low), float(ci.high)]
     return out
 
 
