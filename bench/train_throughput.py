@@ -18,9 +18,9 @@ BatchNorm to before compiling (``mammo_common.keras.fused_batchnorm``); VGG16 ha
 
 ``jit="auto"`` is what the training harness passes to ``compile``; on this CPU build Keras
 resolves it to no XLA (recorded as ``jit_compile_resolved``). ``--xla-models unet5l``
-additionally runs those networks with ``jit_compile=True`` (XLA fusion); at 1024x768 on 2 cores
-unet5l had not finished compiling and warming up after 7 minutes (7.7 GiB RSS), so it is off
-by default.
+additionally runs those networks with ``jit_compile=True`` (XLA fusion). It is off by default
+because at 1024x768 on 2 cores unet5l was once seen still compiling after several minutes; that
+attempt wrote no results file, so its time and memory must be re-measured before they are cited.
 
 Usage::
 
