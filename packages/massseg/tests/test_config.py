@@ -65,6 +65,18 @@ def test_params_file_then_overrides(tmp_path: Path) -> None:
     assert pcfg.tta is True and pcfg.min_object_pixels == 30 and pcfg.threshold is None
 
 
+def test_null_in_the_params_file_is_a_value(tmp_path: Path) -> None:
+    """``early_stopping_patience: null`` means "never stop early", not "the default (5)"."""
+    params = tmp_path / "params.yaml"
+    params.write_text("massseg:\n  train:\n    early_stopping_patience: null\n"
+                      "    refine: {size: 32}\n", encoding="utf-8")
+    cfg = load_train_config(params, paths=PATHS, early_stopping_patience=None)
+    assert cfg.early_stopping_patience is None
+    assert cfg.refine is not None and cfg.refine.size == 32
+    assert load_train_config(None, paths=PATHS).early_stopping_patience == 5
+    assert load_train_config(params, paths=PATHS, early_stopping_patience=3).early_stopping_patience == 3
+
+
 def test_misspelt_model_kwargs_are_an_error(tmp_path: Path) -> None:
     """keras.Model drops unknown constructor arguments, so the config checks them (imports Keras)."""
     params = tmp_path / "params.yaml"

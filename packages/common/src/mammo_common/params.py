@@ -44,8 +44,18 @@ def load_config(
     params_file: str | Path | None = None,
     section: str | None = None,
     overrides: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> M:
     """Build a config from a params file section and explicit overrides (``None`` values ignored).
+
+    Args:
+        model: The pydantic config class.
+        params_file: ``params.yaml`` (optional).
+        section: Dotted section of it, e.g. ``massseg.train``.
+        overrides: Values given on the command line; ``None`` means "not given" and is ignored.
+        base: Values already validated or read from a file, applied after the section and
+            before ``overrides``, where ``None`` is a value (``early_stopping_patience: null``
+            means "never stop early", not "the default").
 
     Raises:
         ConfigError: naming the file, the bad key and the fix (typos are errors, not ignored).
@@ -53,6 +63,7 @@ def load_config(
     values: dict[str, Any] = {}
     if params_file is not None and section:
         values.update(read_params_section(params_file, section))
+    values.update(base or {})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return model.model_validate(values)

@@ -263,7 +263,7 @@ def load_section(
                 raise
     merged = _merge(values, overrides or {})
     try:
-        return load_config(model, overrides=merged)
+        return load_config(model, base=merged)
     except ConfigError as exc:
         raise ConfigError(
             exc.problem, path=params_file, field=f"{SECTION}.{part}.{exc.field}", fix=exc.fix

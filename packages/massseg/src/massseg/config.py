@@ -440,7 +440,7 @@ def _load(
         settings_model, params_file=params_file, section=section, overrides=settings
     )
     values = validated.model_dump(exclude_unset=True)
-    return load_config(config_model, overrides={**values, **paths})
+    return load_config(config_model, base=values, overrides=paths)
 
 
 def load_train_config(
