@@ -19,7 +19,8 @@ fraction), never a heuristic:
 * **descriptor visibility**: do the pixels show the BI-RADS shape and margins a mass is
   labelled with? Each mass's ROI (96x96, a square around the truth mask's bounding box with a
   margin of 0.5 each side, as :func:`massclass.rois.crop_roi`; the image scaled by its maximum)
-  goes through :class:`massclass.descriptors.MassDescriptors`, and a logistic regression
+  goes through :class:`massclass.descriptors.MassDescriptors` (with the classifier's smoothing
+  of 1.5 pixels), and a logistic regression
   (standardised; stratified 5-fold CV, seed 0) of malignant vs benign is scored by ROC AUC on
   the shape descriptors, the pixel/margin descriptors and all of them; then again with the
   truth mask replaced by the ellipse of equal area and the same second moments, so that only
@@ -188,9 +189,10 @@ def _cv_auc(x: np.ndarray, y: np.ndarray) -> float:
 
 def descriptor_visibility(rois: list[dict]) -> dict:
     """CV AUC of malignant vs benign from the descriptors of the ROIs (see the module docs)."""
-    from massclass.descriptors import DESCRIPTOR_NAMES, MassDescriptors
+    from massclass.descriptors import DESCRIPTOR_NAMES, SMOOTH_FRACTION, MassDescriptors
 
-    layer = MassDescriptors(value_range=(0.0, 1.0))
+    # as the classifier measures them: margin descriptors on the smoothed crop
+    layer = MassDescriptors(value_range=(0.0, 1.0), smooth=SMOOTH_FRACTION * 96)
     y_all = np.array([r["malignant"] for r in rois], dtype=int)
     feats = {kind: np.asarray(layer(np.stack([r[kind] for r in rois]).astype(np.float32)))
              for kind in ("truth", "ellipse")}
