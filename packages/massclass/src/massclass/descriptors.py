@@ -21,14 +21,18 @@ pixel spacing do not change it):
 * ``relative_contrast``: the same difference relative to the ring mean.
 * ``sharpness``: mean image gradient on the boundary over the mass-ring difference
   (circumscribed margins are sharp; ill-defined ones are not).
-* ``spiculation``: in a wider ring, the share of the gradient energy across the radial
-  direction (lines radiating from the mass have gradients across it; isotropic texture
-  gives 0.5).
+* ``spiculation``: lines radiating from the mass (spicules, architectural distortion) have
+  their gradients across the radial direction. In a ring of 1.1-2 equivalent radii around the
+  mass, the mean share of the local gradient energy (the structure tensor, smoothed over 2
+  pixels, of the crop smoothed by 0.5 pixel) that lies across the ray from the mass's centre;
+  isotropic texture gives 0.5. The ring follows the mass's size, so it sits where spicules
+  are whatever the ROI margin.
 * ``heterogeneity``: standard deviation inside the mass over the ring's.
 
-The margin descriptors (contrast to heterogeneity) are measured on the crop smoothed by a
-Gaussian of 1.5 pixels per 96 (``smooth``): raw gradients of a grainy film or a noisy detector
-measure the noise, not the margin.
+The margin descriptors (contrast, sharpness, heterogeneity) are measured on the crop smoothed by
+a Gaussian of 1.5 pixels per 96 (``smooth``): raw gradients of a grainy film or a noisy detector
+measure the noise, not the margin. Spiculation keeps finer detail (thin lines) and relies on
+the structure tensor's averaging instead.
 
 The ``descriptors`` backbone is ``MassDescriptors -> BatchNormalization``, a vector shaped as
 a 1x1 feature map so the classifier's usual head (global pooling, two dense layers, sigmoid)
@@ -59,6 +63,9 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
 )
 
 _EPS = 1e-6
+#: Smoothing (pixels) of the crop before the spiculation's gradients, and of its tensor.
+_SPICULE_SMOOTH = 0.5
+_TENSOR_SMOOTH = 2.0
 
 
 def _diff(x: Any) -> tuple[Any, Any]:
@@ -189,14 +196,23 @@ class MassDescriptors(layers.Layer):
         sharpness = _wmean(grad, boundary) * steps / (ops.abs(step) + 1e-2)
         heterogeneity = in_sd / (out_sd + 1e-3)
 
-        # spiculation: gradient energy across the radial direction in a wider ring
-        wide = _dilate(near, 2 * steps) * (1.0 - near)
-        inv = 1.0 / (radius + _EPS)
-        across = (gy * dx - gx * dy) * inv
-        energy = gy * gy + gx * gx
-        spiculation = ops.sum(wide * across * across, axis=(1, 2)) / (
-            ops.sum(wide * energy, axis=(1, 2)) + _EPS
+        # spiculation: share of the local gradient energy across the rays from the centre,
+        # in a ring of 1.1-2 equivalent radii (thin lines: light smoothing, then the
+        # structure tensor averages the noise)
+        fine = _gaussian(x[..., self.image_channel], _SPICULE_SMOOTH)
+        fy, fx = _diff(fine)
+        jyy = _gaussian(fy * fy, _TENSOR_SMOOTH)
+        jxx = _gaussian(fx * fx, _TENSOR_SMOOTH)
+        jxy = _gaussian(fx * fy, _TENSOR_SMOOTH)
+        r_eq = ops.sqrt(area / math.pi)[:, None, None]
+        wide = (
+            ops.cast(radius > 1.1 * r_eq, "float32")
+            * ops.cast(radius < 2.0 * r_eq, "float32")
+            * (1.0 - mask)
         )
+        inv2 = 1.0 / (radius * radius + _EPS)
+        radial = (dy * dy * jyy + dx * dx * jxx + 2.0 * dy * dx * jxy) * inv2
+        spiculation = _wmean(1.0 - radial / (jyy + jxx + 1e-12), wide)
 
         feats = [
             circularity, elongation, roughness, contrast, relative_contrast, sharpness,
