@@ -331,12 +331,20 @@ def predict(
     ] = None,
     precision: PrecisionOpt = None,
     fold_batchnorm: FoldBatchNormOpt = None,
+    refine: Annotated[
+        bool | None,
+        typer.Option("--refine/--no-refine",
+                     help="Redraw each detected mass with the models' refiners when they have "
+                          "them (on)."),
+    ] = None,
     overwrite: Overwrite = None,
 ) -> None:
     """Segment the masses of a breast store with one model or an ensemble of folds.
 
     Writes a masses store (images, breast and ground-truth masks carried over, mass_probs,
-    mass_pred) with the models' ids and parameters as provenance.
+    mass_pred) with the models' ids and parameters as provenance. Models trained with a
+    refiner redraw every detected mass at full resolution (--no-refine keeps the whole-image
+    map).
 
     Example: massseg predict --model models/massseg/unet5l/fold_1 --model
     models/massseg/unet5l/fold_2 --data data/breast.zarr --out data/masses.zarr --tta
@@ -349,7 +357,7 @@ def predict(
         paths={"models": model, "data": data, "out": out},
         tta=tta, threshold=threshold, min_object_pixels=min_object_pixels,
         largest_component=largest_component, batch_size=batch_size, overwrite=overwrite,
-        precision=precision, fold_batchnorm=fold_batchnorm,
+        precision=precision, fold_batchnorm=fold_batchnorm, refine=refine,
     )
     result = run_predict(config)
     table = Table("cases", "models", "threshold", "TTA", "cases with mass", "mean mass pixels",
