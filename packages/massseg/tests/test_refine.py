@@ -21,7 +21,13 @@ from mammo_common.errors import ModelFolderError
 from mammo_common.store import open_store
 from massseg.config import PredictConfig, RefineSettings, TrainConfig
 from massseg.predict import predict
-from massseg.refine import crop_square, refine_probabilities, refiner_folder, square_box
+from massseg.refine import (
+    CropSampler,
+    crop_square,
+    refine_probabilities,
+    refiner_folder,
+    square_box,
+)
 from massseg.train import is_complete, train
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
@@ -73,6 +79,25 @@ def test_refine_redraws_confirms_and_removes() -> None:
     assert refine_probabilities([model], image, empty, threshold=0.5, min_object_pixels=10,
                                 margin=0.5, size=32) is empty
     assert model.calls == 0  # nothing detected, nothing run
+
+
+def test_sampler_draws_masses_and_negatives() -> None:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 65535, (3, 64, 64)).astype(np.uint16)
+    masks = np.zeros((3, 64, 64), np.uint8)
+    masks[0, 20:30, 20:30] = 1  # one mass, in case 0
+    breasts = np.zeros_like(masks)
+    breasts[:, 8:56, 8:56] = 1
+    only = CropSampler(images, masks, [0, 1, 2], size=16)
+    assert len(only) == 1 and sorted(only._images) == [0]  # cases without a mass: unused
+    x, y = only.sample(20, np.random.default_rng(1))
+    assert x.shape == (20, 16, 16, 1) and all(y[k].any() for k in range(20))
+    both = CropSampler(images, masks, [0, 1, 2], size=16, breasts=breasts,
+                       negative_fraction=0.5)
+    x, y = both.sample(200, np.random.default_rng(1))
+    empty = np.mean([not y[k].any() for k in range(200)])
+    assert 0.3 < empty < 0.6  # about half the squares are placed elsewhere: no mass in them
+    assert 0.0 <= x.min() and x.max() <= 1.0
 
 
 @pytest.fixture(scope="module")

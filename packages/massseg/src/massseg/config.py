@@ -134,6 +134,9 @@ class RefineSettings(_Strict):
         margin_range: Random margin of the training squares.
         shift: Largest random offset of a training square's centre (share of its side).
         scale_range: Random extra factor on a training square's side.
+        negative_fraction: Share of the training squares placed at random in the breast
+            instead of on a mass (their truth: mostly empty), so that the refiner rejects
+            false detections.
         epochs: Training epochs (the best by validation Dice is kept).
         samples_per_epoch: Random squares per epoch.
         batch_size: Squares per step.
@@ -148,6 +151,7 @@ class RefineSettings(_Strict):
     margin_range: tuple[float, float] = (0.25, 0.9)
     shift: float = Field(default=0.12, ge=0.0, lt=0.5)
     scale_range: tuple[float, float] = (0.8, 1.3)
+    negative_fraction: float = Field(default=0.3, ge=0.0, lt=1.0)
     epochs: int = Field(default=30, ge=1)
     samples_per_epoch: int = Field(default=640, ge=1)
     batch_size: int = Field(default=32, ge=1)

@@ -10,9 +10,13 @@ refiner, and the refined probabilities replace the coarse ones inside that squar
 the refiner does not confirm (no pixel above the threshold) disappears, so the refiner also
 removes false detections.
 
-Training uses the ground-truth masses of the training cases only: squares around each true
-mass with a random margin, shift and scale (so the refiner learns to cope with the detector's
-imprecise boxes), random rotations by 90 degrees, flips and gamma. The refiner's model folder
+Training uses the ground-truth masses of the training cases: squares around each true mass
+with a random margin, shift and scale (so the refiner learns to cope with the detector's
+imprecise boxes), random rotations by 90 degrees, flips and gamma; and, for a share
+``negative_fraction`` of the squares, squares of the same sizes at random places of the breast
+(with whatever truth they hold, mostly none), so that the refiner learns to say "no mass here"
+and rejects the whole-image network's false detections instead of drawing a mass in every
+square it is given. The refiner's model folder
 is ``<model folder>/refiner`` and its card's id ``massseg/<arch>/fold_<k>/refiner``; the whole
 model's card records the refiner settings under ``training.refine`` so that prediction refuses
 a folder whose refiner is missing instead of silently skipping the second look.
@@ -189,6 +193,8 @@ class CropSampler:
     margin_range: tuple[float, float] = (0.25, 0.9)
     shift: float = 0.12
     scale_range: tuple[float, float] = (0.8, 1.3)
+    breasts: Any = None
+    negative_fraction: float = 0.0
 
     def __post_init__(self) -> None:
         from mammo_common.keras.data import normalize_image
@@ -196,15 +202,21 @@ class CropSampler:
         self._images: dict[int, NDArray[np.float32]] = {}
         self._masks: dict[int, NDArray[np.bool_]] = {}
         self.objects: list[tuple[int, tuple[int, int, int, int]]] = []
+        self._places: list[tuple[int, NDArray[np.int64]]] = []  # breast pixels per case
+        negatives = self.negative_fraction > 0 and self.breasts is not None
         for i in self.indices:
             mask = np.asarray(self.masks[i]) > 0
             lab, n = ndi.label(mask)
-            if not n:
+            if not n and not negatives:
                 continue
             self._images[i] = normalize_image(np.asarray(self.images[i]))
             self._masks[i] = mask
             for sl in ndi.find_objects(lab):
                 self.objects.append((i, (sl[0].start, sl[1].start, sl[0].stop, sl[1].stop)))
+            if negatives:
+                breast = np.asarray(self.breasts[i]) > 0
+                if breast.any():
+                    self._places.append((i, np.flatnonzero(breast[::4, ::4])))
 
     def __len__(self) -> int:
         return len(self.objects)
@@ -221,6 +233,8 @@ class CropSampler:
         picks = []
         for k in rng.integers(0, len(self.objects), n):
             i, bbox = self.objects[int(k)]
+            if self._places and rng.random() < self.negative_fraction:
+                i, bbox = self._elsewhere(bbox, rng)
             box = square_box(
                 bbox,
                 rng.uniform(*self.margin_range),
@@ -229,6 +243,17 @@ class CropSampler:
             )
             picks.append((i, bbox, box))
         return self._draw(picks, rng)
+
+    def _elsewhere(
+        self, bbox: tuple[int, int, int, int], rng: np.random.Generator
+    ) -> tuple[int, tuple[int, int, int, int]]:
+        """A box of ``bbox``'s size centred on a random breast pixel of a random case."""
+        i, places = self._places[int(rng.integers(len(self._places)))]
+        width = self._masks[i].shape[1]
+        flat = int(places[int(rng.integers(places.size))])
+        cy, cx = 4 * (flat // ((width + 3) // 4)), 4 * (flat % ((width + 3) // 4))
+        h, w = bbox[2] - bbox[0], bbox[3] - bbox[1]
+        return i, (cy - h // 2, cx - w // 2, cy - h // 2 + h, cx - w // 2 + w)
 
     def _draw(
         self, picks: list[tuple[int, Any, tuple[int, int, int, int]]],
@@ -266,6 +291,7 @@ def train_refiner(
     valid_idx: Sequence[int],
     *,
     seed: int,
+    breasts: Any = None,
 ) -> tuple[Any, list[dict[str, float]], dict[str, float]]:
     """Train a refiner on squares around the true masses of ``train_idx``.
 
@@ -276,6 +302,8 @@ def train_refiner(
         train_idx: Training cases.
         valid_idx: Validation cases (the best epoch by their Dice is kept).
         seed: Seed of weights, sampling and augmentation.
+        breasts: ``(n, H, W)`` breast masks, where the negative squares are placed (none
+            without them).
 
     Returns:
         ``(model, history rows, metrics)``; the model holds the best epoch's weights.
@@ -291,7 +319,8 @@ def train_refiner(
     size = int(settings.size)
     common = {"size": size, "margin_range": tuple(settings.margin_range),
                   "shift": settings.shift, "scale_range": tuple(settings.scale_range)}
-    train = CropSampler(images, masks, list(train_idx), **common)
+    train = CropSampler(images, masks, list(train_idx), **common, breasts=breasts,
+                        negative_fraction=float(settings.negative_fraction))
     valid = CropSampler(images, masks, list(valid_idx), **common)
     if not len(train):
         raise ValueError("the training cases hold no mass to train the refiner on")

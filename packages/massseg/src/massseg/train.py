@@ -458,8 +458,10 @@ def train(
     if config.refine is not None:
         from massseg.refine import train_refiner
 
+        breasts = _Rows(store.array("breast_masks")) if store.has("breast_masks") else None
         refiner, refine_history, refine_metrics = train_refiner(
-            config.refine, images, masks, train_idx, valid_idx, seed=config.seed
+            config.refine, images, masks, train_idx, valid_idx, seed=config.seed,
+            breasts=breasts,
         )
         card.metrics.update({f"refiner_{k}": v for k, v in refine_metrics.items()})
     if is_chief(distribution):  # multi-worker: only the chief writes
