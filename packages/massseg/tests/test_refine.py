@@ -97,7 +97,7 @@ def test_sampler_draws_masses_and_negatives() -> None:
     x, y = both.sample(200, np.random.default_rng(1))
     empty = np.mean([not y[k].any() for k in range(200)])
     assert 0.3 < empty < 0.6  # about half the squares are placed elsewhere: no mass in them
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
 
 
 @pytest.fixture(scope="module")

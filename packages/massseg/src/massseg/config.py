@@ -151,7 +151,7 @@ class RefineSettings(_Strict):
     margin_range: tuple[float, float] = (0.25, 0.9)
     shift: float = Field(default=0.12, ge=0.0, lt=0.5)
     scale_range: tuple[float, float] = (0.8, 1.3)
-    negative_fraction: float = Field(default=0.3, ge=0.0, lt=1.0)
+    negative_fraction: float = Field(default=0.0, ge=0.0, lt=1.0)
     epochs: int = Field(default=30, ge=1)
     samples_per_epoch: int = Field(default=640, ge=1)
     batch_size: int = Field(default=32, ge=1)
@@ -196,9 +196,10 @@ class TrainSettings(_Strict):
         early_stopping_patience: Early stopping patience on validation loss (reference 5);
             ``None`` never stops early.
         monitor: What the best-weights checkpoint, ReduceLROnPlateau and early stopping watch:
-            ``val_loss`` (the reference) or ``val_dice`` (per-image thresholded Dice over the
-            validation images with a mass, as ``massseg evaluate`` scores them; steadier for
-            short runs, where the soft loss lags the thresholded Dice).
+            ``val_loss`` (the reference) or ``val_dice`` (per-image thresholded Dice over every
+            validation image, 1 for an image without a mass predicted empty, so false
+            detections count; steadier for short runs, where the soft loss lags the
+            thresholded Dice).
         threshold: Decision threshold recorded in the model card (reference 0.5).
         seed: Seed of weights, shuffling and augmentation.
         mixed_precision: ``None``, ``"bfloat16"`` (CPU) or ``"float16"`` (GPU).

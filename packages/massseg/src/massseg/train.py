@@ -380,9 +380,11 @@ def train(
         epochs=config.epochs,
         learning_rate=lr,
         loss=config.loss,
-        # over the validation images with a mass, as massseg evaluate scores them
-        metrics=[DiceCoefficient(threshold=config.threshold, empty="skip"),
-                 IoU(threshold=config.threshold, empty="skip")],
+        # every validation image counts (an image without a mass predicted empty scores 1,
+        # with a false detection 0), so the kept epoch is also the one with fewer false
+        # detections; empty="skip" would score the masses alone and kept epochs that marked
+        # 73 % of the normal test images
+        metrics=[DiceCoefficient(threshold=config.threshold), IoU(threshold=config.threshold)],
         monitor=config.monitor,
         reduce_lr=ReduceLROnPlateauConfig(
             patience=config.reduce_lr_patience,
