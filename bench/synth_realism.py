@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
+from mammo_common.crops import padded_crop, resize_bilinear
 from mammo_common.synth.cases import sample_dataset
 from mammo_common.synth.phantom import render
 
@@ -121,19 +122,9 @@ def _crop_box(mask: np.ndarray, margin: float = ROI_MARGIN) -> tuple[int, int, i
 
 
 def _crop(array: np.ndarray, box: tuple[int, int, int, int], size: int | None) -> np.ndarray:
-    """Zero-padded crop of ``box``, resized (bilinear) to ``size`` unless ``None``."""
-    from PIL import Image
-
-    top, left, bottom, right = box
-    out = np.zeros((bottom - top, right - left), np.float32)
-    h, w = array.shape
-    sy0, sx0, sy1, sx1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-    if sy1 > sy0 and sx1 > sx0:
-        out[sy0 - top:sy1 - top, sx0 - left:sx1 - left] = array[sy0:sy1, sx0:sx1]
-    if size is None or out.shape == (size, size):
-        return out
-    img = Image.fromarray(np.ascontiguousarray(out))
-    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), np.float32)
+    """Zero-padded float32 crop of ``box``, resized (bilinear) to ``size`` unless ``None``."""
+    out = padded_crop(array, box).astype(np.float32, copy=False)
+    return out if size is None else resize_bilinear(out, size)
 
 
 def equivalent_ellipse(mask: np.ndarray) -> np.ndarray:

@@ -158,3 +158,101 @@ def test_invert_transform_window_equals_the_whole_image_inverse(native, crop, ou
             assert ny0 <= rows.min() and rows.max() < ny1 and nx0 <= cols.min() and cols.max() < nx1
     with pytest.raises(ValueError, match="not inside"):
         invert_transform_window(store, tf, (0, 0, native[0] + 1, 1))
+
+
+# --- padded_crop / resize_bilinear (mammo_common.crops): the squares of the second-look stages
+
+
+def _grid(dtype=np.int32) -> np.ndarray:
+    """A 6x8 array whose every value is distinct and non-zero (1..48)."""
+    return (np.arange(48).reshape(6, 8) + 1).astype(dtype)
+
+
+def test_padded_crop_inside_is_a_plain_slice_copy():
+    from mammo_common.crops import padded_crop
+
+    a = _grid()
+    out = padded_crop(a, (1, 2, 4, 7))
+    np.testing.assert_array_equal(out, a[1:4, 2:7])
+    out[0, 0] = -1  # a copy, not a view
+    assert a[1, 2] == 11
+
+
+@pytest.mark.parametrize(
+    ("box", "inside"),
+    [
+        ((-2, 1, 3, 5), (slice(2, 5), slice(0, 4))),  # leaves the top
+        ((3, 1, 9, 5), (slice(0, 3), slice(0, 4))),  # leaves the bottom
+        ((1, -3, 4, 4), (slice(0, 3), slice(3, 7))),  # leaves the left
+        ((1, 5, 4, 11), (slice(0, 3), slice(0, 3))),  # leaves the right
+        ((-1, -1, 7, 9), (slice(1, 7), slice(1, 9))),  # leaves every side
+    ],
+)
+def test_padded_crop_zero_pads_outside_the_image(box, inside):
+    from mammo_common.crops import padded_crop
+
+    a = _grid()
+    top, left, bottom, right = box
+    out = padded_crop(a, box)
+    assert out.shape == (bottom - top, right - left)
+    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, 6), min(right, 8)
+    np.testing.assert_array_equal(out[inside], a[y0:y1, x0:x1])
+    outside = np.ones(out.shape, bool)
+    outside[inside] = False
+    assert outside.any() and not out[outside].any()
+
+
+@pytest.mark.parametrize("box", [(10, 10, 14, 13), (-5, -5, -1, -2), (0, 8, 6, 12), (-3, 2, 0, 5)])
+def test_padded_crop_fully_outside_is_all_fill(box):
+    from mammo_common.crops import padded_crop
+
+    out = padded_crop(_grid(), box, fill=7)
+    assert out.shape == (box[2] - box[0], box[3] - box[1])
+    assert (out == 7).all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_])
+def test_padded_crop_keeps_dtype_and_values(dtype):
+    from mammo_common.crops import padded_crop
+
+    a = _grid(dtype)
+    out = padded_crop(a, (-1, -1, 3, 3))
+    assert out.dtype == a.dtype
+    np.testing.assert_array_equal(out[1:, 1:], a[:3, :3])
+    assert not out[0].any() and not out[:, 0].any()
+
+
+def test_padded_crop_fill_channels_and_bad_boxes():
+    from mammo_common.crops import padded_crop
+
+    rgb = np.stack([_grid(np.float32)] * 3, axis=-1)
+    out = padded_crop(rgb, (4, 6, 8, 10), fill=-1.0)
+    assert out.shape == (4, 4, 3)
+    np.testing.assert_array_equal(out[:2, :2], rgb[4:6, 6:8])
+    assert (out[2:] == -1).all() and (out[:, 2:] == -1).all()
+    assert padded_crop(_grid(), (2, 2, 2, 5)).shape == (0, 3)
+    with pytest.raises(ValueError, match="negative side"):
+        padded_crop(_grid(), (3, 0, 1, 4))
+    with pytest.raises(ValueError, match="2-D"):
+        padded_crop(np.arange(5), (0, 0, 1, 1))
+
+
+def test_resize_bilinear_is_pillows_float32_bilinear():
+    from PIL import Image
+
+    from mammo_common.crops import resize_bilinear
+
+    a = np.random.default_rng(0).random((37, 37))
+    want = np.asarray(
+        Image.fromarray(a.astype(np.float32)).resize((16, 16), Image.Resampling.BILINEAR)
+    )
+    got = resize_bilinear(a, 16)
+    assert got.dtype == np.float32 and got.tobytes() == want.tobytes()
+    assert resize_bilinear(a, (20, 30)).shape == (20, 30)  # (rows, cols), not PIL's (w, h)
+    same = _grid(np.float32)
+    kept = resize_bilinear(same, same.shape)
+    assert kept.dtype == np.float32 and kept is not same
+    np.testing.assert_array_equal(kept, same)
+    np.testing.assert_array_equal(resize_bilinear(same > 20, same.shape), same > 20)
+    with pytest.raises(ValueError):
+        resize_bilinear(np.zeros((2, 2, 2)), 4)

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from mammo_common.cli_support import track
+from mammo_common.crops import padded_crop, resize_bilinear
 from mammo_common.errors import StoreError
 from mammo_common.postprocess import Component, components
 from mammo_common.schema import CaseRecord
@@ -67,21 +67,8 @@ def crop_box(
 
 
 def _padded_crop(array: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    top, left, bottom, right = box
-    out = np.zeros((bottom - top, right - left), dtype=np.float32)
-    h, w = array.shape
-    sy0, sx0 = max(top, 0), max(left, 0)
-    sy1, sx1 = min(bottom, h), min(right, w)
-    if sy1 > sy0 and sx1 > sx0:
-        out[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = array[sy0:sy1, sx0:sx1]
-    return out
-
-
-def _resize(channel: np.ndarray, size: int) -> np.ndarray:
-    if channel.shape == (size, size):
-        return channel.astype(np.float32, copy=False)
-    img = Image.fromarray(np.ascontiguousarray(channel, dtype=np.float32))
-    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
+    """The ``box`` of ``array`` as float32, zero where it leaves the image."""
+    return padded_crop(array, box).astype(np.float32, copy=False)
 
 
 def crop_roi(
@@ -95,14 +82,14 @@ def crop_roi(
 ) -> np.ndarray:
     """One ROI ``(size, size, 3)`` float32 in [0, 1] from an image already scaled to [0, 1]."""
     box = crop_box(component.bbox, margin, min_side)
-    gray = np.clip(_resize(_padded_crop(image, box), size), 0.0, 1.0)
+    gray = np.clip(resize_bilinear(_padded_crop(image, box), size), 0.0, 1.0)
     if representation == "image":
         return np.stack([gray, gray, gray], axis=-1)
     if representation != "image+mask":
         raise ValueError(f"representation must be 'image' or 'image+mask', not {representation!r}")
     full = np.zeros(image.shape, dtype=np.float32)
     full[component.slices] = component.mask
-    mask = (_resize(_padded_crop(full, box), size) >= 0.5).astype(np.float32)
+    mask = (resize_bilinear(_padded_crop(full, box), size) >= 0.5).astype(np.float32)
     return np.stack([gray, gray, mask], axis=-1)
 
 

@@ -35,9 +35,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 from scipy import ndimage as ndi
 
+from mammo_common.crops import padded_crop, resize_bilinear
 from mammo_common.postprocess import components
 
 __all__ = [
@@ -89,16 +89,7 @@ def square_box(
 
 def crop_square(array: NDArray, box: tuple[int, int, int, int], size: int) -> NDArray[np.float32]:
     """The ``box`` of a 2-D array, zero outside the image, bilinearly resized to ``size``."""
-    top, left, bottom, right = box
-    out = np.zeros((bottom - top, right - left), np.float32)
-    h, w = array.shape
-    y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, h), min(right, w)
-    if y1 > y0 and x1 > x0:
-        out[y0 - top : y1 - top, x0 - left : x1 - left] = array[y0:y1, x0:x1]
-    if out.shape == (size, size):
-        return out
-    img = Image.fromarray(out)
-    return np.asarray(img.resize((size, size), Image.Resampling.BILINEAR), np.float32)
+    return resize_bilinear(padded_crop(array, box).astype(np.float32, copy=False), size)
 
 
 def _paste(
@@ -106,11 +97,7 @@ def _paste(
 ) -> tuple[tuple[slice, slice], NDArray[np.float32]]:
     """``small`` resized to the box and clipped to the image: ``(slices, values)``."""
     top, left, bottom, right = box
-    side = bottom - top
-    big = np.asarray(
-        Image.fromarray(small.astype(np.float32)).resize((side, side), Image.Resampling.BILINEAR),
-        np.float32,
-    )
+    big = resize_bilinear(small, bottom - top)
     y0, x0, y1, x1 = max(top, 0), max(left, 0), min(bottom, shape[0]), min(right, shape[1])
     return (slice(y0, y1), slice(x0, x1)), big[y0 - top : y1 - top, x0 - left : x1 - left]
 
