@@ -200,3 +200,49 @@ def test_patch_pads_small_images():
     y = np.zeros((10, 8, 1), np.float32)
     px, py = sample_patch(x, y, (16, 16), np.random.default_rng(0), 0.5)
     assert px.shape == (16, 16, 1) and py.shape == (16, 16, 1) and px.sum() == 80
+
+
+class _CountingRows:
+    """Row access that counts reads (to see the cache at work)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.reads = array, 0
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        self.reads += 1
+        return self.array[i]
+
+
+def test_cache_gives_the_same_batches_and_reads_each_image_once():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 65536, (6, 64, 48), dtype=np.uint16)
+    masks = np.zeros((6, 64, 48), np.uint8)
+    masks[:, 20:30, 10:22] = 1
+    augment = AugmentConfig.mass()
+
+    def batches(cache_bytes: int) -> tuple[list, _CountingRows]:
+        rows = _CountingRows(images)
+        ds = SegmentationDataset(rows, masks, batch_size=3, shuffle=True, seed=1,
+                                 augment=augment, steps_per_epoch=4, image_size=(32, 24),
+                                 patch_size=(16, 16), foreground_fraction=0.5,
+                                 cache_bytes=cache_bytes)
+        out = []
+        for _ in range(3):  # epochs: augmentation must never write into the cache
+            out += [ds[i] for i in range(len(ds))]
+            ds.on_epoch_end()
+        return out, rows
+
+    plain, plain_rows = batches(0)
+    cached, cached_rows = batches(1 << 20)
+    assert len(plain) == len(cached) == 12
+    for (x0, y0), (x1, y1) in zip(plain, cached, strict=True):
+        assert x0.dtype == x1.dtype == np.float32
+        assert np.array_equal(x0, x1) and np.array_equal(y0, y1)
+    assert plain_rows.reads == 12 * 3 and cached_rows.reads == 6
+    # a budget smaller than one image caches nothing (and changes nothing)
+    small, small_rows = batches(100)
+    assert small_rows.reads == 36
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(plain, small, strict=True))

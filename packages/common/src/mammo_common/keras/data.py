@@ -287,6 +287,10 @@ class SegmentationDataset(_EpochDataset):
             None: whole images.
         foreground_fraction: Share of patches placed on a random foreground pixel of the mask
             (foreground oversampling, as nnU-Net); the rest are placed uniformly.
+        cache_bytes: Keep up to this many bytes of prepared (read, scaled, resized) images
+            and masks in memory, so that later epochs only cut patches and augment: reading a
+            compressed row and resizing it cost about 85 % of a demo batch. The batches are
+            the same with or without the cache; 0 turns it off.
     """
 
     def __init__(
@@ -308,6 +312,7 @@ class SegmentationDataset(_EpochDataset):
         max_queue_size: int = 10,
         patch_size: tuple[int, int] | None = None,
         foreground_fraction: float = 0.0,
+        cache_bytes: int = 1 << 30,
     ) -> None:
         n = n_items(images)
         if not 0.0 <= foreground_fraction <= 1.0:
@@ -323,6 +328,9 @@ class SegmentationDataset(_EpochDataset):
             raise ValueError(f"indices must lie in [0, {n})")
         self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
+        self.cache_bytes = max(0, int(cache_bytes))
+        self._cache: dict[int, tuple[NDArray, NDArray]] = {}
+        self._cached_bytes = 0
         super().__init__(
             len(self.indices),
             batch_size=batch_size,
@@ -344,15 +352,29 @@ class SegmentationDataset(_EpochDataset):
     ) -> tuple[NDArray, NDArray]:
         """Sample at ``position`` of the index list, prepared (augmented when ``rng``; a
         random patch when the dataset has a ``patch_size`` and ``patch_rng`` is given)."""
-        i = int(self.indices[position])
-        x = _with_channel(normalize_image(np.asarray(self.images[i])))
-        x = _resize(x, self.image_size, order=1)
-        y = prepare_mask(np.asarray(self.masks[i]), self.image_size)
+        x, y = self._prepared(int(self.indices[position]))
         if self.patch_size is not None and patch_rng is not None:
             x, y = sample_patch(x, y, self.patch_size, patch_rng, self.foreground_fraction)
         if self.augment is not None and rng is not None:
-            x, y = augment_pair(x, y, self.augment, rng)
-        return _match_channels(x, self.channels), y.astype(np.float32, copy=False)
+            # the arrays may be the cache's (or views of them): augment copies
+            x, y = augment_pair(x.copy(), y.copy(), self.augment, rng)
+        return _match_channels(x, self.channels), y.astype(np.float32, copy=True)
+
+    def _prepared(self, i: int) -> tuple[NDArray, NDArray]:
+        """Item ``i`` read, scaled to [0, 1] and resized (from the cache when it is there)."""
+        hit = self._cache.get(i)
+        if hit is not None:
+            return hit
+        x = _with_channel(normalize_image(np.asarray(self.images[i])))
+        x = _resize(x, self.image_size, order=1)
+        y = prepare_mask(np.asarray(self.masks[i]), self.image_size)
+        size = x.nbytes + y.nbytes
+        if self._cached_bytes + size <= self.cache_bytes:
+            x.setflags(write=False)
+            y.setflags(write=False)
+            self._cache[i] = (x, y)  # a dict store is atomic: worker threads may race here
+            self._cached_bytes += size
+        return x, y
 
     def __getitem__(self, idx: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         epoch, positions = self._batch_positions(idx)
