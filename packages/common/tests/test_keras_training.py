@@ -18,6 +18,7 @@ import pytest
 
 from mammo_common.errors import ConfigError
 from mammo_common.keras.augment import AugmentConfig
+from mammo_common.keras.curves import read_curves, read_summary
 from mammo_common.keras.data import SegmentationDataset
 from mammo_common.keras.metrics import DiceCoefficient
 from mammo_common.keras.training import (
@@ -28,6 +29,7 @@ from mammo_common.keras.training import (
     mixed_precision_policy,
     read_history_csv,
     set_global_determinism,
+    write_history_csv,
 )
 
 SIZE = 16
@@ -211,6 +213,35 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
     # resume=False starts afresh
     _, fresh = run_training(tmp_path / "cut", epochs=1, resume=False)
     assert fresh.resumed_from == 0 and fresh.epochs_run == 1
+
+
+def test_training_curves_are_logged_with_dvclive_every_epoch(tmp_path):
+    """out_dir/dvclive holds history.csv's values (step = epoch), each epoch once after a
+    resume; resume=False starts the curves afresh too."""
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_training(out, boom=1)
+    assert read_curves(out)["val_loss"] == [(1, read_history_csv(out / HISTORY_CSV)[0]["val_loss"])]
+    _, result = run_training(out)
+    assert result.resumed_from == 1
+    rows = read_history_csv(out / HISTORY_CSV)
+    curves = read_curves(out)
+    assert sorted(curves) == ["loss", "lr", "val_loss"]  # history.csv's, less epoch and seconds
+    for name, points in curves.items():
+        assert points == [(int(r["epoch"]), r[name]) for r in rows], name
+    assert len({v for _, v in curves["lr"]}) > 1  # the plateau rule cut it
+    summary = read_summary(out)
+    assert summary["step"] == 3
+    assert {k: v for k, v in summary.items() if k != "step"} == {
+        k: v for k, v in rows[-1].items() if k not in ("epoch", "seconds")
+    }
+    assert not (tmp_path / "dvc.yaml").exists() and not (out / "dvc.yaml").exists()
+    run_training(out, epochs=1, resume=False)
+    assert [s for s, _ in read_curves(out)["loss"]] == [1]
+    # write_history_csv alone leaves a folder's files as they were
+    (tmp_path / "plain").mkdir()
+    write_history_csv(tmp_path / "plain" / HISTORY_CSV, rows)
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == [HISTORY_CSV]
 
 
 CHILD = textwrap.dedent(

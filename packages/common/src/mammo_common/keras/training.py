@@ -13,7 +13,10 @@
   complete or absent: ``checkpoint/epoch_NNNN/`` is staged under a temporary name and renamed,
   then ``checkpoint/state.json`` (the pointer) is replaced with one atomic ``os.replace``;
 * ``history.csv`` (epoch, loss, metrics, val_loss, val_metrics, lr, seconds: the reference's
-  model_performance files) is rewritten atomically from the checkpoint after every epoch;
+  model_performance files) is rewritten atomically from the checkpoint after every epoch,
+  and with it ``out_dir/dvclive/``: the same values logged with DVCLive (step = epoch,
+  :mod:`mammo_common.keras.curves`), to watch a run while it trains. The pipeline's
+  ``dvc.yaml`` plots the model folders' ``history.csv`` (docs/pipeline.md);
 * validation uses the *unaugmented* validation data as given (the reference augmented its
   validation batches, a defect we document, not copy).
 
@@ -49,6 +52,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.errors import ConfigError
+from mammo_common.keras.curves import CURVES_DIR, write_curves
 from mammo_common.keras.losses import LOSSES, get_loss
 
 __all__ = [
@@ -233,9 +237,20 @@ def _columns(history: Sequence[Mapping[str, float]]) -> list[str]:
     return ["epoch", *train, *val, *tail]
 
 
-def write_history_csv(path: str | Path, history: Sequence[Mapping[str, float]]) -> None:
+def write_history_csv(
+    path: str | Path, history: Sequence[Mapping[str, float]], *, curves: bool = False
+) -> None:
     """Writes per-epoch rows atomically: ``epoch, loss, <metrics>, val_loss, <val_...>, lr,
-    seconds`` (epoch is 1-based; missing values are empty)."""
+    seconds`` (epoch is 1-based; missing values are empty).
+
+    Args:
+        path: The ``history.csv`` to write.
+        history: One dict per epoch.
+        curves: Also write the same values as DVCLive files in a ``dvclive/`` folder beside
+            ``path`` (:func:`mammo_common.keras.curves.write_curves`; step = epoch). The
+            harness does so in its working folder; the default leaves a model folder's files
+            as :mod:`mammo_common.keras.model_folder` documents them.
+    """
     buf = io.StringIO()
     writer = csv.DictWriter(
         buf, fieldnames=_columns(history), extrasaction="ignore", lineterminator="\n"
@@ -244,6 +259,8 @@ def write_history_csv(path: str | Path, history: Sequence[Mapping[str, float]]) 
     for row in history:
         writer.writerow({k: (int(v) if k == "epoch" else repr(float(v))) for k, v in row.items()})
     _replace_file(Path(path), buf.getvalue().encode())
+    if curves:
+        write_curves(Path(path).parent, history)
 
 
 def read_history_csv(path: str | Path) -> list[dict[str, float]]:
@@ -347,6 +364,7 @@ class _Checkpointer:
         if not self.write:
             return
         shutil.rmtree(self.dir, ignore_errors=True)
+        shutil.rmtree(self.out_dir / CURVES_DIR, ignore_errors=True)
         for name in (BEST_WEIGHTS, HISTORY_CSV):
             with contextlib.suppress(FileNotFoundError):
                 (self.out_dir / name).unlink()
@@ -412,7 +430,7 @@ class _Checkpointer:
         """Makes ``best.weights.h5`` and ``history.csv`` agree with the checkpoint."""
         if not self.write:
             return
-        write_history_csv(self.out_dir / HISTORY_CSV, state.history)
+        write_history_csv(self.out_dir / HISTORY_CSV, state.history, curves=True)
         if state.checkpoint is None:
             return
         src = self.dir / state.checkpoint / BEST_WEIGHTS
