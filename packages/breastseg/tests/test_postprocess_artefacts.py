@@ -37,11 +37,13 @@ from mammo_common.synth import render
 from mammo_common.synth.cases import ImageSpec, sample_patient
 
 SIZE = (512, 384)
-#: Film patients of seed 0 (``sample_patient(0, index, "film")``) whose thresholded images a
-#: plain largest component + hole filling gets wrong (film edges, labels and markers joined to
-#: the breast, or background enclosed by film edges filled) in some images: P_00001, P_00014,
-#: P_00015, P_00039 (two or more of their images with the current generator).
-FILM_PATIENTS = (0, 13, 14, 38)
+#: Film patients of seed 0 (``sample_patient(0, index, "film")``) with an image whose threshold
+#: a plain largest component + hole filling gets wrong (film edges, labels and markers joined to
+#: the breast, or background enclosed by film edges filled): P_00001 (RIGHT_MLO), P_00015
+#: (LEFT_CC), P_00034 (LEFT_MLO), P_00037 (RIGHT_MLO), 12 images. Picked for the current
+#: generator (margins and shape in the pixels): of patients 0-59 (163 images) 13 images have
+#: one, never two in a patient; the post-processing assertions below hold on all 163.
+FILM_PATIENTS = (0, 14, 33, 36)
 
 
 @cache
@@ -124,7 +126,8 @@ def test_threshold_of_film_image_loses_labels_markers_rulers_and_edges():
         plain = fill_holes(largest_component(mask))
         plain_kept += int((plain & ph.marks_mask).any())
     # these images are hard: the plain largest component + fill holes keeps artefacts in some
-    assert plain_kept >= 2
+    # (4 of the 12; fewer means the generator changed and FILM_PATIENTS must be picked again)
+    assert plain_kept >= 3
 
 
 def test_film_edges_and_bridges_joined_to_the_breast_are_cut_off():
@@ -173,7 +176,9 @@ def test_labeller_fallback_cuts_a_bright_film_edge_joined_to_the_breast():
     image16 = np.rint(image * 65535).astype(np.uint16)
     far = strip & (ndimage.distance_transform_edt(~ph.breast_mask) > 12)
     mask = label_breast(image16, laterality=spec.side[0]).astype(bool)
-    # the strip is cut (a few pixels in the very corner where it meets the breast may stay)
+    # the strip is cut; where the skin line meets the top border at a shallow angle, a few
+    # pixels of the wedge between them may stay (here 5 of 3473; 25 of the 78 such MLO films
+    # of film patients 0-59 keep some, at most 0.97 %): a property of the cut, not of the pick
     assert (mask & far).sum() <= 0.01 * far.sum()
     assert not (mask & ph.marks_mask).any()
     assert dice(mask, ph.breast_mask) >= 0.95
