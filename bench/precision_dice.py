@@ -56,7 +56,7 @@ def _pipeline_inputs(root: Path) -> dict[str, Path]:
         "splits": root / "data" / "splits.json",
         "breast_model": root / "models" / "breastseg" / "unet5l" / "fold_1",
         "mass_model": root / "models" / "massseg" / params["massseg_predict_arch"] / "fold_1",
-        "class_model": root / "models" / "massclass" / params["massclass_predict_backbone"]
+        "class_model": root / "models" / "massclass" / params["massclass_predict_arch"]
         / "fold_1",
     }
     missing = [str(p) for p in paths.values() if not p.exists()]

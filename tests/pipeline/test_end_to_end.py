@@ -27,9 +27,9 @@ TINY = {
         "massseg_archs": ["unet5l"],
         "massseg_folds": [1],
         "massseg_predict_arch": "unet5l",
-        "massclass_backbones": ["tinycnn"],
+        "massclass_archs": ["tinycnn"],
         "massclass_folds": [1],
-        "massclass_predict_backbone": "tinycnn",
+        "massclass_predict_arch": "tinycnn",
     },
     "split": {"folds": 3, "test_fraction": 0.25, "seed": 0},
     "breastseg": {
@@ -39,7 +39,7 @@ TINY = {
     },
     "massseg": {
         "train": {"input_size": [64, 64], "epochs": 2, "batch_size": 2,
-                  "model_kwargs": {"filters": 4}},
+                  "arch_options": {"filters": 4}},
         "predict": {"min_object_pixels": 4},
         "evaluate": {"part": "test", "overlays": 1},
     },

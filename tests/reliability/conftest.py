@@ -132,7 +132,7 @@ def massclass_model(root: Path, masses_store: Path, splits: Path) -> Path:
     from massclass.cli import app
 
     out = root / "models" / "massclass" / "tinycnn" / "fold_2"
-    invoke(app, "train", "--backbone", "tinycnn", "--data", masses_store, "--splits", splits,
+    invoke(app, "train", "--arch", "tinycnn", "--data", masses_store, "--splits", splits,
            "--fold", 2, "--out", out, "--input-size", 32, "--epochs", "1,1,1",
            "--weights", "none", "--batch-size", 4, "--roi-source", "truth")
     return out

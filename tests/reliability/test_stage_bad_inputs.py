@@ -5,7 +5,7 @@ schema version, with a wrongly shaped array, a missing store, a missing model fo
 folder of another stage, a corrupt ``model.keras`` (garbage bytes; a zip that is no Keras
 archive), and a params.yaml with a typo in a key (or no valid YAML at all). Every ``train``
 command: a store of the wrong kind, a typo in a key of params.yaml and in a key nested in one of
-its options (massseg ``model_kwargs``, massclass ``backbone_options``, breastseg ``labeller``),
+its options (massseg and massclass ``arch_options``, breastseg ``labeller``),
 and a folder given as the splits file. Every ``evaluate``: a store of the wrong kind, a missing
 store, a folder as the splits file. Each must end with exit code 2, one ``error:`` line naming
 the file (and field) with a ``Fix:``, no traceback, nothing at the output path and no hidden
@@ -175,7 +175,7 @@ def _train_args(stage: str, data: Path, splits: Path, out: Path, params: Path | 
     elif stage == "breastseg":
         args += ["--input-size", "32x32", "--filters", 2, "--epochs", 1]
     else:
-        args += ["--backbone", "tinycnn", "--input-size", 32, "--weights", "none",
+        args += ["--arch", "tinycnn", "--input-size", 32, "--weights", "none",
                  "--epochs", "1,1,1"]
     return args + (["--params", params] if params is not None else [])
 
@@ -186,8 +186,8 @@ TRAIN_INPUT = {"breastseg": "mammograms", "massseg": "breast", "massclass": "mas
 #: A misspelt key inside a nested option of each stage's train section.
 NESTED_TYPO = {
     "breastseg": ("labeller: {smoothing: 2}", "breastseg.train.labeller.smoothing"),
-    "massseg": ("model_kwargs: {filterz: 2}", "unet5l has no argument 'filterz'"),
-    "massclass": ("backbone_options: {widthz: [4]}", "massclass.train.backbone_options"),
+    "massseg": ("arch_options: {filterz: 2}", "unet5l has no argument 'filterz'"),
+    "massclass": ("arch_options: {widthz: [4]}", "massclass.train.arch_options"),
 }
 
 

@@ -30,3 +30,22 @@ def test_intensity_augment_from_params(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"breastseg\.train\.intensity_augment\.nois"):
         load_config(TrainConfig, params_file=params, section="breastseg.train", overrides=PATHS)
+
+
+def test_renamed_keys_are_refused_naming_the_new_key(tmp_path) -> None:
+    """``lr_patience`` & co. are the old names: refused with the name every stage uses."""
+    from breastseg.config import EvaluateConfig, PredictConfig, TrainConfig
+    from mammo_common.errors import ConfigError
+    from mammo_common.params import RENAMED_KEYS, load_config
+
+    for config in (TrainConfig, PredictConfig, EvaluateConfig):
+        assert config.RENAMED, config
+        for old, new in config.RENAMED.items():
+            assert RENAMED_KEYS[old] == new and new in config.model_fields, (config, old)
+            assert old not in config.model_fields
+    params = tmp_path / "params.yaml"
+    params.write_text("breastseg:\n  train:\n    lr_patience: 2\n")
+    with pytest.raises(ConfigError, match="reduce_lr_patience") as err:
+        load_config(TrainConfig, params_file=params, section="breastseg.train",
+                    overrides={"data": "d", "splits": "s", "out": "o"})
+    assert err.value.field == "breastseg.train.lr_patience"

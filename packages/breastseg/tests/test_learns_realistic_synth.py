@@ -37,7 +37,7 @@ def _train(root, out, epochs, learning_rate=1e-3):
     return train(TrainConfig(data=root / "m.zarr", splits=root / "splits.json", fold=1, out=out,
                              input_size=(64, 48), filters=4, epochs=epochs, batch_size=4,
                              learning_rate=learning_rate, early_stopping_patience=100,
-                             steps_per_epoch_factor=2, seed=0))
+                             steps_multiplier=2, seed=0))
 
 
 def _test_dice(root, model, name):

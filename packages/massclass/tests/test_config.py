@@ -13,7 +13,7 @@ from massclass.config import EvaluateConfig, PredictConfig, TrainConfig, load_se
 
 def test_reference_defaults() -> None:
     cfg = TrainConfig()
-    assert cfg.backbone == "vgg16" and cfg.input_size == 224 and cfg.batch_size == 8
+    assert cfg.arch == "vgg16" and cfg.input_size == 224 and cfg.batch_size == 8
     assert [(p.trainable, p.learning_rate, p.epochs) for p in cfg.phases] == [
         ("head", 1e-3, 3), (0.25, 1e-4, 10), ("all", 1e-5, 100)]
     assert cfg.phases[2].early_stopping_patience is not None
@@ -24,9 +24,9 @@ def test_reference_defaults() -> None:
 
 def test_params_merge_and_typos(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text("massclass:\n  train:\n    backbone: resnet50v2\n    roi: {margin: 0.5}\n")
+    params.write_text("massclass:\n  train:\n    arch: resnet50v2\n    roi: {margin: 0.5}\n")
     cfg = load_section(TrainConfig, params, "train", {"roi": {"representation": "image+mask"}})
-    assert cfg.backbone == "resnet50v2"
+    assert cfg.arch == "resnet50v2"
     assert cfg.roi.margin == 0.5 and cfg.roi.representation == "image+mask"
     assert load_section(PredictConfig, params, "predict", {}).threshold == 0.5  # no section
     params.write_text("massclass:\n  train:\n    roi: {margn: 0.5}\n")
@@ -74,3 +74,19 @@ def test_balanced_class_weights_equalise_the_classes() -> None:
     assert weights == {0: 8 / 12, 1: 8 / 4}
     # each class then weighs half of the total
     assert weights[0] * 6 == weights[1] * 2 == 4.0
+
+
+def test_renamed_keys_are_refused_naming_the_new_key(tmp_path) -> None:
+    """``backbone``/``backbone_options`` are the old names of ``arch``/``arch_options``."""
+    from mammo_common.errors import ConfigError
+    from mammo_common.params import RENAMED_KEYS
+
+    for old, new in TrainConfig.RENAMED.items():
+        assert RENAMED_KEYS[old] == new and new in TrainConfig.model_fields
+    params = tmp_path / "params.yaml"
+    params.write_text("massclass:\n  train:\n    backbone: vgg16\n")
+    with pytest.raises(ConfigError, match="'arch'") as err:
+        load_section(TrainConfig, params, "train")
+    assert err.value.field == "massclass.train.backbone"
+    with pytest.raises(ConfigError, match="arch_options"):
+        load_section(TrainConfig, None, "train", {"backbone_options": {"widths": [4]}})

@@ -9,6 +9,7 @@ from massclass_synth import roi_dataset
 from scipy import ndimage
 
 from mammo_common.metrics import roc_auc
+from mammo_common.testing import run_model_test
 from massclass.config import PhaseConfig, RoiConfig, TrainConfig
 from massclass.descriptors import DESCRIPTOR_NAMES, MassDescriptors
 from massclass.models import MassClassifier, build_model
@@ -109,22 +110,33 @@ def test_empty_and_full_masks_give_finite_values() -> None:
 
 def test_descriptors_need_image_and_mask() -> None:
     with pytest.raises(ValueError, match="image\\+mask"):
-        TrainConfig(backbone="descriptors", roi=RoiConfig(representation="image"))
-    assert TrainConfig(backbone="descriptors", roi=RoiConfig(representation="image+mask"))
+        TrainConfig(arch="descriptors", roi=RoiConfig(representation="image"))
+    assert TrainConfig(arch="descriptors", roi=RoiConfig(representation="image+mask"))
 
 
-def test_save_load_round_trip(tmp_path, keras_session) -> None:
-    model = build_model("descriptors", (SIZE, SIZE, 3), dense_units=(8, 4))
+def test_descriptors_pass_the_model_tester(tmp_path, keras_session, fresh_process) -> None:
+    """Exact counts, config and .keras round trips, a fresh process (the shared tester)."""
+    n = len(DESCRIPTOR_NAMES)
+    base = 4 * n  # descriptor_bn: gamma, beta, moving mean and variance; frozen
+    head = n * 8 + 8 + 8 * 4 + 4 + 4 + 1  # dense_units=(8, 4) and the malignancy unit
+    x = _roi(np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32),
+             np.hypot(*_grid()) <= 14)
+    result = run_model_test(
+        lambda: build_model("descriptors", (SIZE, SIZE, 3), dense_units=(8, 4)),
+        np.concatenate([x, x[:, ::-1]]),
+        expected_output_shape=(2, 1),
+        expected_params=(base + head, base),
+        tmp_path=tmp_path,
+        fresh_process=fresh_process,
+        # a loaded model gets its weights from its file; massclass.train sets the trainable
+        # part per phase (as in test_models.CONFIG_EXEMPT)
+        config_exempt=("weights", "trainable_base"),
+    )
+    model = result.model
+    assert isinstance(model, MassClassifier)
     assert [layer.name for layer in model.base.layers][1:] == [
         "mass_descriptors", "descriptor_bn", "descriptor_map"
     ]
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded, MassClassifier) and loaded.get_config() == model.get_config()
-    x = np.random.default_rng(0).random((3, SIZE, SIZE, 3), dtype=np.float32)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-6)
 
 
 def _rois(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,7 +150,7 @@ def test_descriptor_classifier_learns_from_few_masses(tmp_path, keras_session) -
     valid_x, valid_y = _rois(30, seed=2)
     test_x, test_y = _rois(100, seed=3)
     config = TrainConfig(
-        backbone="descriptors", input_size=SIZE, batch_size=16, seed=0, dense_units=(16, 8),
+        arch="descriptors", input_size=SIZE, batch_size=16, seed=0, dense_units=(16, 8),
         dropout=0.2, roi=RoiConfig(representation="image+mask", margin=0.5),
         phases=[PhaseConfig(name="all", trainable="all", learning_rate=3e-3, epochs=40)],
     )

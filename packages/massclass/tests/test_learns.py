@@ -23,7 +23,7 @@ def test_tinycnn_reaches_auc_080_on_held_out_masses(tmp_path, keras_session) -> 
     valid_x, valid_y = _rois(40, seed=2)
     test_x, test_y = _rois(120, seed=3)
     config = TrainConfig(
-        backbone="tinycnn", input_size=SIZE, batch_size=16, seed=0,
+        arch="tinycnn", input_size=SIZE, batch_size=16, seed=0,
         phases=[PhaseConfig(name="all", trainable="all", learning_rate=2e-3, epochs=16)],
     )
     keras.utils.set_random_seed(0)

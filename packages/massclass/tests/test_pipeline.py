@@ -30,8 +30,8 @@ def _text(result) -> str:
     """CLI output with Rich's line wrapping undone."""
     return " ".join(result.output.split())
 
-TINY = {"backbone": "tinycnn", "input_size": 32, "batch_size": 8,
-        "backbone_options": {"widths": [8, 16]}}
+TINY = {"arch": "tinycnn", "input_size": 32, "batch_size": 8,
+        "arch_options": {"widths": [8, 16]}}
 
 
 def _phases(epochs: tuple[int, int, int]) -> list[PhaseConfig]:
@@ -49,8 +49,8 @@ def cli_model(masses_data, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("cli")
     params = root / "params.yaml"
     params.write_text(
-        "massclass:\n  train:\n    backbone: tinycnn\n    input_size: 32\n"
-        "    backbone_options: {widths: [8, 16]}\n    roi: {margin: 0.3}\n"
+        "massclass:\n  train:\n    arch: tinycnn\n    input_size: 32\n"
+        "    arch_options: {widths: [8, 16]}\n    roi: {margin: 0.3}\n"
         "  predict:\n    batch_size: 16\n"
     )
     out = root / "models" / "massclass" / "tinycnn" / "fold_1"
@@ -67,7 +67,7 @@ def cli_model(masses_data, tmp_path_factory) -> dict:
 def test_cli_train_writes_a_complete_folder(cli_model) -> None:
     out = cli_model["out"]
     assert {p.name for p in out.iterdir()} == {"model.keras", "model_card.json", "history.csv"}
-    assert not (out.parent / ".fold_1.train").exists()
+    assert not (out.parent / ".fold_1.training").exists()
     model, card = load_model_folder(out, "massclass")
     assert card.architecture == "tinycnn" and card.task == "classification"
     assert card.input_shape == (32, 32, 3)
@@ -182,7 +182,7 @@ def test_train_resumes_at_the_interrupted_phase(masses_data, tmp_path, monkeypat
     with pytest.raises(KeyboardInterrupt):
         train_classifier(masses_data["store"], masses_data["splits"], 2, out, config)
     assert not out.exists()
-    work = tmp_path / ".fold_2.train"
+    work = tmp_path / ".fold_2.training"
     assert "head" in json.loads((work / "phases.json").read_text())["completed"]
 
     calls.clear()
@@ -261,24 +261,24 @@ def test_cli_unknown_backbone_and_fold(masses_data, tmp_path) -> None:
     out = tmp_path / "model"
     base = ["train", "--data", str(masses_data["store"]), "--splits",
             str(masses_data["splits"]), "--out", str(out)]
-    result = runner.invoke(app, [*base, "--fold", "1", "--backbone", "vgg17"])
+    result = runner.invoke(app, [*base, "--fold", "1", "--arch", "vgg17"])
     assert result.exit_code == 2 and "vgg17" in _text(result)
-    result = runner.invoke(app, [*base, "--fold", "9", "--backbone", "tinycnn"])
+    result = runner.invoke(app, [*base, "--fold", "9", "--arch", "tinycnn"])
     assert result.exit_code == 2 and "no fold 9" in _text(result)
     assert not out.exists()
 
 
-def test_cli_backbone_options_typo(masses_data, tmp_path) -> None:
+def test_cli_arch_options_typo(masses_data, tmp_path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text("massclass:\n  train:\n    backbone_options: {widthz: [4]}\n")
+    params.write_text("massclass:\n  train:\n    arch_options: {widthz: [4]}\n")
     out = tmp_path / "model"
     result = runner.invoke(app, [
         "train", "--params", str(params), "--data", str(masses_data["store"]),
         "--splits", str(masses_data["splits"]), "--fold", "1", "--out", str(out),
-        "--backbone", "tinycnn", "--weights", "none", "--input-size", "32",
+        "--arch", "tinycnn", "--weights", "none", "--input-size", "32",
     ])
     assert result.exit_code == 2, _text(result)
-    assert "massclass.train.backbone_options" in _text(result) and "widthz" in _text(result)
+    assert "massclass.train.arch_options" in _text(result) and "widthz" in _text(result)
     assert not out.exists() and list(tmp_path.glob(".model*")) == []
 
 

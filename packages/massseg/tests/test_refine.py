@@ -109,7 +109,7 @@ def refined(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = root / "unet5l" / "fold_1"
     settings = RefineSettings(size=32, filters=4, epochs=8, samples_per_epoch=256,
                               batch_size=16, learning_rate=3e-3)
-    result = train(TrainConfig(arch="unet5l", model_kwargs={"filters": 4}, batch_size=4,
+    result = train(TrainConfig(arch="unet5l", arch_options={"filters": 4}, batch_size=4,
                                learning_rate=1e-3, epochs=4, early_stopping_patience=None,
                                monitor="val_dice", data=breast, splits=root / "splits.json",
                                fold=1, out=out, refine=settings))

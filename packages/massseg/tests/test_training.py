@@ -41,7 +41,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:Depreca
 
 N_CASES, N_TEST, N_FOLDS = 64, 16, 6  # fold 1: 40 train, 8 valid; 16 test
 MIN_DICE = 0.6
-SMALL = {"arch": "unet5l", "model_kwargs": {"filters": 4}, "batch_size": 4,
+SMALL = {"arch": "unet5l", "arch_options": {"filters": 4}, "batch_size": 4,
          "learning_rate": 1e-3, "early_stopping_patience": None}
 
 
@@ -120,7 +120,7 @@ def xception(phantoms: dict[str, Any]) -> dict[str, Any]:
     probe = UntrainedProbe(*_held_out(phantoms, channels=3))
     out = phantoms["root"] / "unetpp_xception" / "fold_1"
     result = train(
-        TrainConfig(arch="unetpp_xception", model_kwargs={"filters": 4}, batch_size=4,
+        TrainConfig(arch="unetpp_xception", arch_options={"filters": 4}, batch_size=4,
                     learning_rate=1e-3, early_stopping_patience=None, steps_multiplier=1,
                     epochs=3, monitor="val_dice", data=phantoms["breast"], splits=phantoms["splits"], fold=1,
                     out=out),
@@ -211,7 +211,7 @@ def cv_run(phantoms: dict[str, Any], unet5l: dict[str, Any]) -> dict[str, Any]:
     root = phantoms["root"]
     params = root / "params.yaml"
     params.write_text(
-        "massseg:\n  train:\n    arch: unet5l\n    model_kwargs: {filters: 4}\n"
+        "massseg:\n  train:\n    arch: unet5l\n    arch_options: {filters: 4}\n"
         "    batch_size: 4\n    learning_rate: 0.001\n    early_stopping_patience: null\n"
         "    steps_multiplier: 1\n    epochs: 3\n",
         encoding="utf-8",

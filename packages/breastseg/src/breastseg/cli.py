@@ -74,7 +74,7 @@ def train(
     out: Annotated[Path, typer.Option(help="Model folder to write.")],
     fold: Annotated[int | None, typer.Option(help="1-based fold [default: 1].")] = None,
     params: ParamsOpt = None,
-    model: Annotated[str | None, typer.Option(help="Network [default: unet5l].")] = None,
+    arch: Annotated[str | None, typer.Option(help="Network [default: unet5l].")] = None,
     input_size: Annotated[
         str | None, typer.Option(help="Network input ROWSxCOLS, multiples of 16 [1024x768].")
     ] = None,
@@ -122,7 +122,7 @@ def train(
             "splits": splits,
             "out": out,
             "fold": fold,
-            "model": model,
+            "arch": arch,
             "input_size": input_size,
             "filters": filters,
             "epochs": epochs,
@@ -202,7 +202,7 @@ def predict(
             "output_size": output_size,
             "margin": margin,
             "threshold": threshold,
-            "tta_flips": tta,
+            "tta": tta,
             "precision": precision,
             "fold_batchnorm": fold_batchnorm,
             "overwrite": overwrite or None,

@@ -8,19 +8,24 @@ Each command builds its config from the ``breastseg.<command>`` section of ``par
       predict: {output_size: 128x128, margin: 0.02, postprocess: {chest_wall: auto}}
       evaluate: {part: test}
 
-Sizes are ``(rows, cols)``; they may be written ``1024x768`` or ``[1024, 768]``.
+Sizes are ``(rows, cols)`` (:data:`mammo_common.params.Size`): ``1024x768``, ``[1024, 768]``
+or ``640`` for a square. Keys renamed to the name every stage uses (``model`` -> ``arch``,
+``tta_flips`` -> ``tta``, ``lr_patience`` -> ``reduce_lr_patience``, ``lr_factor`` ->
+``reduce_lr_factor``, ``steps_per_epoch_factor`` -> ``steps_multiplier``) are refused with a
+message naming the new key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from breastseg.labeller import LabellerConfig
 from breastseg.postprocess import PostprocessConfig
 from mammo_common.keras.augment import IntensityConfig
+from mammo_common.params import RENAMED_KEYS, Size, StrictConfig, parse_size
 
 __all__ = [
     "EvaluateConfig",
@@ -34,30 +39,8 @@ __all__ = [
 MaskSource = Literal["auto", "store", "labeller"]
 
 
-def parse_size(value: Any) -> Any:
-    """Accept ``"1024x768"`` (or ``"1024,768"``) as well as ``[1024, 768]``."""
-    if isinstance(value, str):
-        text = value.lower().replace(" ", "")
-        for sep in ("x", ","):
-            if sep in text:
-                parts = text.split(sep)
-                if len(parts) == 2 and all(p.isdigit() for p in parts):
-                    return (int(parts[0]), int(parts[1]))
-        raise ValueError(f"size {value!r} must look like ROWSxCOLS, e.g. 1024x768")
-    return value
-
-
-def _positive(size: tuple[int, int]) -> tuple[int, int]:
-    if min(size) <= 0:
-        raise ValueError(f"size {size} must be positive")
-    return size
-
-
-Size = Annotated[tuple[int, int], BeforeValidator(parse_size)]
-
-
-class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class _Config(StrictConfig):
+    pass
 
 
 def _legacy_fill_holes(data: Any) -> Any:
@@ -82,20 +65,20 @@ class TrainConfig(_Config):
         splits: ``splits.json`` (from ``mammo split``).
         fold: 1-based fold: trains on its ``train`` cases, validates on its ``valid`` cases.
         out: Model folder to write (``model.keras``, ``model_card.json``, ``history.csv``).
-        model: Registered network (``unet5l``).
+        arch: Registered network (``unet5l``).
         input_size: Network input (rows, cols), multiples of 16; 1024x768 in the reference.
         filters: Width ``f`` of the first level (16 in the reference).
         epochs: Maximum number of epochs (early stopping usually ends sooner).
         batch_size: Images per step (3 in the reference).
         learning_rate: Adam learning rate (1e-3).
         loss: Loss name for ``mammo_common.keras.losses.get_loss`` (soft ``dice``).
-        steps_per_epoch_factor: Steps per epoch = factor x (train images // batch) (3).
+        steps_multiplier: Steps per epoch = multiplier x (train images // batch) (3).
         augment: Random transform (the same on image and mask) on training batches.
         intensity_augment: Random intensity changes of the training images (tone curve,
             contrast, background level, noise, blur), as between mammogram sources
             (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
             Identity by default; applied after the geometry, also with ``augment`` off.
-        lr_patience / lr_factor / min_lr: ReduceLROnPlateau on validation loss.
+        reduce_lr_patience / reduce_lr_factor / min_lr: ReduceLROnPlateau on validation loss.
         early_stopping_patience: Epochs without improvement before stopping.
         mask_source: ``store`` (breast masks must be in the store), ``labeller`` (always the
             threshold labeller) or ``auto`` (the store's mask where present, else the labeller).
@@ -106,11 +89,16 @@ class TrainConfig(_Config):
         deterministic: Ask the backend for deterministic kernels (slower).
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {
+        k: RENAMED_KEYS[k]
+        for k in ("model", "lr_patience", "lr_factor", "steps_per_epoch_factor")
+    }
+
     data: Path
     splits: Path
     fold: int = Field(default=1, ge=1)
     out: Path
-    model: str = "unet5l"
+    arch: str = "unet5l"
     input_size: Size = (1024, 768)
     filters: int = Field(default=16, ge=1)
     dropout: float = Field(default=0.5, ge=0, lt=1)
@@ -118,11 +106,11 @@ class TrainConfig(_Config):
     batch_size: int = Field(default=3, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     loss: str = "dice"
-    steps_per_epoch_factor: int = Field(default=3, ge=1)
+    steps_multiplier: int = Field(default=3, ge=1)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
-    lr_patience: int = Field(default=3, ge=1)
-    lr_factor: float = Field(default=0.1, gt=0, lt=1)
+    reduce_lr_patience: int = Field(default=3, ge=1)
+    reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)
     early_stopping_patience: int = Field(default=5, ge=1)
     mask_source: MaskSource = "auto"
@@ -134,7 +122,6 @@ class TrainConfig(_Config):
 
     @model_validator(mode="after")
     def _sizes(self) -> TrainConfig:
-        _positive(self.input_size)
         bad = [s for s in self.input_size if s % 16]
         if bad:
             raise ValueError(
@@ -158,7 +145,7 @@ class PredictConfig(_Config):
             0.5th-99.5th percentiles to a fixed range (the next stages see one scale whatever
             the source), ``none`` keeps the mammogram's values.
         threshold: Probability threshold of the breast mask.
-        tta_flips: Average the prediction over flipped copies.
+        tta: Average the prediction over flipped copies (test-time augmentation).
         batch_size: Images per prediction batch.
         postprocess: Breast-mask post-processing (:class:`~breastseg.postprocess.PostprocessConfig`:
             ``largest_component``, ``fill_holes``, ``chest_wall`` auto/left/right/none,
@@ -171,6 +158,8 @@ class PredictConfig(_Config):
         overwrite: Replace an existing output store.
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {k: RENAMED_KEYS[k] for k in ("tta_flips",)}
+
     data: Path
     out: Path
     model: Path | None = None
@@ -179,7 +168,7 @@ class PredictConfig(_Config):
     margin: float = Field(default=0.02, ge=0, le=1)
     normalize: Literal["none", "percentile"] = "percentile"
     threshold: float = Field(default=0.5, gt=0, lt=1)
-    tta_flips: bool = False
+    tta: bool = False
     batch_size: int = Field(default=1, ge=1)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
@@ -196,7 +185,6 @@ class PredictConfig(_Config):
 
     @model_validator(mode="after")
     def _check(self) -> PredictConfig:
-        _positive(self.output_size)
         if self.method == "unet" and self.model is None:
             raise ValueError("method 'unet' needs a model folder (--model DIR)")
         return self
@@ -224,6 +212,8 @@ class EvaluateConfig(_Config):
         fold_batchnorm: Fold BatchNorms, as ``breastseg predict``.
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {k: RENAMED_KEYS[k] for k in ("tta_flips",)}
+
     data: Path
     out: Path
     model: Path | None = None
@@ -236,7 +226,7 @@ class EvaluateConfig(_Config):
     n_plot: int = Field(default=2, ge=1, le=8)
     reference: MaskSource = "auto"
     threshold: float = Field(default=0.5, gt=0, lt=1)
-    tta_flips: bool = False
+    tta: bool = False
     batch_size: int = Field(default=1, ge=1)
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)

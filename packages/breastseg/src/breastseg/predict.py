@@ -94,7 +94,7 @@ def predict(config: PredictConfig) -> PredictResult:
     segmenter = make_segmenter(
         config.method,
         config.model,
-        tta_flips=config.tta_flips,
+        tta_flips=config.tta,
         batch_size=config.batch_size,
         labeller=config.labeller,
         precision=config.precision,

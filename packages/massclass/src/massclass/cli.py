@@ -39,7 +39,7 @@ app = typer.Typer(
         "with a transfer-learning CNN (VGG16, ResNet50V2, InceptionV3 or any keras.applications "
         "backbone).\n\n"
         "Typical run:\n\n"
-        "  massclass train --backbone vgg16 --data data/masses.zarr --splits data/splits.json "
+        "  massclass train --arch vgg16 --data data/masses.zarr --splits data/splits.json "
         "--fold 1 --out models/massclass/vgg16/fold_1\n\n"
         "  massclass predict --model models/massclass/vgg16/fold_1 --data data/masses.zarr "
         "--out data/diagnosis.zarr --threshold youden\n\n"
@@ -101,7 +101,9 @@ def _threshold(text: str | None) -> float | str | None:
 @app.command()
 @handle_errors
 def train(
-    backbone: Annotated[str | None, typer.Option(help="Backbone (see `massclass models`).")] = None,
+    arch: Annotated[
+        str | None, typer.Option(help="Network: a backbone of `massclass models`.")
+    ] = None,
     data: Annotated[Path, typer.Option(help="masses store (from massseg predict).")] = ...,
     splits: Annotated[Path, typer.Option(help="splits.json (from mammo split).")] = ...,
     fold: Annotated[int, typer.Option(help="Validation fold, 1-based.", min=1)] = ...,
@@ -150,10 +152,10 @@ def train(
 
     Examples:
 
-      massclass train --backbone resnet50v2 --data data/masses.zarr --splits data/splits.json
+      massclass train --arch resnet50v2 --data data/masses.zarr --splits data/splits.json
       --fold 1 --out models/massclass/resnet50v2/fold_1
 
-      CPU demo: massclass train --backbone tinycnn --input-size 64 --epochs 1,1,2 ...
+      CPU demo: massclass train --arch tinycnn --input-size 64 --epochs 1,1,2 ...
 
       From params.yaml: massclass train --params params.yaml --data ... --fold 2 --out ...
     """
@@ -163,7 +165,7 @@ def train(
     _logging(verbose)
     roi = {"representation": representation, "source": roi_source, "margin": margin}
     overrides: dict[str, Any] = {
-        "backbone": backbone, "input_size": input_size, "batch_size": batch_size,
+        "arch": arch, "input_size": input_size, "batch_size": batch_size,
         "class_weight": class_weight, "seed": seed, "threshold": _threshold(threshold),
         "roi": {k: v for k, v in roi.items() if v is not None},
     }

@@ -4,7 +4,7 @@ Layout of the section (every key optional; defaults are the reference's settings
 
     massclass:
       train:                     # TrainConfig
-        backbone: vgg16
+        arch: vgg16              # the network (a backbone and the classifier head)
         input_size: 224
         weights: auto            # auto | imagenet | null | path to a weights file
         roi: {source: pred, representation: image, margin: 0.25}
@@ -21,19 +21,27 @@ Layout of the section (every key optional; defaults are the reference's settings
         n_bootstrap: 1000
 
 Load a section with :func:`load_section`, e.g. ``load_section(TrainConfig, "params.yaml",
-"train", overrides={"backbone": "resnet50v2"})``.
+"train", overrides={"arch": "resnet50v2"})``. The keys renamed to the name every stage uses
+(``backbone`` -> ``arch``, ``backbone_options`` -> ``arch_options``) are refused with a message
+naming the new key.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from mammo_common.errors import ConfigError
 from mammo_common.keras.augment import IntensityConfig
-from mammo_common.params import load_config, read_params_section
+from mammo_common.params import (
+    RENAMED_KEYS,
+    StrictConfig,
+    deep_merge,
+    load_config,
+    read_params_section,
+)
 
 __all__ = [
     "SECTION",
@@ -50,8 +58,8 @@ __all__ = [
 SECTION = "massclass"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Strict(StrictConfig):
+    pass
 
 
 class RoiConfig(_Strict):
@@ -125,10 +133,11 @@ class TrainConfig(_Strict):
     """Settings of ``massclass train`` (section ``massclass.train``).
 
     Attributes:
-        backbone: Backbone registry name (``massclass models`` lists them).
+        arch: The network: a backbone registry name (``massclass models`` lists them) under
+            the classifier head.
         input_size: Side of the square model input (reference: 224).
         weights: Backbone initialisation: ``auto``, ``imagenet``, ``null`` or a weights file.
-        backbone_options: Extra backbone arguments (e.g. ``{alpha: 0.35}`` for MobileNetV2,
+        arch_options: Extra backbone arguments (e.g. ``{alpha: 0.35}`` for MobileNetV2,
             ``{widths: [8, 16, 32]}`` for tinycnn).
         dense_units: Hidden dense widths of the head (reference: 256, 128).
         dropout: Head dropout (reference: 0.5).
@@ -149,10 +158,15 @@ class TrainConfig(_Strict):
             (chosen on the fold's validation masses); both are recorded.
     """
 
-    backbone: str = "vgg16"
+    RENAMED: ClassVar[dict[str, str]] = {
+        "backbone": RENAMED_KEYS["backbone"],
+        "backbone_options": RENAMED_KEYS["backbone_options"],
+    }
+
+    arch: str = "vgg16"
     input_size: int = Field(default=224, ge=16, le=1024)
     weights: str | None = "auto"
-    backbone_options: dict[str, Any] = Field(default_factory=dict)
+    arch_options: dict[str, Any] = Field(default_factory=dict)
     dense_units: tuple[int, int] = (256, 128)
     dropout: float = Field(default=0.5, ge=0.0, lt=1.0)
     roi: RoiConfig = Field(default_factory=RoiConfig)
@@ -174,7 +188,7 @@ class TrainConfig(_Strict):
             raise ValueError("at least one phase needs epochs > 0")
         if isinstance(self.threshold, float) and not 0.0 < self.threshold < 1.0:
             raise ValueError("threshold must be in (0, 1) or 'youden'")
-        if "".join(ch for ch in self.backbone.lower() if ch.isalnum()) == "descriptors" and (
+        if "".join(ch for ch in self.arch.lower() if ch.isalnum()) == "descriptors" and (
             self.roi.representation != "image+mask"
         ):
             raise ValueError(
@@ -227,18 +241,6 @@ class EvaluateConfig(_Strict):
     missed: Literal["benign", "exclude"] = "benign"
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if value is None:
-            continue
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_section(
     model: type[BaseModel],
     params_file: str | Path | None,
@@ -261,7 +263,7 @@ def load_section(
         except ConfigError as exc:
             if exc.problem != "section is missing":
                 raise
-    merged = _merge(values, overrides or {})
+    merged = deep_merge(values, overrides or {})
     try:
         return load_config(model, base=merged)
     except ConfigError as exc:

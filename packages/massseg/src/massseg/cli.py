@@ -124,7 +124,7 @@ def _kwargs(width: list[str] | None) -> dict[str, Any] | None:
 
 
 def _train_settings(**values: Any) -> dict[str, Any]:
-    values["model_kwargs"] = _kwargs(values.pop("width"))
+    values["arch_options"] = _kwargs(values.pop("width"))
     return values
 
 

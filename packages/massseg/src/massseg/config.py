@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
@@ -36,7 +34,7 @@ from pydantic import (
 )
 
 from mammo_common.keras.augment import IntensityConfig
-from mammo_common.params import load_config
+from mammo_common.params import RENAMED_KEYS, Size, StrictConfig, load_config, parse_size
 
 __all__ = [
     "LOSS_NAMES",
@@ -62,25 +60,6 @@ LOSS_NAMES = ("dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"
 """Losses offered by mammo_common.keras.losses.get_loss."""
 
 MixedPrecision = Literal["bfloat16", "float16"]
-
-
-def parse_size(value: Any) -> tuple[int, int] | None:
-    """``"640x640"``, ``"640"``, ``[640, 640]`` or ``None`` -> ``(rows, cols)`` or ``None``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        parts = re.split(r"[x,X* ]+", value.strip())
-        if len(parts) == 1:
-            parts = parts * 2
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"size {value!r} must look like 640x640 (rows x columns)")
-        return int(parts[0]), int(parts[1])
-    if isinstance(value, int):
-        return value, value
-    values = list(value)
-    if len(values) != 2:
-        raise ValueError(f"size {value!r} must have two values (rows, columns)")
-    return int(values[0]), int(values[1])
 
 
 def parse_kwargs(items: list[str] | None) -> dict[str, Any]:
@@ -118,8 +97,8 @@ def reference_learning_rate(arch: str) -> float:
     return 1e-3 if arch == "unet5l" else 1e-4
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+class _Strict(StrictConfig):
+    pass
 
 
 class RefineSettings(_Strict):
@@ -166,7 +145,7 @@ class TrainSettings(_Strict):
         arch: Registry name of the network (``massseg models`` lists them).
         input_size: Network input (rows, cols); ``None`` uses the store's image size. Sides must
             be multiples of the network's input multiple (32; 16 for unet5l).
-        model_kwargs: Keyword arguments for ``build_model`` (widths such as ``filters``,
+        arch_options: Keyword arguments for ``build_model`` (widths such as ``filters``,
             dropout), e.g. ``{"filters": 4}`` for a CPU-sized network.
         weights: Initial encoder weights for the networks with an ImageNet encoder: ``None``
             (random, the default offline), ``"imagenet"`` (download or local cache),
@@ -211,16 +190,18 @@ class TrainSettings(_Strict):
             each detected mass at full resolution; ``None`` (the reference) trains none.
     """
 
+    RENAMED: ClassVar[dict[str, str]] = {"model_kwargs": RENAMED_KEYS["model_kwargs"]}
+
     arch: str = "unetpp_xception"
-    input_size: tuple[int, int] | None = None
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    input_size: Size | None = None
+    arch_options: dict[str, Any] = Field(default_factory=dict)
     weights: str | None = None
     epochs: int = Field(default=100, ge=1)
     batch_size: int = Field(default=2, ge=1)
     learning_rate: float | None = Field(default=None, gt=0)
     loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "dice"
     steps_multiplier: int = Field(default=3, ge=1)
-    patch_size: tuple[int, int] | None = None
+    patch_size: Size | None = None
     foreground_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
@@ -237,18 +218,6 @@ class TrainSettings(_Strict):
     overwrite: bool = False
     refine: RefineSettings | None = None
 
-    @field_validator("input_size", mode="before")
-    @classmethod
-    def _size(cls, value: Any) -> Any:
-        return parse_size(value)
-
-    @field_validator("input_size")
-    @classmethod
-    def _positive(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
-        if value is not None and min(value) <= 0:
-            raise ValueError(f"input_size {value} must be positive")
-        return value
-
     @field_validator("arch")
     @classmethod
     def _arch(cls, value: str) -> str:
@@ -258,7 +227,7 @@ class TrainSettings(_Strict):
             raise ValueError(f"unknown network {value!r}; choose one of {', '.join(MODEL_NAMES)}")
         return value
 
-    @field_validator("model_kwargs")
+    @field_validator("arch_options")
     @classmethod
     def _known_kwargs(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         # The network classes pass unknown names on to keras.Model, which drops them: a typo
