@@ -43,6 +43,7 @@ def _pytest(session: nox.Session, path: str, *extra: str) -> None:
         "-q",
         "-p",
         "no:cacheprovider",
+        "--strict-markers",  # a misspelt marker is an error, not a silent no-op
         "--durations=10",
         *extra,
         *session.posargs,

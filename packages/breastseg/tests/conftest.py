@@ -12,6 +12,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MAMMO_NO_PROGRESS", "1")
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,28 @@ from breastseg_phantoms import (
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The tests use no custom marker; the sessions run --strict-markers, so register any new
+    # one here (config.addinivalue_line("markers", ...)).
     # Keras 3.15 + NumPy 2 warn on every tensor conversion; the noise hides real warnings.
     config.addinivalue_line(
         "filterwarnings",
         "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
     )
+
+
+@pytest.fixture(scope="session")
+def fresh_process() -> Iterator[object]:
+    """A worker process that loads ``.keras`` files of the registry's networks it never built.
+
+    Shared by the model tests (:func:`mammo_common.testing.run_model_test`): Python with
+    TensorFlow takes seconds to start. It imports the modules that register the networks
+    (``breastseg.models.MODULES``) only, as a user's process loading a model folder does.
+    """
+    from breastseg.models import MODULES
+    from mammo_common.testing import FreshProcess
+
+    with FreshProcess(sorted(set(MODULES.values()))) as worker:
+        yield worker
 
 
 @pytest.fixture(scope="session")

@@ -1,12 +1,16 @@
-"""The five-level U-Net of the registry: parameter count, shapes, save/load round trip."""
+"""The networks of the registry (the five-level U-Net): the shared model tester, shapes."""
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 
 from breastseg.models import DEFAULT_INPUT_SHAPE, build_model, model_names
+from mammo_common.testing import count_parameters, run_model_test
+
+#: name -> (total, non-trainable) parameters at the reference width (ARCHITECTURES.md); the
+#: count does not depend on the input size.
+REFERENCE_COUNTS = {"unet5l": (1_947_153, 3_168)}
 
 
 @pytest.fixture(scope="session")
@@ -15,17 +19,31 @@ def full_model():
     return build_model("unet5l", input_shape=DEFAULT_INPUT_SHAPE)
 
 
-def _counts(model) -> tuple[int, int]:
-    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    frozen = sum(int(np.prod(w.shape)) for w in model.non_trainable_weights)
-    return trainable + frozen, frozen
-
-
 def test_parameter_count_at_reference_size(full_model):
     assert DEFAULT_INPUT_SHAPE == (1024, 768, 1)
     assert full_model.input_shape == (None, 1024, 768, 1)
     assert full_model.output_shape == (None, 1024, 768, 1)
-    assert _counts(full_model) == (1_947_153, 3_168)
+    assert count_parameters(full_model) == REFERENCE_COUNTS["unet5l"]
+
+
+def test_every_network_has_a_reference_count():
+    assert sorted(REFERENCE_COUNTS) == model_names()
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_network_passes_the_model_tester(name, fresh_process, tmp_path):
+    """Reference width at 64x48: exact count, config and .keras round trips, fresh process."""
+    x = np.random.default_rng(0).random((2, 64, 48, 1), dtype=np.float32)
+    result = run_model_test(
+        lambda: build_model(name, input_shape=(64, 48, 1)),
+        x,
+        expected_output_shape=(2, 64, 48, 1),
+        expected_params=REFERENCE_COUNTS[name],
+        tmp_path=tmp_path,
+        fresh_process=fresh_process,
+    )
+    (y,) = result.outputs
+    assert y.min() >= 0 and y.max() <= 1
 
 
 @pytest.mark.parametrize(
@@ -60,16 +78,3 @@ def test_registry_errors():
         build_model("unet6l", input_shape=(64, 48, 1))
     with pytest.raises(ValueError, match="multiples of 16"):
         build_model("unet5l", input_shape=(100, 48, 1))
-
-
-def test_keras_round_trip_equal_outputs(tmp_path):
-    model = build_model("unet5l", input_shape=(64, 48, 1), filters=4)
-    x = np.random.default_rng(0).random((2, 64, 48, 1), dtype=np.float32)
-    before = model.predict_on_batch(x)
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    after = loaded.predict_on_batch(x)
-    assert loaded.count_params() == model.count_params()
-    np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-6)
-    assert after.min() >= 0 and after.max() <= 1

@@ -12,6 +12,7 @@ from mammo_common.keras.fused_batchnorm import (
     FusedBatchNormalization,
     use_fused_batchnorm,
 )
+from mammo_common.testing import run_model_test
 
 layers = keras.layers
 
@@ -86,16 +87,22 @@ def test_frozen_and_inference_paths_are_keras_own() -> None:
                                np.asarray(plain(x, training=False)), atol=1e-5)
 
 
-def test_fused_model_saves_and_loads(tmp_path: Path) -> None:
+#: (total, non-trainable) of :func:`_model`: conv 3x3 (3 -> 6) with bias, bn 4 per channel
+#: (moving mean and variance frozen), bn_plain only its statistics, head 1x1 (6 -> 1).
+MODEL_COUNTS = (3 * 3 * 3 * 6 + 6 + 4 * 6 + 2 * 6 + 6 + 1, 2 * 6 + 2 * 6)
+
+
+def test_fused_model_passes_the_model_tester(tmp_path: Path, fresh_process) -> None:
+    """Config and .keras round trips (safe mode), a fresh process: the shared model tester."""
     model = _model()
     use_fused_batchnorm(model)
     _train(model, steps=1)
-    path = tmp_path / "fused.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert type(loaded.get_layer("bn")) is FusedBatchNormalization
     x, _ = _data()
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    result = run_model_test(model, x, expected_output_shape=(4, 12, 10, 1),
+                            expected_params=MODEL_COUNTS, tmp_path=tmp_path,
+                            fresh_process=fresh_process)
+    # the loaded model's config equals this one's, FusedBatchNormalization class names included
+    assert type(result.model.get_layer("bn")) is FusedBatchNormalization
 
 
 def test_weights_files_are_interchangeable_with_plain_batchnorm(tmp_path: Path) -> None:
@@ -109,19 +116,21 @@ def test_weights_files_are_interchangeable_with_plain_batchnorm(tmp_path: Path) 
         np.testing.assert_array_equal(a, b)
 
 
-def test_network_class_round_trip_after_switching(tmp_path: Path) -> None:
-    """A network rebuilt from its config (plain BatchNorms) loads a switched model's file."""
+def test_network_class_round_trip_after_switching(tmp_path: Path, fresh_process) -> None:
+    """A network rebuilt from its config (plain BatchNorms) loads a switched model's file.
+
+    The shared unet5l at its reference width goes through the shared model tester (its
+    from_config and load rebuild plain BatchNorms, which must give the same outputs).
+    """
     from mammo_common.keras.networks.unet5l import build
 
-    model = build(input_shape=(32, 32, 1), filters=4)
+    keras.utils.set_random_seed(0)
+    model = build(input_shape=(32, 32, 1))
     use_fused_batchnorm(model)
-    for layer in model.layers:
-        if isinstance(layer, layers.BatchNormalization):
-            layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.3, np.float32))
-    model.save(tmp_path / "unet.keras")
-    loaded = keras.saving.load_model(tmp_path / "unet.keras")
-    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype("float32")
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(model(x)), atol=1e-6)
+    x = np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")
+    run_model_test(model, x, expected_output_shape=(2, 32, 32, 1),
+                   expected_params=(1_947_153, 3_168),  # ARCHITECTURES.md
+                   tmp_path=tmp_path, fresh_process=fresh_process)
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",

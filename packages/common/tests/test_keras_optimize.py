@@ -13,6 +13,7 @@ from mammo_common.keras.optimize import (
     foldable_pairs,
     inference_model,
 )
+from mammo_common.testing import run_model_test
 
 layers = keras.layers
 
@@ -204,15 +205,34 @@ def test_a_convolution_that_is_also_an_output_is_not_folded(x: np.ndarray) -> No
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
-def test_folded_model_saves_and_loads_in_safe_mode(
-    zoo: keras.Model, x: np.ndarray, tmp_path: Path
+#: (total, non-trainable) parameters of the folded zoo: every producer of a folded BatchNorm
+#: carries a bias (conv gains one), the folded BatchNorms have no weights, the kept ones keep
+#: 4 per channel (2 of them frozen; bn_shared and bn_add 5 channels, bn_act 4).
+FOLDED_ZOO_COUNTS = (
+    (3 * 3 * 3 * 8 + 8)  # conv, bias added by the fold
+    + (3 * 3 * 8 + 8 * 6 + 6)  # sep: depthwise, pointwise, bias
+    + (3 * 3 * 6 * 2 + 12)  # dw
+    + (2 * 2 * 12 * 5 + 5)  # up
+    + (5 * 5 + 5)  # shared
+    + 4 * 5 + 4 * 5  # bn_shared, bn_add (kept)
+    + (3 * 3 * 5 * 4 + 4)  # conv_relu
+    + 4 * 4  # bn_act (kept)
+    + (4 * 7 + 7)  # dense
+    + (7 + 1),  # head
+    2 * 5 + 2 * 5 + 2 * 4,
+)
+
+
+def test_folded_model_passes_the_model_tester(
+    zoo: keras.Model, x: np.ndarray, tmp_path: Path, fresh_process
 ) -> None:
+    """Config and .keras round trips (safe mode), a fresh process: the shared model tester."""
     folded, _ = inference_model(zoo)
-    path = tmp_path / "folded.keras"
-    folded.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded.get_layer("bn_up"), FoldedBatchNormalization)
-    np.testing.assert_allclose(np.asarray(loaded(x)), np.asarray(folded(x)), atol=1e-6)
+    result = run_model_test(folded, x, expected_output_shape=(3, 1),
+                            expected_params=FOLDED_ZOO_COUNTS, tmp_path=tmp_path,
+                            fresh_process=fresh_process)
+    # the loaded model's config equals this one's, FoldedBatchNormalization class names included
+    assert isinstance(result.model.get_layer("bn_up"), FoldedBatchNormalization)
 
 
 def test_bad_arguments_are_refused(zoo: keras.Model) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -22,6 +23,7 @@ from massclass_synth import write_masses_store, write_splits
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Every marker the tests use is registered here (the sessions run --strict-markers).
     config.addinivalue_line("markers", "keras: needs Keras and a backend (TensorFlow)")
     config.addinivalue_line("markers", "slow: builds full-size ImageNet backbones")
 
@@ -42,6 +44,20 @@ def masses_data(tmp_path_factory: pytest.TempPathFactory) -> dict:
     info = write_masses_store(store)
     splits = write_splits(root / "splits.json", info)
     return {"store": store, "splits": splits, "root": root, **info}
+
+
+@pytest.fixture(scope="session")
+def fresh_process() -> Iterator[object]:
+    """A worker process that loads ``.keras`` classifiers it never built.
+
+    Shared by the model tests (:func:`mammo_common.testing.run_model_test`): Python with
+    TensorFlow takes seconds to start. It imports ``massclass.models`` only (which registers
+    the classifier's classes), as a user's process loading a model folder does.
+    """
+    from mammo_common.testing import FreshProcess
+
+    with FreshProcess(["massclass.models"]) as worker:
+        yield worker
 
 
 @pytest.fixture

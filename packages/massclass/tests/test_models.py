@@ -1,11 +1,13 @@
-"""Classifier registry: reference parameter counts, other backbones, serialisation."""
+"""Classifier registry: the shared model tester (reference counts), other backbones."""
 
 from __future__ import annotations
 
-import keras
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
+from mammo_common.testing import run_model_test
 from massclass.models import (
     REFERENCE_COUNTS,
     MassClassifier,
@@ -16,14 +18,57 @@ from massclass.models import (
     set_trainable,
 )
 
+# Keras runs through massclass.models (conftest marks only modules holding ``keras``).
+pytestmark = pytest.mark.keras
+
+#: MassClassifier arguments that are not in its config, on purpose: ``weights`` (a loaded model
+#: gets its weights from its file) and ``trainable_base`` (massclass.train sets it per phase
+#: with set_trainable; a loaded model starts frozen).
+CONFIG_EXEMPT = ("weights", "trainable_base")
+
+
+def head_parameters(features: int, dense_units: Sequence[int] = (256, 128)) -> int:
+    """Parameters of the dense head on ``features`` pooled backbone features."""
+    first, second = dense_units
+    return features * first + first + first * second + second + second + 1
+
+
+def tinycnn_counts(widths: Sequence[int], channels: int = 3) -> tuple[int, int]:
+    """``(total, non_trainable)`` of a tinycnn classifier (frozen base, reference head)."""
+    base, previous = 0, channels
+    for width in widths:
+        base += 3 * 3 * previous * width + 4 * width  # conv (no bias) + BatchNorm (4 per ch.)
+        previous = width
+    return base + head_parameters(previous), base
+
+
+def run_classifier_test(name: str, shape: tuple[int, int, int], expected: tuple[int, int],
+                        fresh_process, tmp_path, **kwargs):
+    """The shared model tester on ``build_model(name, shape, **kwargs)``; its output in (0, 1)."""
+    x = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+    result = run_model_test(
+        lambda: build_model(name, shape, weights=None, **kwargs),
+        x,
+        expected_output_shape=(2, 1),
+        expected_params=expected,
+        tmp_path=tmp_path,
+        fresh_process=fresh_process,
+        config_exempt=CONFIG_EXEMPT,
+    )
+    assert isinstance(result.model, MassClassifier)
+    (y,) = result.outputs
+    assert np.all((y > 0) & (y < 1))
+    return result
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(REFERENCE_COUNTS))
-def test_reference_parameter_counts(name: str, keras_session) -> None:
-    model = build_model(name, (224, 224, 3), weights=None)
+def test_reference_backbone_passes_the_model_tester(
+    name: str, keras_session, fresh_process, tmp_path
+) -> None:
+    model = run_classifier_test(name, (224, 224, 3), REFERENCE_COUNTS[name], fresh_process,
+                                tmp_path).model
     counts = count_parameters(model)
-    assert (counts["total"], counts["non_trainable"]) == REFERENCE_COUNTS[name]
-    assert model.output.shape[-1] == 1
     assert model.get_layer("malignancy").dtype_policy.compute_dtype == "float32"
     # top 25 % of the base trainable, then everything
     n = set_trainable(model, 0.25)
@@ -57,16 +102,11 @@ def test_head_structure_and_frozen_base(keras_session) -> None:
     assert count_parameters(model)["trainable"] == head
 
 
-def test_save_load_round_trip(tmp_path, keras_session) -> None:
-    model = build_model("tinycnn", (32, 32, 3), backbone_options={"widths": [4, 8]})
-    path = tmp_path / "model.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    assert isinstance(loaded, MassClassifier)
-    assert loaded.get_config() == model.get_config()
-    x = np.random.default_rng(0).random((3, 32, 32, 3), dtype=np.float32)
-    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0),
-                               atol=1e-6)
+@pytest.mark.parametrize("widths", [(16, 32, 64), (4, 8)])
+def test_tinycnn_passes_the_model_tester(widths, keras_session, fresh_process, tmp_path) -> None:
+    """The default tinycnn and a narrow one: exact counts, round trips, a fresh process."""
+    run_classifier_test("tinycnn", (32, 32, 3), tinycnn_counts(widths), fresh_process, tmp_path,
+                        backbone_options={"widths": list(widths)})
 
 
 def test_bad_input_shape_is_explained(keras_session) -> None:

@@ -18,10 +18,13 @@ os.environ.setdefault("MAMMO_NO_PROGRESS", "1")
 # tiny widths, so they run without oneDNN. Set TF_ENABLE_ONEDNN_OPTS=1 to test with it.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+from collections.abc import Iterator
+
 import pytest
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # Every marker the tests use is registered here (the sessions run --strict-markers).
     config.addinivalue_line("markers", "keras: needs Keras and a backend (TensorFlow)")
 
 
@@ -45,3 +48,18 @@ def keras_session():
     keras.backend.clear_session(free_memory=False)
     yield
     keras.backend.clear_session(free_memory=False)
+
+
+@pytest.fixture(scope="session")
+def fresh_process() -> Iterator[object]:
+    """A worker process that loads ``.keras`` files of the registry's networks it never built.
+
+    Shared by the model tests (:func:`mammo_common.testing.run_model_test`): Python with
+    TensorFlow takes seconds to start. It imports the registry's network modules only, as a
+    user's process loading a model folder does.
+    """
+    from mammo_common.testing import FreshProcess
+    from massseg.models import MODEL_NAMES
+
+    with FreshProcess([f"massseg.models.{name}" for name in MODEL_NAMES]) as worker:
+        yield worker

@@ -1,10 +1,12 @@
 """Tests of the non-encoder mass-segmentation networks and the model registry.
 
 Covers ``unet5l`` (shared, :mod:`mammo_common.keras.networks.unet5l`), ``resunet``,
-``multiresunet``, ``attention_unet`` and ``unetpp``: exact parameter counts at full size
-(built, never trained), tiny forward passes, one training step, ``.keras`` round trips,
-input validation, mixed precision, and a short learning test of a tiny unet5l on
-synthetic disks. Plus the registry in :mod:`massseg.models`.
+``multiresunet``, ``attention_unet`` and ``unetpp``: the shared model tester
+(:func:`mammo_common.testing.run_model_test`: exact published parameter counts at the
+reference widths, get_config/from_config, ``.keras`` round trip, loading in a fresh process,
+forward shape), tiny forward passes, one training step, input validation, mixed precision,
+and a short learning test of a tiny unet5l on synthetic disks. Plus the registry in
+:mod:`massseg.models`.
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ import pytest
 import massseg.models as registry
 from mammo_common.keras.networks import unet5l as shared_unet5l
 from mammo_common.keras.networks import validate_input_shape
+from mammo_common.testing import run_model_test
 
 pytestmark = pytest.mark.usefixtures("keras_session")
 
 PLAIN = ("unet5l", "resunet", "multiresunet", "attention_unet", "unetpp")
 
-# (name, input shape, total, non-trainable): ARCHITECTURES.md; unetpp is our own design.
-FULL_COUNTS = [
-    ("unet5l", (640, 640, 1), 1_947_153, 3_168),
-    ("unet5l", (1024, 768, 1), 1_947_153, 3_168),
-    ("resunet", (640, 640, 1), 8_226_113, 6_400),
-    ("multiresunet", (640, 640, 3), 7_269_294, 24_520),
-    ("attention_unet", (640, 640, 3), 11_021_957, 6_720),
-    ("unetpp", (640, 640, 3), 9_053_121, 7_296),
-]
+# name -> (total, non-trainable) at the reference widths: ARCHITECTURES.md (counted there at
+# 640x640); unetpp is our own design. The networks are fully convolutional, so the counts do
+# not depend on the input size: the model tester builds them at TESTER_SIDES.
+REFERENCE_COUNTS = {
+    "unet5l": (1_947_153, 3_168),
+    "resunet": (8_226_113, 6_400),
+    "multiresunet": (7_269_294, 24_520),
+    "attention_unet": (11_021_957, 6_720),
+    "unetpp": (9_053_121, 7_296),
+}
+TESTER_SIDES = (64, 96)  # non-square, multiples of 32
 
 # Tiny CPU versions: (input shape, width kwargs). Sides are registry multiples (32).
 TINY = {
@@ -48,6 +53,7 @@ TINY = {
 
 def _tiny(name: str) -> keras.Model:
     shape, kwargs = TINY[name]
+    keras.utils.set_random_seed(0)
     return registry.build_model(name, shape, **kwargs)
 
 
@@ -160,19 +166,35 @@ def test_build_model_enforces_registry_multiple():
     assert tuple(model.output_shape) == (None, 40, 64, 1)
 
 
-# ------------------------------------------------------------------ parameter counts
+# ---------------------------------------------------------------- the model tester
 
 
-@pytest.mark.parametrize(("name", "shape", "total", "non_trainable"), FULL_COUNTS)
-def test_full_size_parameter_counts(name, shape, total, non_trainable):
-    model = registry.build_model(name, shape)
-    assert registry.count_parameters(model) == (total, non_trainable)
-    assert tuple(model.output_shape) == (None, *shape[:2], 1)
+@pytest.mark.parametrize("name", PLAIN)
+def test_network_passes_the_model_tester(name, fresh_process, tmp_path):
+    """Reference widths: published counts, config and .keras round trips, fresh process."""
+    shape = (*TESTER_SIDES, registry.default_input_shape(name)[2])
+    x = np.random.default_rng(0).random((2, *shape), dtype=np.float32)
+    result = run_model_test(
+        lambda: registry.build_model(name, shape),
+        x,
+        expected_output_shape=(2, *TESTER_SIDES, 1),
+        expected_params=REFERENCE_COUNTS[name],
+        tmp_path=tmp_path,
+        fresh_process=fresh_process,
+    )
+    assert registry.count_parameters(result.model) == REFERENCE_COUNTS[name]
+    (y,) = result.outputs
+    assert y.min() >= 0.0 and y.max() <= 1.0
+    assert result.model.layers[-1].name == "output"
+
+
+def test_every_plain_network_has_a_reference_count():
+    assert set(REFERENCE_COUNTS) == set(PLAIN)
 
 
 def test_shared_unet5l_counts_do_not_depend_on_size_or_need_registry():
     model = shared_unet5l.build((1024, 768, 1))
-    assert registry.count_parameters(model) == (1_947_153, 3_168)
+    assert registry.count_parameters(model) == REFERENCE_COUNTS["unet5l"]
     assert isinstance(model, shared_unet5l.UNet5L)
 
 
@@ -191,7 +213,8 @@ def test_tiny_forward_shape_and_range(name):
 
 
 @pytest.mark.parametrize("name", PLAIN)
-def test_tiny_train_step_and_keras_round_trip(name, tmp_path):
+def test_tiny_train_step(name):
+    """One graph-mode step moves the weights (save/load: the model tester above)."""
     model = _tiny(name)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=soft_dice_loss)
     x, y = _batch(name)
@@ -200,17 +223,6 @@ def test_tiny_train_step_and_keras_round_trip(name, tmp_path):
     assert np.isfinite(float(np.asarray(loss).ravel()[0]))
     after = [w.numpy() for w in model.trainable_weights]
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
-
-    # The step also moved the BatchNorm statistics away from their initial values.
-    expected = np.asarray(model(x, training=False))
-    path = tmp_path / f"{name}.keras"
-    model.save(path)
-    keras.backend.clear_session()
-    loaded = keras.saving.load_model(path, compile=False)
-    assert type(loaded) is type(model)
-    assert loaded.get_config() == model.get_config()
-    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
-    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", PLAIN)
@@ -306,6 +318,8 @@ def test_validate_input_shape_helper():
 
 def test_other_backend_if_available():
     """Build and run the tiny networks under JAX when JAX is installed (keras.ops only)."""
+    # jax is optional here: no dependency of mammo-massseg nor of its nox session (the jax
+    # session runs every network under JAX itself, tests/backends).
     pytest.importorskip("jax")
     code = (
         "import numpy as np, massseg.models as m\n"
