@@ -85,6 +85,22 @@ def test_a_sound_custom_layer_passes(x: np.ndarray, tmp_path: Path, fresh: Fresh
     assert (tmp_path / "probe.keras").is_file()
 
 
+def test_a_layer_with_derived_state_passes(
+    x: np.ndarray, tmp_path: Path, fresh: FreshProcess
+) -> None:
+    """Normalization computes its mean and variance tensors from its variables at load."""
+
+    def build() -> keras.Model:
+        inputs = keras.Input(SHAPE)
+        y = layers.Normalization(name="norm")(inputs)
+        y = layers.GlobalAveragePooling2D(name="gap")(y)
+        return keras.Model(inputs, layers.Dense(1, name="head")(y))
+
+    # norm: mean 3, variance 3, sample count 1 (all frozen); head: 3 + 1
+    run_model_test(build, x, expected_output_shape=(2, 1), expected_params=(11, 7),
+                   tmp_path=tmp_path, fresh_process=fresh)
+
+
 def test_a_constructor_argument_missing_from_get_config_fails(
     x: np.ndarray, tmp_path: Path
 ) -> None:

@@ -78,6 +78,28 @@ def test_reference_backbone_passes_the_model_tester(
     assert all(layer.trainable for layer in model.base.layers)
 
 
+#: One keras.applications backbone per input preprocessing the reference three leave out.
+OTHER_PREPROCESSING = {"densenet121": "torch", "efficientnetb0": "none"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(OTHER_PREPROCESSING))
+def test_other_preprocessing_passes_the_model_tester(
+    name: str, keras_session, fresh_process, tmp_path
+) -> None:
+    """Expected counts: Keras's own backbone (frozen) plus the head on its features."""
+    spec = get_backbone(name)
+    assert spec.preprocess == OTHER_PREPROCESSING[name]
+    shape = (64, 64, 3)
+    base = spec.builder(shape, None)
+    base_counts = count_parameters(base)
+    assert base_counts["total"] > 0
+    expected = (base_counts["total"] + head_parameters(base.output.shape[-1]),
+                base_counts["total"])
+    del base
+    run_classifier_test(name, shape, expected, fresh_process, tmp_path)
+
+
 def test_registry_lists_keras_applications_and_tiny() -> None:
     names = {b.name for b in list_backbones()}
     for expected in ("vgg16", "resnet50v2", "inceptionv3", "efficientnetb0", "densenet121",

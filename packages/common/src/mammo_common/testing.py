@@ -129,6 +129,19 @@ def _all_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return list(model._flatten_layers(include_self=True, recursive=True))
 
 
+def _finalize_state(model: keras.Model) -> None:
+    """Call every layer's ``finalize_state()``, as loading a ``.keras`` file does.
+
+    Some Keras layers compute tensors from their variables when built or loaded
+    (``Normalization``: its mean and variance, e.g. inside EfficientNet); variables assigned
+    directly are not used until this runs.
+    """
+    for layer in _all_layers(model):
+        finalize = getattr(layer, "finalize_state", None)
+        if callable(finalize):
+            finalize()
+
+
 def _config_json(obj: Any, what: str) -> str:
     try:
         return json.dumps(obj.get_config(), sort_keys=True)
@@ -169,7 +182,9 @@ def perturb_weights(model: keras.Model, seed: int = 0) -> None:
     variances) gets ``uniform(0, 0.05)`` added to each element, so a variance stays positive;
     any other (randomly initialised kernels) is multiplied elementwise by ``uniform(0.9,
     1.1)``, which keeps its scale, so deep networks stay finite. The NumPy generator is
-    seeded with ``seed``. Integer variables (seed states, counters) are left alone.
+    seeded with ``seed``. Integer variables (seed states, counters) are left alone. Then
+    every layer's ``finalize_state()`` runs, as after loading (layers such as Keras's
+    ``Normalization`` use tensors derived from their variables).
     """
     rng = np.random.default_rng(seed)
     for variable in model.variables:
@@ -183,6 +198,7 @@ def perturb_weights(model: keras.Model, seed: int = 0) -> None:
         else:
             value = value * rng.uniform(0.9, 1.1, value.shape)
         variable.assign(value.astype(variable.dtype))
+    _finalize_state(model)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -284,6 +300,7 @@ def check_config_round_trip(
     if [tuple(w.shape) for w in revived.weights] != shapes:
         raise AssertionError(f"{label}: from_config's weights differ in shape or order")
     revived.set_weights(model.get_weights())
+    _finalize_state(revived)  # set_weights only assigns; loading finalizes too
     assert_outputs_close(
         _outputs(revived, input_data), expected_outputs, rtol=None,
         what=f"{label}: from_config with the original's weights",
