@@ -40,8 +40,9 @@ from breastseg.labeller import label_breast
 from breastseg.segment import Segmenter, make_segmenter, segment_breast
 from breastseg.train import check_cases
 from mammo_common.cli_support import track
-from mammo_common.errors import ConfigError, MammoError, NoGroundTruthError, StoreError
+from mammo_common.errors import ConfigError, NoGroundTruthError, StoreError
 from mammo_common.metrics import dice, jaccard
+from mammo_common.stage import CaseScore, split_cases
 from mammo_common.store import MammogramsStore, open_store, write_json_atomic
 
 __all__ = [
@@ -51,20 +52,6 @@ __all__ = [
     "require_ground_truth",
     "select_cases",
 ]
-
-
-class CaseScore(BaseModel):
-    """Scores of one case."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    case_id: str
-    dice: float
-    jaccard: float
-    reference: str
-    pred_pixels: int
-    reference_pixels: int
-    empty_prediction: bool
 
 
 class EvaluateResult(BaseModel):
@@ -90,43 +77,24 @@ class EvaluateResult(BaseModel):
 def select_cases(
     config: EvaluateConfig, store: MammogramsStore, card_fold: int | None
 ) -> list[str]:
-    """Case ids of the requested part (``all``: every case of the store, in store order)."""
+    """Case ids of the requested part (``all``: every case of the store, in store order).
+
+    Raises:
+        SplitsFileError: Missing or invalid splits file, no fold for ``valid``/``train``, or
+            no such fold (:func:`mammo_common.stage.split_cases`).
+        ConfigError: ``test`` asked of a splits file without a test set.
+        StoreError: Cases of the part missing from the store.
+    """
     if config.part == "all":
         return store.case_ids
-    from mammo_common.schema.splits import Splits, SplitsFileError
-
     assert config.splits is not None
-    try:
-        splits = Splits.load(config.splits)
-    except FileNotFoundError:
-        raise MammoError(
-            "splits file not found", path=config.splits, fix="create it with `mammo split`"
-        ) from None
-    except SplitsFileError as exc:
-        raise MammoError(str(exc), fix="regenerate it with `mammo split`") from None
-    if config.part == "test":
-        ids = list(splits.test)
-        if not ids:
-            raise ConfigError(
-                "the splits file has no test set",
-                path=config.splits,
-                fix="use --part valid (with --fold) or --part all",
-            )
-    else:
-        fold = config.fold or card_fold
-        if fold is None:
-            raise ConfigError(
-                f"part {config.part!r} needs a fold", field="fold", fix="pass --fold K (1-based)"
-            )
-        try:
-            ids = list(getattr(splits.fold(fold), config.part))
-        except KeyError:
-            raise ConfigError(
-                f"fold {fold} does not exist; this splits file has folds 1..{splits.n_folds}",
-                path=config.splits,
-                field="fold",
-                fix=f"pass --fold between 1 and {splits.n_folds}",
-            ) from None
+    ids = split_cases(config.splits, config.part, config.fold or card_fold)
+    if config.part == "test" and not ids:
+        raise ConfigError(
+            "the splits file has no test set",
+            path=config.splits,
+            fix="use --part valid (with --fold) or --part all",
+        )
     check_cases(store, ids, config.part)
     return ids
 
@@ -253,7 +221,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         StoreError: Invalid store, cases missing from it, or no reference mask with
             ``reference="store"``.
         NoGroundTruthError: Nothing to compare against (see :func:`require_ground_truth`).
-        ConfigError: Bad part or fold.
+        SplitsFileError: Missing or invalid splits file, or a bad fold.
+        ConfigError: An empty part, or a plot path that is not a PNG.
         ModelFolderError: Missing or incompatible model folder.
     """
     if config.plot is not None and config.plot.suffix.lower() != ".png":
@@ -264,7 +233,7 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
     segmenter = make_segmenter(
         config.method,
         config.model,
-        tta_flips=config.tta_flips,
+        tta_flips=config.tta,
         batch_size=config.batch_size,
         labeller=config.labeller,
         precision=config.precision,

@@ -25,7 +25,6 @@ the same settings. On success ``<out>`` is replaced atomically by the finished m
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,7 +38,8 @@ from breastseg.config import TrainConfig
 from breastseg.labeller import LABELLER_DESCRIPTION, label_breast
 from breastseg.models import build_model, model_names
 from mammo_common.cli_support import track
-from mammo_common.errors import ConfigError, InputFileError, StoreError
+from mammo_common.errors import ConfigError, StoreError
+from mammo_common.stage import file_digest, load_fold
 from mammo_common.store import MammogramsStore, open_store
 
 __all__ = ["TRAINING_DIR", "TrainResult", "load_fold", "train"]
@@ -84,39 +84,6 @@ class TrainResult(BaseModel):
     best_val_dice: float | None
     stop_reason: str
     seconds: float
-
-
-def _file_digest(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_fold(splits_path: Path, fold: int) -> tuple[Any, list[str], list[str]]:
-    """Read ``splits.json`` and return ``(splits, train ids, valid ids)`` of a 1-based fold.
-
-    Raises:
-        InputFileError: Missing or invalid splits file.
-        ConfigError: No such fold.
-    """
-    from mammo_common.schema.splits import Splits, SplitsFileError
-
-    try:
-        splits = Splits.load(splits_path)
-    except FileNotFoundError:
-        raise InputFileError(
-            "splits file not found", path=splits_path, fix="create it with `mammo split`"
-        ) from None
-    except SplitsFileError as exc:
-        raise InputFileError(str(exc), path=None, fix="regenerate it with `mammo split`") from None
-    try:
-        chosen = splits.fold(fold)
-    except KeyError:
-        raise ConfigError(
-            f"fold {fold} does not exist; this splits file has folds 1..{splits.n_folds}",
-            path=splits_path,
-            field="fold",
-            fix=f"pass --fold between 1 and {splits.n_folds} (folds are 1-based)",
-        ) from None
-    return splits, list(chosen.train), list(chosen.valid)
 
 
 def check_cases(store: MammogramsStore, case_ids: Sequence[str], what: str) -> None:
@@ -217,13 +184,14 @@ def train(
 
     Raises:
         StoreError: Invalid store, or split cases missing from it.
-        InputFileError: Missing or invalid splits file.
-        ConfigError: Unknown fold or model, or a checkpoint written with other settings.
+        SplitsFileError: Missing or invalid splits file, or no such fold
+            (:func:`mammo_common.stage.load_fold`).
+        ConfigError: Unknown model, or a checkpoint written with other settings.
     """
     start = time.perf_counter()
-    if config.model not in model_names():
+    if config.arch not in model_names():
         raise ConfigError(
-            f"unknown model {config.model!r}",
+            f"unknown network {config.arch!r}",
             field="model",
             fix=f"use one of: {', '.join(model_names())}",
         )
@@ -271,7 +239,7 @@ def train(
     augment = with_intensity(
         AugmentConfig.breast() if config.augment else None, config.intensity_augment
     )
-    steps = config.steps_per_epoch_factor * max(1, len(train_ids) // config.batch_size)
+    steps = config.steps_multiplier * max(1, len(train_ids) // config.batch_size)
     train_ds = SegmentationDataset(
         x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
         augment=augment, steps_per_epoch=steps,
@@ -282,7 +250,7 @@ def train(
     keras.utils.set_random_seed(config.seed)
     with mixed_precision_policy(precision), strategy_scope(distribution):
         model = build_model(
-            config.model, input_shape=(*size, 1), filters=config.filters, dropout=config.dropout
+            config.arch, input_shape=(*size, 1), filters=config.filters, dropout=config.dropout
         )
     from mammo_common.keras.training import ReduceLROnPlateauConfig
 
@@ -298,7 +266,7 @@ def train(
         metrics=[DiceCoefficient(), IoU()],
         monitor="val_loss",
         reduce_lr=ReduceLROnPlateauConfig(
-            patience=config.lr_patience, factor=config.lr_factor, min_lr=config.min_lr
+            patience=config.reduce_lr_patience, factor=config.reduce_lr_factor, min_lr=config.min_lr
         ),
         early_stopping_patience=config.early_stopping_patience,
         seed=config.seed,
@@ -321,8 +289,8 @@ def train(
         stage=STAGE,
         package=PACKAGE,
         package_version=__version__,
-        architecture=config.model,
-        model_id=model_id(STAGE, config.model, config.fold),
+        architecture=config.arch,
+        model_id=model_id(STAGE, config.arch, config.fold),
         task="segmentation",
         input_shape=(size[0], size[1], 1),
         normalization="divide_by_max",
@@ -345,7 +313,7 @@ def train(
             train_store=str(config.data),
             train_store_digest=store.digest,
             splits=str(config.splits),
-            splits_digest=_file_digest(Path(config.splits)),
+            splits_digest=file_digest(config.splits),
             fold=config.fold,
             n_train_cases=len(train_ids),
             n_valid_cases=len(valid_ids),

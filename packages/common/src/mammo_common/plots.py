@@ -63,7 +63,13 @@ def _finite(v: float) -> bool:
 
 
 def read_history(path: str | Path) -> dict[str, list[float]]:
-    """Read a ``history.csv`` (one row per epoch) into columns of floats (text -> NaN)."""
+    """Read a ``history.csv`` (one row per epoch) into columns of floats (text -> NaN).
+
+    Not :func:`mammo_common.keras.training.read_history_csv`, on purpose: that module imports
+    Keras, which mammo-common's core (``mammo report`` included) does not install, and it
+    refuses text columns such as the ``phase_name`` of massclass's multi-phase histories,
+    which this reader turns into NaN (:func:`read_phase_names` reads them).
+    """
     with open(path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     columns: dict[str, list[float]] = {}

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 
 from mammo_common.errors import InputFileError, MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
-from mammo_common.schema.splits import Splits, SplitsFileError
+from mammo_common.stage import split_cases
 from mammo_common.store import DiagnosisStore, MassesStore, open_store, write_json_atomic
 from massclass.config import EvaluateConfig
 from massclass.plots import draw_roc, roc_band
@@ -68,32 +68,9 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def load_split_cases(splits_path: str | Path, part: str, fold: int | None = None) -> list[str]:
-    """Case ids of ``part`` (``test``, ``valid``, ``train``, ``all``) of a splits file.
-
-    Raises:
-        InputFileError: Missing or invalid file, or a fold that does not exist.
-    """
-    try:
-        splits = Splits.load(splits_path)
-    except (FileNotFoundError, SplitsFileError) as exc:
-        raise InputFileError(
-            str(exc), path=splits_path, fix="create it with `mammo split`"
-        ) from None
-    if part == "all":
-        return splits.cases
-    if part == "test":
-        return list(splits.test)
-    if fold is None:
-        raise InputFileError(
-            f"part {part!r} needs a fold", path=splits_path, fix="pass --fold K (1-based)"
-        )
-    try:
-        return list(getattr(splits.fold(fold), part))
-    except KeyError as exc:
-        raise InputFileError(
-            str(exc.args[0]), path=splits_path, fix="pass an existing fold"
-        ) from None
+#: Case ids of ``part`` (``test``, ``valid``, ``train``, ``all``) of a splits file; the shared
+#: :func:`mammo_common.stage.split_cases` (raises ``SplitsFileError``, an ``InputFileError``).
+load_split_cases = split_cases
 
 
 def roc_points(y_true: np.ndarray, y_prob: np.ndarray) -> list[dict[str, float | None]]:
@@ -197,7 +174,9 @@ def evaluate(
 
     Raises:
         StoreError: Not a diagnosis store.
-        InputFileError: Bad splits file, or no selected case in the store.
+        SplitsFileError: Missing or invalid splits file, or a bad part or fold (an
+            ``InputFileError``).
+        InputFileError: No selected case in the store.
         NoGroundTruthError: No selected case has a known pathology (unlabelled images); nothing
             is written then.
     """

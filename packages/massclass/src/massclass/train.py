@@ -16,7 +16,8 @@
    metrics, and writes the model folder (``model.keras``, ``model_card.json``,
    ``history.csv`` with one row per epoch of every phase).
 
-Resuming: the work folder (default ``.<out name>.train`` next to ``out``) holds ``phases.json``
+Resuming: the work folder (default ``.<out name>.training`` next to ``out``,
+:func:`mammo_common.stage.training_work_dir`) holds ``phases.json``
 (which phases are finished) and one ``fit_resumable`` checkpoint folder per phase (its epoch
 count and optimizer state). Re-running the same command continues at the phase and epoch where
 it stopped; ``resume=False`` starts over. The work folder is removed once the model folder is
@@ -26,7 +27,6 @@ written (``keep_work=True`` keeps it).
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -47,7 +47,7 @@ from mammo_common.keras.training import TrainResult, fit_resumable
 from mammo_common.metrics import classification_report, youden_threshold
 from mammo_common.schema.lineage import params_digest
 from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
-from mammo_common.schema.splits import Splits, SplitsFileError
+from mammo_common.stage import file_digest, load_fold, training_work_dir
 from mammo_common.store import MassesStore, open_store, write_text_atomic
 from massclass import __version__
 from massclass.config import PhaseConfig, TrainConfig
@@ -339,27 +339,6 @@ def _labeled(rois: RoiSet, what: str, path: Path) -> tuple[np.ndarray, np.ndarra
     return x, y
 
 
-def _file_digest(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _load_fold(splits_path: Path, fold: int) -> tuple[Splits, list[str], list[str]]:
-    try:
-        splits = Splits.load(splits_path)
-    except (FileNotFoundError, SplitsFileError) as exc:
-        raise InputFileError(
-            str(exc), path=splits_path, fix="create it with `mammo split`"
-        ) from None
-    try:
-        f = splits.fold(fold)
-    except KeyError:
-        raise InputFileError(
-            f"there is no fold {fold}", path=splits_path, field="folds",
-            fix=f"pick a fold in 1..{splits.n_folds} (folds are 1-based)",
-        ) from None
-    return splits, list(f.train), list(f.valid)
-
-
 def _valid_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, Any]:
     rep = classification_report(y.astype(int), p, threshold)
     return {k: v for k, v in rep.items() if isinstance(v, int | float)}
@@ -388,7 +367,7 @@ def train_classifier(
         out: Model folder to write (``models/massclass/<backbone>/fold_<k>``).
         config: Training settings (defaults: the reference's).
         resume: Continue an interrupted run of the same settings.
-        work_dir: Checkpoint folder (default: ``.<out name>.train`` next to ``out``).
+        work_dir: Checkpoint folder (default: ``.<out name>.training`` next to ``out``).
         keep_work: Keep the checkpoint folder after success.
         progress: Show Keras progress bars.
         strategy: ``none``, ``mirrored`` or ``multiworker`` (docs/distributed.md); the batch
@@ -409,7 +388,7 @@ def train_classifier(
     config = config or TrainConfig()
     data, splits_path, out = Path(data), Path(splits), Path(out)
     store: MassesStore = open_store(data, "masses")  # type: ignore[assignment]
-    split, train_ids, valid_ids = _load_fold(splits_path, fold)
+    split, train_ids, valid_ids = load_fold(splits_path, fold)
     if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
         raise MammoError("the model folder would sit inside the input store", path=out,
                          fix="choose an output outside the store")
@@ -432,29 +411,29 @@ def train_classifier(
     try:
         with strategy_scope(distribution):
             model = build_model(
-                config.backbone, (size, size, 3), weights=config.weights,
-                backbone_options=config.backbone_options, dense_units=config.dense_units,
+                config.arch, (size, size, 3), weights=config.weights,
+                backbone_options=config.arch_options, dense_units=config.dense_units,
                 dropout=config.dropout,
             )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise ConfigError(
-            str(exc), field="massclass.train.backbone",
+            str(exc), field="massclass.train.arch",
             fix="see `massclass models` for backbones and their input sizes",
         ) from None
     except TypeError as exc:
-        if "keyword argument" not in str(exc) or not config.backbone_options:
+        if "keyword argument" not in str(exc) or not config.arch_options:
             raise
-        # a misspelt backbone_options key (params.yaml): the builder refuses the name
+        # a misspelt arch_options key (params.yaml): the builder refuses the name
         raise ConfigError(
-            f"backbone {config.backbone!r} does not accept backbone_options "
-            f"{sorted(config.backbone_options)} ({exc})",
-            field="massclass.train.backbone_options",
+            f"backbone {config.arch!r} does not accept arch_options "
+            f"{sorted(config.arch_options)} ({exc})",
+            field="massclass.train.arch_options",
             fix="check the option names against the backbone's builder (tinycnn: widths; "
                 "keras.applications backbones: their constructor arguments, e.g. alpha)",
         ) from None
-    origin = weights_origin(config.backbone, config.weights)
+    origin = weights_origin(config.arch, config.weights)
 
-    work = Path(work_dir) if work_dir else out.parent / f".{out.name}.train"
+    work = Path(work_dir) if work_dir else training_work_dir(out)
     resumed = resume and (work / "phases.json").is_file()
     phases, history = fit_phases(model, train_x, train_y, valid_x, valid_y, config, work,
                                  resume=resume, progress=progress, strategy=distribution)
@@ -492,7 +471,7 @@ def train_classifier(
         training=training,
         data=DataLineage(
             train_store=str(data), train_store_digest=store.digest, splits=str(splits_path),
-            splits_digest=_file_digest(splits_path), fold=fold,
+            splits_digest=file_digest(splits_path), fold=fold,
             n_train_cases=len(train_ids), n_valid_cases=len(valid_ids),
             n_test_cases=len(split.test),
         ),

@@ -10,7 +10,6 @@ tables do. Mean and sample standard deviation (ddof=1; 0 for one fold) over fold
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -113,23 +112,34 @@ _COLUMNS = ("best_val_dice", "last_val_dice", "max_val_dice", "best_epoch", "epo
 
 
 def read_history(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a ``history.csv`` (epoch, loss, val_loss, dice, val_dice, ...) as floats.
+    """Rows of a ``history.csv`` (epoch, loss, val_loss, dice, val_dice, ...) as numbers.
+
+    The file is read by :func:`mammo_common.keras.training.read_history_csv` (``epoch`` an
+    int, the other columns floats); a value missing from a row (an empty cell) is NaN here, so
+    every row has every column.
 
     Raises:
-        ModelFolderError: If the file is missing, empty or lacks ``val_loss``/``val_dice``.
+        ModelFolderError: If the file is missing, unreadable, empty or lacks
+            ``val_loss``/``val_dice``.
     """
+    from mammo_common.keras.training import read_history_csv
+
     path = Path(path)
     if not path.is_file():
         raise ModelFolderError(
             "history.csv is missing", path=path, fix="train the fold with `massseg train`"
         )
-    with path.open(newline="", encoding="utf-8") as fh:
-        rows = [
-            {k: (float(v) if v not in ("", None) else math.nan) for k, v in row.items() if k}
-            for row in csv.DictReader(fh)
-        ]
+    try:
+        rows = read_history_csv(path)
+    except (ValueError, TypeError) as exc:
+        raise ModelFolderError(
+            f"history.csv holds a value that is not a number ({exc})", path=path,
+            fix="re-train the fold",
+        ) from None
     if not rows:
         raise ModelFolderError("history.csv has no epoch", path=path, fix="re-train the fold")
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    rows = [{k: row.get(k, math.nan) for k in columns} for row in rows]
     for column in ("val_loss", "val_dice"):
         if column not in rows[0]:
             raise ModelFolderError(

@@ -35,6 +35,7 @@ from mammo_common.metrics.segmentation import (
     overlap_counts,
     pixel_auc,
 )
+from mammo_common.stage import CaseScore, split_cases
 from mammo_common.store import MassesStore, open_store, write_json_atomic, write_text_atomic
 from massseg.config import EvaluateConfig
 
@@ -50,30 +51,6 @@ __all__ = [
 
 #: What the mass masks are scored against (written as ``reference`` in every metrics file).
 MASS_REFERENCE = "store mass_masks (ground truth)"
-
-
-class CaseScore(BaseModel):
-    """Scores of one image.
-
-    Attributes:
-        case_id: The case.
-        dice: Dice of ``mass_pred`` (1 when truth and prediction are both empty).
-        jaccard: Jaccard of ``mass_pred``.
-        auc: Pixel ROC AUC of ``mass_probs`` (``None`` when the truth is empty).
-        dice_unprocessed: Dice of ``mass_probs >= threshold``.
-        truth_pixels: Ground-truth mass pixels.
-        pred_pixels: Predicted mass pixels (``mass_pred``).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    case_id: str
-    dice: float
-    jaccard: float
-    auc: float | None
-    dice_unprocessed: float
-    truth_pixels: int
-    pred_pixels: int
 
 
 class SegmentationScores(BaseModel):
@@ -120,21 +97,18 @@ def _clean(value: float | None) -> float | int | None:
 def select_cases(
     store: MassesStore, splits: Path | None, part: str | None, fold: int | None
 ) -> list[int]:
-    """Store indices of the cases to score (all, or one part of the splits)."""
+    """Store indices of the cases to score (all, or one part of the splits).
+
+    Raises:
+        SplitsFileError: Missing or invalid splits file, or a bad part or fold
+            (:func:`mammo_common.stage.split_cases`).
+        StoreError: Cases of the part missing from the store.
+        MammoError: An empty part.
+    """
     if part is None:
         return list(range(len(store)))
-    from mammo_common.schema.splits import Splits
-    from mammo_common.splits import fold_cases
-
     assert splits is not None
-    loaded = _load_splits(splits)
-    try:
-        ids = fold_cases(loaded, fold, part)  # type: ignore[arg-type]
-    except KeyError:
-        raise MammoError(
-            f"there is no fold {fold}", path=splits, field="folds",
-            fix=f"choose a fold in 1..{loaded.n_folds}",
-        ) from None
+    ids = split_cases(splits, part, fold)
     position = {cid: i for i, cid in enumerate(store.case_ids)}
     missing = [c for c in ids if c not in position]
     if missing:
@@ -146,19 +120,7 @@ def select_cases(
         )
     if not ids:
         raise MammoError(f"the {part} part is empty", path=splits, fix="choose another part")
-    del Splits
     return [position[c] for c in ids]
-
-
-def _load_splits(path: Path):
-    from mammo_common.schema.splits import Splits, SplitsFileError
-
-    try:
-        return Splits.load(path)
-    except FileNotFoundError as exc:
-        raise MammoError(str(exc), path=path, fix="create it with `mammo split`") from None
-    except SplitsFileError as exc:
-        raise MammoError(str(exc), path=path, fix="regenerate it with `mammo split`") from None
 
 
 def _require_truth(store: MassesStore) -> None:

@@ -18,7 +18,6 @@ the working folder removed, so a model folder is complete or absent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from mammo_common.errors import ConfigError, MammoError, ModelFolderError, StoreError
 from mammo_common.schema.model_card import CARD_FILE, MODEL_FILE
 from mammo_common.schema.splits import Splits
+from mammo_common.stage import file_digest, load_fold, training_work_dir
 from mammo_common.store import BreastStore, open_store
 from massseg import __version__
 from massseg.config import TrainConfig
@@ -90,9 +90,9 @@ class TrainFoldResult(BaseModel):
     seconds: float
 
 
-def training_dir(out: Path) -> Path:
-    """The hidden working folder (checkpoints) of model folder ``out``."""
-    return out.parent / f".{out.name}.training"
+#: The hidden working folder (checkpoints) of model folder ``out``: ``.<name>.training`` next to
+#: it (:func:`mammo_common.stage.training_work_dir`).
+training_dir = training_work_dir
 
 
 def is_complete(out: Path) -> bool:
@@ -106,17 +106,6 @@ def is_complete(out: Path) -> bool:
         sub = refiner_folder(out)
         return (sub / MODEL_FILE).is_file() and (sub / CARD_FILE).is_file()
     return True
-
-
-def _load_splits(path: Path) -> Splits:
-    from mammo_common.schema.splits import SplitsFileError
-
-    try:
-        return Splits.load(path)
-    except FileNotFoundError as exc:
-        raise MammoError(str(exc), path=path, fix="create it with `mammo split`") from None
-    except SplitsFileError as exc:
-        raise MammoError(str(exc), path=path, fix="regenerate it with `mammo split`") from None
 
 
 def _indices(store: BreastStore, ids: list[str], what: str, splits: Path) -> list[int]:
@@ -136,7 +125,8 @@ def validate_inputs(config: TrainConfig) -> Splits:
 
     Raises:
         StoreError: Missing or wrong-kind store, or one without ground-truth mass masks.
-        MammoError: Unreadable splits, a fold that does not exist, an empty fold part.
+        SplitsFileError: Missing or invalid splits file, or a fold that does not exist.
+        MammoError: An empty fold part.
     """
     store = open_store(config.data, "breast")
     if not store.meta.has_mass_masks:
@@ -146,17 +136,8 @@ def validate_inputs(config: TrainConfig) -> Splits:
             field="mass_masks",
             fix="ingest a dataset with ROI masks and run breastseg predict again",
         )
-    splits = _load_splits(config.splits)
-    if config.fold > splits.n_folds:
-        raise MammoError(
-            f"there is no fold {config.fold} (folds are numbered 1..{splits.n_folds})",
-            path=config.splits,
-            field="fold",
-            fix=f"choose --fold between 1 and {splits.n_folds}",
-        )
-    fold = splits.fold(config.fold)
-    for part in ("train", "valid"):
-        ids = getattr(fold, part)
+    splits, train_ids, valid_ids = load_fold(config.splits, config.fold)
+    for part, ids in (("train", train_ids), ("valid", valid_ids)):
         if not ids:
             raise MammoError(f"fold {config.fold} has no {part} case", path=config.splits)
         _indices(store, ids, part, config.splits)  # type: ignore[arg-type]
@@ -218,17 +199,13 @@ class _Rows:
         return self.array[index]
 
 
-def _file_digest(path: Path) -> str:
-    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _build(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
     import keras
 
     from mammo_common.keras.training import mixed_precision_policy
     from massseg.models import build_model
 
-    kwargs = dict(config.model_kwargs)
+    kwargs = dict(config.arch_options)
     if config.weights is not None:
         kwargs["weights"] = config.weights
     keras.utils.set_random_seed(config.seed)
@@ -238,11 +215,11 @@ def _build(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
     except TypeError as exc:
         raise ConfigError(
             f"{config.arch} does not accept these model arguments {sorted(kwargs)}: {exc}",
-            field="model_kwargs",
+            field="arch_options",
             fix="check the --width names against the network's build() (e.g. filters)",
         ) from None
     except ValueError as exc:
-        raise ConfigError(str(exc), field="model_kwargs", fix="check the model arguments") from None
+        raise ConfigError(str(exc), field="arch_options", fix="check the model arguments") from None
 
 
 #: Whole training images over which BatchNorm statistics are re-estimated (patch training).
@@ -434,7 +411,7 @@ def train(
             train_store=str(config.data),
             train_store_digest=store.digest,
             splits=str(config.splits),
-            splits_digest=_file_digest(config.splits),
+            splits_digest=file_digest(config.splits),
             fold=config.fold,
             n_train_cases=len(train_idx),
             n_valid_cases=len(valid_idx),
