@@ -104,7 +104,7 @@ def trained_model(phantom_data, tmp_path_factory) -> TrainedModel:
         input_size=TINY_INPUT,
         filters=TINY_FILTERS,
         epochs=TINY_EPOCHS,
-        steps_per_epoch_factor=TINY_STEPS_FACTOR,
+        steps_multiplier=TINY_STEPS_FACTOR,
         early_stopping_patience=TINY_EPOCHS,
         seed=0,
     )
