@@ -153,6 +153,7 @@ def jax(session: nox.Session) -> None:
         "-q",
         "-p",
         "no:cacheprovider",
+        "--strict-markers",
         "--durations=10",
         *session.posargs,
         env={**TEST_ENV, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
