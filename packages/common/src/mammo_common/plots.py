@@ -12,7 +12,6 @@ is touched and no display is needed) and returned as Pillow images or written at
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections.abc import Sequence
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from mammo_common.history import read_history, read_phase_names
 
 __all__ = [
     "curve_panels", "read_history", "read_phase_names", "roc_figure", "save_png",
@@ -60,33 +61,6 @@ def _finite(v: float) -> bool:
         return math.isfinite(float(v))
     except (TypeError, ValueError):
         return False
-
-
-def read_history(path: str | Path) -> dict[str, list[float]]:
-    """Read a ``history.csv`` (one row per epoch) into columns of floats (text -> NaN).
-
-    Not :func:`mammo_common.keras.training.read_history_csv`, on purpose: that module imports
-    Keras, which mammo-common's core (``mammo report`` included) does not install, and it
-    refuses text columns such as the ``phase_name`` of massclass's multi-phase histories,
-    which this reader turns into NaN (:func:`read_phase_names` reads them).
-    """
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    columns: dict[str, list[float]] = {}
-    for row in rows:
-        for key, value in row.items():
-            try:
-                columns.setdefault(key, []).append(float(value))
-            except (TypeError, ValueError):
-                columns.setdefault(key, []).append(float("nan"))
-    return columns
-
-
-def read_phase_names(path: str | Path) -> list[str]:
-    """The phase names of a multi-phase ``history.csv`` (``phase_name`` column), in order."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        names = [row.get("phase_name") or "" for row in csv.DictReader(fh)]
-    return [n for i, n in enumerate(names) if n and (i == 0 or names[i - 1] != n)]
 
 
 def _phase_starts(history: dict[str, list[float]]) -> list[tuple[int, int]]:

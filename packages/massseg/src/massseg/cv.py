@@ -114,15 +114,15 @@ _COLUMNS = ("best_val_dice", "last_val_dice", "max_val_dice", "best_epoch", "epo
 def read_history(path: str | Path) -> list[dict[str, float]]:
     """Rows of a ``history.csv`` (epoch, loss, val_loss, dice, val_dice, ...) as numbers.
 
-    The file is read by :func:`mammo_common.keras.training.read_history_csv` (``epoch`` an
-    int, the other columns floats); a value missing from a row (an empty cell) is NaN here, so
-    every row has every column.
+    The file is read by :func:`mammo_common.history.read_history_rows` (``epoch`` an int, the
+    other columns floats); a value missing from a row (an empty cell) is NaN here, so every row
+    has every column.
 
     Raises:
         ModelFolderError: If the file is missing, unreadable, empty or lacks
             ``val_loss``/``val_dice``.
     """
-    from mammo_common.keras.training import read_history_csv
+    from mammo_common.history import read_history_rows
 
     path = Path(path)
     if not path.is_file():
@@ -130,7 +130,7 @@ def read_history(path: str | Path) -> list[dict[str, float]]:
             "history.csv is missing", path=path, fix="train the fold with `massseg train`"
         )
     try:
-        rows = read_history_csv(path)
+        rows = read_history_rows(path)
     except (ValueError, TypeError) as exc:
         raise ModelFolderError(
             f"history.csv holds a value that is not a number ({exc})", path=path,

@@ -52,6 +52,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.errors import ConfigError
+from mammo_common.history import read_history_rows
 from mammo_common.keras.curves import CURVES_DIR, write_curves
 from mammo_common.keras.losses import LOSSES, get_loss
 
@@ -263,14 +264,10 @@ def write_history_csv(
         write_curves(Path(path).parent, history)
 
 
-def read_history_csv(path: str | Path) -> list[dict[str, float]]:
-    """Reads a ``history.csv`` back (``epoch`` as int, other columns as float)."""
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    return [
-        {k: (int(v) if k == "epoch" else float(v)) for k, v in row.items() if v != ""}
-        for row in rows
-    ]
+def read_history_csv(path: str | Path) -> list[dict[str, Any]]:
+    """Reads a ``history.csv`` back (:func:`mammo_common.history.read_history_rows`: ``epoch``
+    an int, numbers as floats, text columns as text, empty cells left out)."""
+    return read_history_rows(path)
 
 
 # --------------------------------------------------------------------------- state
