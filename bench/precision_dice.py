@@ -72,8 +72,8 @@ def run_variant(name: str, paths: dict[str, Path], work: Path) -> dict[str, Any]
     from breastseg.evaluate import evaluate as breast_evaluate
     from breastseg.predict import predict as breast_predict
     from mammo_common.params import read_params_section
-    from massclass.config import PredictConfig as ClassPredict
-    from massclass.config import load_section
+    from massclass.config import EvaluateConfig as ClassEvaluate
+    from massclass.config import load_predict_config as load_class_predict_config
     from massclass.evaluate import evaluate as class_evaluate
     from massclass.predict import predict as class_predict
     from massseg.config import load_evaluate_config, load_predict_config
@@ -115,12 +115,14 @@ def run_variant(name: str, paths: dict[str, Path], work: Path) -> dict[str, Any]
     ))
 
     t0 = time.perf_counter()
-    c_cfg = load_section(ClassPredict, paths["params"], "predict", dict(settings))
-    class_predict([paths["class_model"]], out / "masses.zarr", out / "diagnosis.zarr", c_cfg,
-                  overwrite=True)
+    class_predict(load_class_predict_config(
+        paths["params"], paths={"models": [paths["class_model"]], "data": out / "masses.zarr",
+                                "out": out / "diagnosis.zarr", "overwrite": True},
+        **settings,
+    ))
     times["massclass_predict_s"] = time.perf_counter() - t0
-    cls = class_evaluate(out / "diagnosis.zarr", out / "massclass.json", splits=paths["splits"],
-                         part="test")
+    cls = class_evaluate(ClassEvaluate(data=out / "diagnosis.zarr", out=out / "massclass.json",
+                                       splits=paths["splits"], part="test"))
     return {
         "settings": settings,
         "breast": dict(breast.metrics),

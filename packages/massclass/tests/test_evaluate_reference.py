@@ -7,6 +7,7 @@ import json
 from mammo_common.schema import CaseRecord, Producer
 from mammo_common.schema.stores import CaseDiagnosis
 from mammo_common.store import write_diagnosis_store
+from massclass.config import EvaluateConfig
 from massclass.evaluate import CLASS_REFERENCE, evaluate
 
 
@@ -26,7 +27,7 @@ def test_metrics_name_their_reference(tmp_path) -> None:
         tmp_path / "diag.zarr", cases=cases, diagnoses=diagnoses,
         producer=Producer(package="tests", version="0", command="test"),
     )
-    evaluate(store, tmp_path / "m.json")
+    evaluate(EvaluateConfig(data=store, out=tmp_path / "m.json"))
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["reference"] == CLASS_REFERENCE
     assert "pathology" in metrics["reference"]

@@ -7,7 +7,7 @@ import numpy as np
 from massclass_synth import roi_dataset
 
 from mammo_common.metrics import roc_auc
-from massclass.config import PhaseConfig, TrainConfig
+from massclass.config import PhaseConfig, TrainSettings
 from massclass.models import build_model
 from massclass.train import fit_phases, predict_rois
 
@@ -22,7 +22,7 @@ def test_tinycnn_reaches_auc_080_on_held_out_masses(tmp_path, keras_session) -> 
     train_x, train_y = _rois(240, seed=1)
     valid_x, valid_y = _rois(40, seed=2)
     test_x, test_y = _rois(120, seed=3)
-    config = TrainConfig(
+    config = TrainSettings(
         arch="tinycnn", input_size=SIZE, batch_size=16, seed=0,
         phases=[PhaseConfig(name="all", trainable="all", learning_rate=2e-3, epochs=16)],
     )

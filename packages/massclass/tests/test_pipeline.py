@@ -14,14 +14,21 @@ import pytest
 from typer.testing import CliRunner
 
 from mammo_common.errors import InputFileError
+from mammo_common.keras import training as training_mod
 from mammo_common.keras.model_folder import load_model_folder
 from mammo_common.store import open_store
-from massclass import train as train_mod
 from massclass.cli import app
-from massclass.config import PhaseConfig, RoiConfig, TrainConfig
-from massclass.evaluate import evaluate
-from massclass.predict import predict
-from massclass.train import train_classifier
+from massclass.config import (
+    EvaluateConfig,
+    PhaseConfig,
+    PredictConfig,
+    RoiConfig,
+    TrainConfig,
+    TrainSettings,
+)
+from massclass.evaluate import evaluate, evaluate_paths
+from massclass.predict import predict, predict_paths
+from massclass.train import train, train_classifier
 
 runner = CliRunner()
 
@@ -149,25 +156,39 @@ def test_api_youden_threshold_and_ensemble(cli_model, masses_data, tmp_path) -> 
     if "youden_threshold" not in card.metrics:
         pytest.skip("validation fold held one class")
     out = tmp_path / "diag.zarr"
-    from massclass.config import PredictConfig
-
-    summary = predict([cli_model["out"], cli_model["out"]], masses_data["store"], out,
-                      PredictConfig(threshold="youden"))
+    summary = predict(PredictConfig(models=[cli_model["out"], cli_model["out"]],
+                                    data=masses_data["store"], out=out, threshold="youden"))
     assert summary.threshold_method == "youden"
     assert summary.threshold == pytest.approx(card.metrics["youden_threshold"])
     assert summary.n_no_mass_found == 2 and summary.n_cases == len(masses_data["case_ids"])
-    result = evaluate(out, tmp_path / "m.json", config=None)
+    result = evaluate(EvaluateConfig(data=out, out=tmp_path / "m.json"))
     assert result.part == "all" and result.n_no_mass_found == 2
-    excluded = evaluate(out, tmp_path / "m2.json",
-                        config=__import__("massclass.config").config.EvaluateConfig(
-                            missed="exclude", n_bootstrap=50))
+    excluded = evaluate(EvaluateConfig(data=out, out=tmp_path / "m2.json", missed="exclude",
+                                       n_bootstrap=50))
     assert excluded.n_evaluated == result.n_evaluated - 2
+
+
+def test_deprecated_path_signatures_still_work(cli_model, masses_data, tmp_path) -> None:
+    """``predict_paths``/``evaluate_paths``: the old positional forms, with a warning."""
+    out = tmp_path / "diag.zarr"
+    with pytest.warns(DeprecationWarning, match="predict_paths"):
+        summary = predict_paths([cli_model["out"]], masses_data["store"], out,
+                                PredictConfig(models=[tmp_path], data=tmp_path, out=tmp_path,
+                                              threshold=0.3))
+    assert summary.out == str(out) and summary.threshold == 0.3  # the settings, not the paths
+    with pytest.warns(DeprecationWarning, match="evaluate_paths"):
+        result = evaluate_paths(out, tmp_path / "m.json", splits=masses_data["splits"],
+                                part="test")
+    assert result.part == "test" and (tmp_path / "m.json").is_file()
 
 
 def test_train_resumes_at_the_interrupted_phase(masses_data, tmp_path, monkeypatch,
                                                  keras_session) -> None:
-    config = TrainConfig(**TINY, phases=_phases((1, 1, 1)), roi=RoiConfig(source="truth"))
-    real = train_mod.fit_resumable
+    out = tmp_path / "fold_2"
+    config = TrainConfig(**TINY, phases=_phases((1, 1, 1)), roi=RoiConfig(source="truth"),
+                         data=masses_data["store"], splits=masses_data["splits"], fold=2,
+                         out=out)
+    real = training_mod.fit_resumable
     calls: list[str] = []
     fail = {"at": 2}
 
@@ -177,17 +198,17 @@ def test_train_resumes_at_the_interrupted_phase(masses_data, tmp_path, monkeypat
             raise KeyboardInterrupt
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(train_mod, "fit_resumable", failing)
-    out = tmp_path / "fold_2"
+    monkeypatch.setattr(training_mod, "fit_resumable", failing)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(masses_data["store"], masses_data["splits"], 2, out, config)
+        train(config)
     assert not out.exists()
     work = tmp_path / ".fold_2.training"
     assert "head" in json.loads((work / "phases.json").read_text())["completed"]
 
     calls.clear()
     fail["at"] = 0
-    summary = train_classifier(masses_data["store"], masses_data["splits"], 2, out, config)
+    # resumed under other run options (progress bars): the settings alone are fingerprinted
+    summary = train(config.model_copy(update={"progress": True}))
     assert summary.resumed
     assert [c.rsplit("/", 1)[-1] for c in calls] == ["phase2_top", "phase3_all"]
     assert [p.epochs_run for p in summary.phases] == [1, 1, 1]
@@ -200,8 +221,8 @@ def test_train_refuses_a_single_class(masses_data, tmp_path) -> None:
     from mammo_common.schema.splits import Splits
 
     splits = Splits.load(masses_data["splits"])
-    config = TrainConfig(**TINY, phases=_phases((1, 0, 0)),
-                         roi=RoiConfig(benign_without_callback="exclude"))
+    settings = TrainSettings(**TINY, phases=_phases((1, 0, 0)),
+                             roi=RoiConfig(benign_without_callback="exclude"))
     malignant_only = [c for c in splits.fold(1).train
                       if masses_data["pathology"][masses_data["case_ids"].index(c)]
                       == "MALIGNANT"]
@@ -211,7 +232,13 @@ def test_train_refuses_a_single_class(masses_data, tmp_path) -> None:
     path = tmp_path / "splits.json"
     path.write_text(bad.to_json())
     with pytest.raises(InputFileError):
-        train_classifier(masses_data["store"], path, 1, tmp_path / "m", config)
+        train(TrainConfig(**settings.model_dump(), data=masses_data["store"], splits=path,
+                          fold=1, out=tmp_path / "m"))
+    assert not (tmp_path / "m").exists()
+    # the deprecated positional form builds the same config
+    with pytest.warns(DeprecationWarning, match="train_classifier"), \
+            pytest.raises(InputFileError):
+        train_classifier(masses_data["store"], path, 1, tmp_path / "m", settings)
     assert not (tmp_path / "m").exists()
 
 

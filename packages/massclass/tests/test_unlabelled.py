@@ -22,7 +22,7 @@ from mammo_common.schema import CaseRecord, CaseTransform
 from mammo_common.schema.splits import Fold, Splits
 from mammo_common.store import StackedStoreWriter, open_store
 from massclass.cli import app
-from massclass.config import PredictConfig
+from massclass.config import EvaluateConfig, PredictConfig
 from massclass.evaluate import evaluate
 from massclass.predict import predict
 
@@ -88,7 +88,7 @@ def masses(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def diagnosis(masses: dict) -> Path:
     folder = _tiny_classifier(masses["root"] / "models" / "tinycnn" / "fold_1", "tinycnn")
     out = masses["root"] / "diagnosis.zarr"
-    predict([folder], masses["store"], out)
+    predict(PredictConfig(models=[folder], data=masses["store"], out=out))
     return out
 
 
@@ -96,7 +96,8 @@ def diagnosis(masses: dict) -> Path:
 def test_predict_on_an_unlabelled_store(masses: dict, tmp_path: Path, backbone: str) -> None:
     folder = _tiny_classifier(tmp_path / backbone / "fold_1", backbone)
     out = tmp_path / "diagnosis.zarr"
-    summary = predict([folder], masses["store"], out, PredictConfig(threshold="card"))
+    summary = predict(PredictConfig(models=[folder], data=masses["store"], out=out,
+                                    threshold="card"))
     assert summary.n_cases == N_CASES and summary.n_masses == N_CASES - 1
     assert summary.no_mass_found == ["scan_0"] and summary.threshold == 0.4
     store = open_store(out, "diagnosis")
@@ -115,7 +116,7 @@ def test_evaluate_says_there_is_nothing_to_compare_against(
 ) -> None:
     out, roc = tmp_path / "metrics.json", tmp_path / "roc.json"
     with pytest.raises(NoGroundTruthError) as err:
-        evaluate(diagnosis, out, roc=roc, roc_plot=tmp_path / "roc.png")
+        evaluate(EvaluateConfig(data=diagnosis, out=out, roc=roc, roc_plot=tmp_path / "roc.png"))
     message = err.value.message
     assert message.startswith(f"{diagnosis}: diagnoses.truth: has no known pathology")
     assert "nothing to compare against; evaluation needs ground truth pathology" in message
@@ -129,7 +130,8 @@ def test_evaluate_says_there_is_nothing_to_compare_against(
                     patients={c: c for c in ids}, labels=dict.fromkeys(ids, "unknown"))
     splits.save(tmp_path / "splits.json")
     with pytest.raises(NoGroundTruthError, match="among the 2 test cases"):
-        evaluate(diagnosis, out, splits=tmp_path / "splits.json", part="test")
+        evaluate(EvaluateConfig(data=diagnosis, out=out, splits=tmp_path / "splits.json",
+                                part="test"))
     assert not out.exists()
 
 
@@ -153,6 +155,6 @@ def test_a_store_with_some_known_truth_is_still_scored(diagnosis: Path, tmp_path
     mixed = tmp_path / "mixed.zarr"
     write_diagnosis_store(mixed, cases=store.meta.cases, diagnoses=diagnoses,
                           producer=store.meta.producer, threshold=store.meta.threshold)
-    result = evaluate(mixed, tmp_path / "m.json")
+    result = evaluate(EvaluateConfig(data=mixed, out=tmp_path / "m.json"))
     assert result.n_evaluated == 3 and result.n_unknown_truth == 2
     assert json.loads((tmp_path / "m.json").read_text())["n_unknown_truth"] == 2

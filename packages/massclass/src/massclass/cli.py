@@ -1,16 +1,19 @@
 """The ``massclass`` command: train, predict, evaluate mass classifiers; list backbones.
 
-Every command parses its options, validates them into a config (``params.yaml`` section
-``massclass.<command>`` with the options on top), calls one importable function and prints a
-summary. Exit codes: 0 success, 1 unexpected failure, 2 bad input (the message names the file,
-the field and the fix), 130 interrupted.
+Every command parses its options, validates them into a config with a loader of
+:mod:`massclass.config` (``params.yaml`` section ``massclass.<command>`` with the options on top,
+the paths added), calls one importable function (``massclass.train.train``,
+``massclass.predict.predict``, ``massclass.evaluate.evaluate``) and prints a summary; the
+options' checks (threshold, per-phase epochs, weights ``none``) live in the config, so the
+Python API and the CLI accept the same values. Exit codes: 0 success, 1 unexpected failure, 2
+bad input (the message names the file, the field and the fix), 130 interrupted.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -69,33 +72,6 @@ def main(
     from mammo_common.cli_support import setup_logging
 
     setup_logging()
-
-
-def _phase_epochs(text: str | None) -> list[int] | None:
-    if text is None:
-        return None
-    try:
-        values = [int(v) for v in text.split(",") if v.strip() != ""]
-    except ValueError:
-        raise ConfigError(f"--epochs {text!r} is not a comma-separated list of integers",
-                          field="--epochs", fix="e.g. --epochs 3,10,100 (one per phase)") from None
-    if not values or min(values) < 0:
-        raise ConfigError(f"--epochs {text!r} needs non-negative integers",
-                          field="--epochs", fix="e.g. --epochs 1,1,2")
-    return values
-
-
-def _threshold(text: str | None) -> float | str | None:
-    if text is None:
-        return None
-    if text.strip().lower() in ("youden", "card"):
-        return text.strip().lower()
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"--threshold {text!r} is neither a number nor 'youden'/'card'",
-                          field="--threshold", fix="e.g. --threshold 0.5 or --threshold youden"
-                          ) from None
 
 
 @app.command()
@@ -159,33 +135,20 @@ def train(
 
       From params.yaml: massclass train --params params.yaml --data ... --fold 2 --out ...
     """
-    from massclass.config import TrainConfig, load_section
-    from massclass.train import train_classifier
+    from massclass.config import load_train_config
+    from massclass.train import train as run_train
 
     _logging(verbose)
     roi = {"representation": representation, "source": roi_source, "margin": margin}
-    overrides: dict[str, Any] = {
-        "arch": arch, "input_size": input_size, "batch_size": batch_size,
-        "class_weight": class_weight, "seed": seed, "threshold": _threshold(threshold),
-        "roi": {k: v for k, v in roi.items() if v is not None},
-    }
-    if weights is not None:
-        overrides["weights"] = None if weights.lower() in ("none", "null", "scratch") else weights
-    config: TrainConfig = load_section(TrainConfig, params, "train", overrides)
-    if weights is not None and overrides["weights"] is None:
-        config = config.model_copy(update={"weights": None})
-    per_phase = _phase_epochs(epochs)
-    if per_phase is not None:
-        if len(per_phase) != len(config.phases):
-            raise ConfigError(
-                f"--epochs gives {len(per_phase)} values for {len(config.phases)} phases",
-                field="--epochs", fix="give one value per phase, e.g. 3,10,100",
-            )
-        phases = [p.model_copy(update={"epochs": e}) for p, e in zip(config.phases, per_phase,
-                                                                     strict=True)]
-        config = TrainConfig.model_validate({**config.model_dump(), "phases": phases})
-    result = train_classifier(data, splits, fold, out, config, resume=resume, progress=verbose,
-                              strategy=strategy)
+    config = load_train_config(
+        params,
+        paths={"data": data, "splits": splits, "fold": fold, "out": out, "resume": resume,
+               "progress": verbose, "strategy": strategy},
+        arch=arch, input_size=input_size, batch_size=batch_size, epochs=epochs, weights=weights,
+        class_weight=class_weight, seed=seed, threshold=threshold,
+        roi={k: v for k, v in roi.items() if v is not None},
+    )
+    result = run_train(config)
     console.print(
         f"[green]trained[/] {result.model_id} -> {result.out}  ({result.epochs_run} epochs, "
         f"{result.seconds:.0f} s{', resumed' if result.resumed else ''}, weights "
@@ -246,16 +209,17 @@ def predict(
       Fold ensemble with validation thresholds: massclass predict --model .../fold_1
       --model .../fold_2 --threshold youden --data data/masses.zarr --out data/diagnosis.zarr
     """
-    from massclass.config import PredictConfig, load_section
+    from massclass.config import load_predict_config
     from massclass.predict import predict as run_predict
 
     _logging(verbose)
-    config: PredictConfig = load_section(
-        PredictConfig, params, "predict",
-        {"threshold": _threshold(threshold), "batch_size": batch_size, "precision": precision,
-         "fold_batchnorm": fold_batchnorm},
+    config = load_predict_config(
+        params,
+        paths={"models": model, "data": data, "out": out, "overwrite": overwrite},
+        threshold=threshold, batch_size=batch_size, precision=precision,
+        fold_batchnorm=fold_batchnorm,
     )
-    result = run_predict(model, data, out, config, overwrite=overwrite)
+    result = run_predict(config)
     console.print(
         f"[green]wrote[/] {result.out}: {result.n_cases} cases, {result.n_masses} masses, "
         f"{result.n_malignant_cases} cases malignant at threshold {result.threshold:.3f} "
@@ -300,17 +264,16 @@ def evaluate(
       massclass evaluate --data data/diagnosis.zarr --splits data/splits.json --part test
       --out metrics/massclass.json --roc plots/massclass_roc.json --roc-plot plots/roc.png
     """
-    from massclass.config import EvaluateConfig, load_section
+    from massclass.config import load_evaluate_config
     from massclass.evaluate import evaluate as run_evaluate
 
-    if part not in ("test", "valid", "train", "all"):
-        raise ConfigError(f"--part {part!r} is unknown", field="--part",
-                          fix="use test, valid, train or all")
-    config: EvaluateConfig = load_section(
-        EvaluateConfig, params, "evaluate", {"n_bootstrap": n_bootstrap, "missed": missed}
+    config = load_evaluate_config(
+        params,
+        paths={"data": data, "out": out, "roc": roc, "roc_plot": roc_plot, "splits": splits,
+               "part": part, "fold": fold, "masses": masses},
+        n_bootstrap=n_bootstrap, missed=missed,
     )
-    result = run_evaluate(data, out, roc=roc, roc_plot=roc_plot, splits=splits, part=part,
-                          fold=fold, masses=masses, config=config)
+    result = run_evaluate(config)
     case = result.case_level
 
     def fmt(key: str, level: dict) -> str:

@@ -1,12 +1,13 @@
-"""Validated settings of the ``massclass`` section of ``params.yaml`` (unknown keys are errors).
+"""Validated settings of every massclass command (the ``massclass`` section of ``params.yaml``).
 
-Layout of the section (every key optional; defaults are the reference's settings)::
+``params.yaml`` layout (every key optional; defaults are the reference's settings; unknown keys
+are errors)::
 
     massclass:
-      train:                     # TrainConfig
+      train:                     # TrainSettings
         arch: vgg16              # the network (a backbone and the classifier head)
         input_size: 224
-        weights: auto            # auto | imagenet | null | path to a weights file
+        weights: auto            # auto | imagenet | null (none, scratch) | a weights file
         roi: {source: pred, representation: image, margin: 0.25}
         batch_size: 8
         phases:                  # the reference's three-stage fine-tuning
@@ -15,15 +16,31 @@ Layout of the section (every key optional; defaults are the reference's settings
           - {name: all, trainable: all, learning_rate: 1.0e-5, epochs: 100,
              early_stopping_patience: 10}
         class_weight: none       # none | balanced
-      predict:                   # PredictConfig
-        threshold: 0.5           # a number, or youden (chosen on the fold's validation cases)
-      evaluate:                  # EvaluateConfig
+      predict:                   # PredictSettings
+        threshold: 0.5           # a number, youden (chosen on the fold's validation cases), card
+      evaluate:                  # EvaluateSettings
         n_bootstrap: 1000
 
-Load a section with :func:`load_section`, e.g. ``load_section(TrainConfig, "params.yaml",
-"train", overrides={"arch": "resnet50v2"})``. The keys renamed to the name every stage uses
-(``backbone`` -> ``arch``, ``backbone_options`` -> ``arch_options``) are refused with a message
-naming the new key.
+As in the other stages, each command has a ``*Settings`` model (its section of the file, no
+paths) and a ``*Config`` model (the settings plus the paths and run options given on the
+command line: data, splits, fold, out, models...). :func:`load_train_config`,
+:func:`load_predict_config` and :func:`load_evaluate_config` read the section, put the
+command-line settings over it and add the paths; ``massclass.train.train``,
+``massclass.predict.predict`` and ``massclass.evaluate.evaluate`` take the resulting config::
+
+    config = load_train_config("params.yaml", paths={"data": "data/masses.zarr",
+        "splits": "data/splits.json", "fold": 1, "out": "models/massclass/vgg16/fold_1"},
+        arch="resnet50v2", epochs="1,1,2")
+
+The settings accept what the command line writes, so the Python API and the CLI behave the
+same: ``threshold`` as text (``"0.5"``, ``"youden"``), ``weights`` ``none``/``null``/``scratch``
+(no pre-trained weights), and ``epochs`` (``"3,10,100"`` or a list: one number per phase, put
+into ``phases``).
+
+:func:`load_section` reads one section into any model (``load_section(TrainSettings,
+"params.yaml", "train", overrides={"arch": "resnet50v2"})``). The keys renamed to the name
+every stage uses (``backbone`` -> ``arch``, ``backbone_options`` -> ``arch_options``) are
+refused with a message naming the new key.
 """
 
 from __future__ import annotations
@@ -31,7 +48,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from mammo_common.errors import ConfigError
 from mammo_common.keras.augment import IntensityConfig
@@ -44,18 +61,77 @@ from mammo_common.params import (
 )
 
 __all__ = [
+    "NO_WEIGHTS",
     "SECTION",
     "EvaluateConfig",
+    "EvaluateSettings",
+    "MassClassParams",
     "PhaseConfig",
     "PredictConfig",
+    "PredictSettings",
     "RoiConfig",
     "TrainConfig",
+    "TrainSettings",
+    "load_evaluate_config",
+    "load_predict_config",
     "load_section",
+    "load_train_config",
+    "parse_phase_epochs",
+    "parse_threshold",
     "reference_phases",
 ]
 
 #: Top-level key of this stage in ``params.yaml``.
 SECTION = "massclass"
+
+#: ``weights`` values that mean "no pre-trained weights" (random initialisation).
+NO_WEIGHTS = ("none", "null", "scratch")
+
+
+def parse_threshold(value: Any, words: tuple[str, ...]) -> Any:
+    """A threshold written as text -> a number or one of ``words`` (lower case).
+
+    ``" Youden "`` -> ``"youden"``, ``"0.3"`` -> ``0.3``; other types are returned unchanged
+    for pydantic to judge.
+
+    Raises:
+        ValueError: Text that is neither a number nor one of ``words``.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text in words:
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        names = "/".join(repr(w) for w in words)
+        raise ValueError(
+            f"threshold {value!r} is neither a number nor {names} (e.g. 0.5 or {words[0]})"
+        ) from None
+
+
+def parse_phase_epochs(value: Any) -> Any:
+    """Epochs per phase written as text -> a list of integers.
+
+    ``"3,10,100"`` -> ``[3, 10, 100]``, ``5`` -> ``[5]``; lists are returned unchanged.
+
+    Raises:
+        ValueError: Text that is not a comma-separated list of integers.
+    """
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return [value]
+    if isinstance(value, str):
+        try:
+            return [int(v) for v in value.split(",") if v.strip() != ""]
+        except ValueError:
+            raise ValueError(
+                f"epochs {value!r} is not a comma-separated list of integers "
+                "(one per phase, e.g. 3,10,100)"
+            ) from None
+    return value
 
 
 class _Strict(StrictConfig):
@@ -129,14 +205,15 @@ def reference_phases() -> list[PhaseConfig]:
     ]
 
 
-class TrainConfig(_Strict):
-    """Settings of ``massclass train`` (section ``massclass.train``).
+class TrainSettings(_Strict):
+    """Training settings (section ``massclass.train``); defaults are the reference's.
 
     Attributes:
         arch: The network: a backbone registry name (``massclass models`` lists them) under
             the classifier head.
         input_size: Side of the square model input (reference: 224).
-        weights: Backbone initialisation: ``auto``, ``imagenet``, ``null`` or a weights file.
+        weights: Backbone initialisation: ``auto``, ``imagenet``, ``None`` (also written
+            ``none``, ``null`` or ``scratch``: random) or a weights file.
         arch_options: Extra backbone arguments (e.g. ``{alpha: 0.35}`` for MobileNetV2,
             ``{widths: [8, 16, 32]}`` for tinycnn).
         dense_units: Hidden dense widths of the head (reference: 256, 128).
@@ -144,6 +221,9 @@ class TrainConfig(_Strict):
         roi: Region-of-interest settings (kept in the model card; predict uses the same).
         batch_size: Batch size (reference: 8).
         phases: The fine-tuning phases, run in order.
+        epochs: Shorthand for the phases' epochs, one value per phase (``"3,10,100"`` or
+            ``[3, 10, 100]``, as ``--epochs``): put into ``phases`` and not kept (never
+            dumped, so not in the model card or the resume fingerprint).
         augment: Augment training batches (flips, rotation 90, shift 0.2, zoom 0.2, constant
             fill); validation batches never are.
         intensity_augment: Random intensity changes of the training crops (tone curve,
@@ -172,6 +252,7 @@ class TrainConfig(_Strict):
     roi: RoiConfig = Field(default_factory=RoiConfig)
     batch_size: int = Field(default=8, ge=1)
     phases: list[PhaseConfig] = Field(default_factory=reference_phases, min_length=1)
+    epochs: list[int] | None = Field(default=None, exclude=True)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
     class_weight: Literal["none", "balanced"] = "none"
@@ -179,8 +260,45 @@ class TrainConfig(_Strict):
     seed: int = 0
     threshold: float | Literal["youden"] = 0.5
 
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _no_weights(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() in NO_WEIGHTS:
+            return None
+        return value
+
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold_text(cls, value: Any) -> Any:
+        return parse_threshold(value, ("youden",))
+
+    @field_validator("epochs", mode="before")
+    @classmethod
+    def _epochs_text(cls, value: Any) -> Any:
+        return parse_phase_epochs(value)
+
+    @field_validator("epochs")
+    @classmethod
+    def _epochs_per_phase(cls, value: list[int] | None, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        if not value or min(value) < 0:
+            raise ValueError(
+                f"epochs {value} needs non-negative integers, one per phase (e.g. 1,1,2)"
+            )
+        phases = info.data.get("phases")
+        if phases is not None and len(value) != len(phases):
+            raise ValueError(
+                f"epochs gives {len(value)} values for {len(phases)} phases: give one value "
+                "per phase, e.g. 3,10,100"
+            )
+        return value
+
     @model_validator(mode="after")
-    def _check(self) -> TrainConfig:
+    def _check(self) -> TrainSettings:
+        if self.epochs is not None:
+            self.phases = [p.model_copy(update={"epochs": e})
+                           for p, e in zip(self.phases, self.epochs, strict=True)]
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ValueError(f"phase names must be unique, got {names}")
@@ -197,13 +315,52 @@ class TrainConfig(_Strict):
             )
         return self
 
+    def settings(self) -> TrainSettings:
+        """Only the settings (the params section): no paths, no run options.
 
-class PredictConfig(_Strict):
-    """Settings of ``massclass predict`` (section ``massclass.predict``).
+        What the model card records and what the resume fingerprint covers, so a resumed run
+        may change where its progress goes without being refused.
+        """
+        return TrainSettings.model_validate(
+            self.model_dump(include=set(TrainSettings.model_fields))
+        )
+
+
+class TrainConfig(TrainSettings):
+    """``massclass train``: one fold of one network.
+
+    Attributes:
+        data: The ``masses`` store (from ``massseg predict`` or any stand-in producer).
+        splits: ``splits.json`` (``mammo split``); fold ``fold``'s ``train`` cases train,
+            its ``valid`` cases validate and choose the Youden threshold.
+        fold: 1-based fold number.
+        out: Model folder to write (``models/massclass/<arch>/fold_<k>``).
+        resume: Continue an interrupted run of the same settings (``False`` starts over).
+        work_dir: Checkpoint folder (default: ``.<out name>.training`` next to ``out``).
+        keep_work: Keep the checkpoint folder after success.
+        progress: Show Keras progress bars.
+        strategy: ``none``, ``mirrored`` or ``multiworker`` (docs/distributed.md); the batch
+            size stays the global batch; only the chief writes the model folder.
+    """
+
+    data: Path
+    splits: Path
+    fold: int = Field(ge=1)
+    out: Path
+    resume: bool = True
+    work_dir: Path | None = None
+    keep_work: bool = False
+    progress: bool = False
+    strategy: str = "none"
+
+
+class PredictSettings(_Strict):
+    """Prediction settings (section ``massclass.predict``).
 
     Attributes:
         threshold: A number in (0, 1), ``youden`` (each model card's validation-chosen
-            threshold; the mean over an ensemble) or ``card`` (the card's default threshold).
+            threshold; the mean over an ensemble) or ``card`` (the card's default threshold);
+            text such as ``"0.3"`` or ``" Youden"`` is accepted.
         batch_size: Inference batch size.
         precision: Inference compute, ``float32`` or ``bfloat16`` (faster on CPUs with
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
@@ -216,6 +373,11 @@ class PredictConfig(_Strict):
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
 
+    @field_validator("threshold", mode="before")
+    @classmethod
+    def _threshold_text(cls, value: Any) -> Any:
+        return parse_threshold(value, ("youden", "card"))
+
     @field_validator("threshold")
     @classmethod
     def _range(cls, value: Any) -> Any:
@@ -224,8 +386,25 @@ class PredictConfig(_Strict):
         return value
 
 
-class EvaluateConfig(_Strict):
-    """Settings of ``massclass evaluate`` (section ``massclass.evaluate``).
+class PredictConfig(PredictSettings):
+    """``massclass predict``.
+
+    Attributes:
+        models: Model folders written by ``massclass train`` (several: a fold ensemble, the
+            probabilities averaged).
+        data: The ``masses`` store to classify.
+        out: The ``diagnosis`` store to write (atomically).
+        overwrite: Replace an existing output.
+    """
+
+    models: list[Path] = Field(min_length=1)
+    data: Path
+    out: Path
+    overwrite: bool = False
+
+
+class EvaluateSettings(_Strict):
+    """Evaluation settings (section ``massclass.evaluate``).
 
     Attributes:
         n_bootstrap: Bootstrap resamples of the ROC AUC confidence interval.
@@ -239,6 +418,40 @@ class EvaluateConfig(_Strict):
     confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
     seed: int = 0
     missed: Literal["benign", "exclude"] = "benign"
+
+
+class EvaluateConfig(EvaluateSettings):
+    """``massclass evaluate``: score a ``diagnosis`` store.
+
+    Attributes:
+        data: The ``diagnosis`` store (from ``massclass predict``).
+        out: Metrics JSON to write.
+        roc: Optional case-level ROC JSON (list of ``{fpr, tpr, threshold}``, for DVC plots).
+        roc_plot: Optional ROC PNG.
+        splits: Optional splits file restricting the cases to ``part``.
+        part: ``test``, ``valid``, ``train`` or ``all`` (with ``splits``; without it every
+            case of the store is scored and the part is reported as ``all``).
+        fold: Fold number for ``valid``/``train``.
+        masses: The ``masses`` store for mass-level metrics (default: the store's parent when
+            it still exists unchanged).
+    """
+
+    data: Path
+    out: Path
+    roc: Path | None = None
+    roc_plot: Path | None = None
+    splits: Path | None = None
+    part: Literal["test", "valid", "train", "all"] = "test"
+    fold: int | None = Field(default=None, ge=1)
+    masses: Path | None = None
+
+
+class MassClassParams(_Strict):
+    """The whole ``massclass`` section of ``params.yaml`` (for validating it in one go)."""
+
+    train: TrainSettings = Field(default_factory=TrainSettings)
+    predict: PredictSettings = Field(default_factory=PredictSettings)
+    evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
 
 
 def load_section(
@@ -270,3 +483,70 @@ def load_section(
         raise ConfigError(
             exc.problem, path=params_file, field=f"{SECTION}.{part}.{exc.field}", fix=exc.fix
         ) from None
+
+
+def _load(
+    settings_model: type[_Strict],
+    config_model: type[_Strict],
+    part: str,
+    params_file: str | Path | None,
+    settings: dict[str, Any],
+    paths: dict[str, Any],
+) -> Any:
+    """Validate ``massclass.<part>`` of ``params_file`` + ``settings``, then add ``paths``.
+
+    ``None`` in ``settings`` or ``paths`` means "not given" (the file's value or the default).
+    """
+    validated = load_section(settings_model, params_file, part, settings)
+    return load_config(config_model, base=validated.model_dump(), overrides=paths)
+
+
+def load_train_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> TrainConfig:
+    """Train config from ``massclass.train`` of ``params_file``, settings and paths.
+
+    Args:
+        params_file: ``params.yaml`` (optional; a missing section counts as empty).
+        paths: ``data``, ``splits``, ``fold``, ``out`` and the run options (``resume``,
+            ``work_dir``, ``keep_work``, ``progress``, ``strategy``).
+        **settings: :class:`TrainSettings` values over the file's (``None``: not given);
+            ``roi`` is merged key by key, ``epochs`` sets the phases' epochs.
+
+    Raises:
+        ConfigError: naming the file, the bad key and the fix.
+    """
+    return _load(TrainSettings, TrainConfig, "train", params_file, settings, paths)
+
+
+def load_predict_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> PredictConfig:
+    """Predict config from ``massclass.predict`` of ``params_file``, settings and paths.
+
+    Args:
+        params_file: ``params.yaml`` (optional; a missing section counts as empty).
+        paths: ``models``, ``data``, ``out`` and ``overwrite``.
+        **settings: :class:`PredictSettings` values over the file's (``None``: not given).
+
+    Raises:
+        ConfigError: naming the file, the bad key and the fix.
+    """
+    return _load(PredictSettings, PredictConfig, "predict", params_file, settings, paths)
+
+
+def load_evaluate_config(
+    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
+) -> EvaluateConfig:
+    """Evaluate config from ``massclass.evaluate`` of ``params_file``, settings and paths.
+
+    Args:
+        params_file: ``params.yaml`` (optional; a missing section counts as empty).
+        paths: ``data``, ``out``, ``roc``, ``roc_plot``, ``splits``, ``part``, ``fold`` and
+            ``masses``.
+        **settings: :class:`EvaluateSettings` values over the file's (``None``: not given).
+
+    Raises:
+        ConfigError: naming the file, the bad key and the fix.
+    """
+    return _load(EvaluateSettings, EvaluateConfig, "evaluate", params_file, settings, paths)

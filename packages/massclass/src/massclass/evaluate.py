@@ -12,11 +12,16 @@ precision, F1, MCC, Cohen's kappa, confusion matrix ``[[tn, fp], [fn, tp]]`` and
 stratified percentile bootstrap confidence interval. Undefined values (one class only) are
 written as ``null``. A store whose selected cases all have unknown truth (unlabelled images) is
 refused with :class:`~mammo_common.errors.NoGroundTruthError`: there is nothing to compare against.
+
+:func:`evaluate` takes an :class:`~massclass.config.EvaluateConfig` (settings and paths; e.g.
+from :func:`massclass.config.load_evaluate_config`); :func:`evaluate_paths` is the deprecated
+keyword form.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +32,17 @@ from mammo_common.errors import InputFileError, MammoError, NoGroundTruthError, 
 from mammo_common.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
 from mammo_common.stage import split_cases
 from mammo_common.store import DiagnosisStore, MassesStore, open_store, write_json_atomic
-from massclass.config import EvaluateConfig
+from massclass.config import EvaluateConfig, EvaluateSettings
 from massclass.plots import draw_roc, roc_band
 
-__all__ = ["CLASS_REFERENCE", "EvaluationResult", "evaluate", "load_split_cases", "roc_points"]
+__all__ = [
+    "CLASS_REFERENCE",
+    "EvaluationResult",
+    "evaluate",
+    "evaluate_paths",
+    "load_split_cases",
+    "roc_points",
+]
 
 #: What the predictions are scored against (written as ``reference`` in the metrics file).
 CLASS_REFERENCE = (
@@ -82,7 +94,9 @@ def roc_points(y_true: np.ndarray, y_prob: np.ndarray) -> list[dict[str, float |
     ]
 
 
-def _report(y: np.ndarray, p: np.ndarray, threshold: float, cfg: EvaluateConfig) -> dict[str, Any]:
+def _report(
+    y: np.ndarray, p: np.ndarray, threshold: float, cfg: EvaluateSettings
+) -> dict[str, Any]:
     if y.size == 0:
         return {"n": 0, "note": "no case with a known truth"}
     rep = classification_report(y, p, threshold)
@@ -112,7 +126,7 @@ def _mass_level(
     masses: MassesStore | None,
     selected: list[str],
     threshold: float,
-    cfg: EvaluateConfig,
+    cfg: EvaluateSettings,
 ) -> dict[str, Any] | None:
     if masses is None or not masses.meta.has_mass_masks:
         return None
@@ -143,31 +157,15 @@ def _mass_level(
     return rep
 
 
-def evaluate(
-    data: str | Path,
-    out: str | Path,
-    *,
-    roc: str | Path | None = None,
-    roc_plot: str | Path | None = None,
-    splits: str | Path | None = None,
-    part: str = "test",
-    fold: int | None = None,
-    masses: str | Path | None = None,
-    config: EvaluateConfig | None = None,
-) -> EvaluationResult:
+def evaluate(config: EvaluateConfig) -> EvaluationResult:
     """Compute the metrics of a ``diagnosis`` store and write them.
 
     Args:
-        data: The ``diagnosis`` store (from ``massclass predict``).
-        out: Metrics JSON to write.
-        roc: Optional case-level ROC JSON (list of ``{fpr, tpr, threshold}``).
-        roc_plot: Optional ROC PNG.
-        splits: Optional splits file restricting the cases to ``part``.
-        part: ``test``, ``valid``, ``train`` or ``all`` (with ``splits``).
-        fold: Fold number for ``valid``/``train``.
-        masses: The ``masses`` store for mass-level metrics (default: the store's parent when it
-            still exists unchanged).
-        config: Bootstrap and missed-case settings.
+        config: Bootstrap and missed-case settings and the paths: the ``diagnosis`` store
+            (``data``), the metrics JSON (``out``), the optional ROC JSON (``roc``) and PNG
+            (``roc_plot``), the optional splits file with ``part`` and ``fold``, and the
+            ``masses`` store for mass-level metrics (default: the store's parent when it still
+            exists unchanged).
 
     Returns:
         An :class:`EvaluationResult`.
@@ -180,7 +178,9 @@ def evaluate(
         NoGroundTruthError: No selected case has a known pathology (unlabelled images); nothing
             is written then.
     """
-    cfg = config or EvaluateConfig()
+    cfg = config
+    data, out, roc, roc_plot = config.data, config.out, config.roc, config.roc_plot
+    splits, part, fold, masses = config.splits, config.part, config.fold, config.masses
     store: DiagnosisStore = open_store(data, "diagnosis")  # type: ignore[assignment]
     ids = store.case_ids
     if splits is not None:
@@ -296,3 +296,38 @@ def evaluate(
         case_level=case_level,
         mass_level=mass_level,
     )
+
+
+def evaluate_paths(
+    data: str | Path,
+    out: str | Path,
+    *,
+    roc: str | Path | None = None,
+    roc_plot: str | Path | None = None,
+    splits: str | Path | None = None,
+    part: str = "test",
+    fold: int | None = None,
+    masses: str | Path | None = None,
+    config: EvaluateSettings | None = None,
+) -> EvaluationResult:
+    """Deprecated: :func:`evaluate` with the paths as arguments.
+
+    The signature ``massclass.evaluate.evaluate`` had before it took an
+    :class:`EvaluateConfig`; the arguments are those of :class:`EvaluateConfig`.
+
+    Returns:
+        An :class:`EvaluationResult`.
+    """
+    warnings.warn(
+        "massclass.evaluate.evaluate_paths(data, out, ...) is deprecated; use "
+        "massclass.evaluate.evaluate(EvaluateConfig(data=, out=, ...))",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    settings = (config or EvaluateSettings()).model_dump(
+        include=set(EvaluateSettings.model_fields)
+    )
+    return evaluate(EvaluateConfig(
+        **settings, data=data, out=out, roc=roc, roc_plot=roc_plot, splits=splits, part=part,
+        fold=fold, masses=masses,
+    ))

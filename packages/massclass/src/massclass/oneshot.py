@@ -29,7 +29,7 @@ class MassclassStage:
         """Set ``probability`` and ``label`` of every mass of ``case`` and ``case.threshold``."""
         from mammo_common.keras.model_folder import load_model_folder
         from mammo_common.keras.optimize import inference_model
-        from massclass.config import PredictConfig
+        from massclass.config import PredictSettings
         from massclass.predict import _roi_config, resolve_threshold
         from massclass.rois import _scaled, crop_roi
         from massclass.train import predict_rois
@@ -39,7 +39,7 @@ class MassclassStage:
             model, card = load_model_folder(folder, expected_stage="massclass")
             loaded.append((Path(folder), inference_model(model)[0], card))
         cards = [card for _, _, card in loaded]
-        threshold, _ = resolve_threshold(cards, PredictConfig().threshold)
+        threshold, _ = resolve_threshold(cards, PredictSettings().threshold)
         case.threshold = threshold
         case.model_ids[self.name] = [c.model_id for c in cards]
         if not case.masses:

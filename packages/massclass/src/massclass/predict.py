@@ -9,11 +9,17 @@ most malignant mass. Cases whose segmentation found no mass are written with lab
 Thresholds: a number (default 0.5), ``youden`` (the threshold each model card recorded from its
 fold's validation masses; the mean over an ensemble) or ``card`` (the card's own threshold).
 Prediction always uses the predicted masks, whatever ROI source the model was trained on.
+
+:func:`predict` takes a :class:`~massclass.config.PredictConfig` (settings, model folders,
+input and output; e.g. from :func:`massclass.config.load_predict_config`);
+:func:`predict_paths` is the deprecated positional form. Keras is imported when prediction
+runs, not with this module.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +28,16 @@ from pydantic import BaseModel
 
 from mammo_common.cli_support import track
 from mammo_common.errors import InputFileError, ModelFolderError
-from mammo_common.keras.model_folder import load_model_folder
-from mammo_common.keras.optimize import inference_model
 from mammo_common.schema import CaseDiagnosis, MassDiagnosis, Producer
 from mammo_common.schema.model_card import ModelCard
 from mammo_common.store import MassesStore, open_store, write_diagnosis_store
 from mammo_common.store.atomic import check_output_path
 from massclass import __version__
-from massclass.config import PredictConfig, RoiConfig
+from massclass.config import PredictConfig, PredictSettings, RoiConfig
 from massclass.rois import case_label, extract_rois
 from massclass.train import predict_rois
 
-__all__ = ["PredictSummary", "predict", "resolve_threshold"]
+__all__ = ["PredictSummary", "predict", "predict_paths", "resolve_threshold"]
 
 logger = logging.getLogger("mammo")
 
@@ -54,6 +58,7 @@ class PredictSummary(BaseModel):
 
 #: Cases whose ROIs are cut and classified together (memory stays flat beyond this).
 CASES_PER_CHUNK = 16
+
 
 def _roi_config(card: ModelCard, where: Path) -> RoiConfig:
     try:
@@ -86,22 +91,13 @@ def resolve_threshold(cards: list[ModelCard], threshold: float | str) -> tuple[f
     return float(np.clip(np.mean(values), 1e-6, 1 - 1e-6)), "youden"
 
 
-def predict(
-    models: list[str | Path],
-    data: str | Path,
-    out: str | Path,
-    config: PredictConfig | None = None,
-    *,
-    overwrite: bool = False,
-) -> PredictSummary:
+def predict(config: PredictConfig) -> PredictSummary:
     """Classify every predicted mass of a ``masses`` store and write a ``diagnosis`` store.
 
     Args:
-        models: Model folders written by ``massclass train`` (several: averaged).
-        data: The ``masses`` store.
-        out: The ``diagnosis`` store to write (atomically).
-        config: Threshold and batch size.
-        overwrite: Replace an existing output.
+        config: Threshold, batch size, precision, the model folders (``models``, written by
+            ``massclass train``; several: averaged), the ``masses`` store (``data``), the
+            ``diagnosis`` store to write atomically (``out``) and ``overwrite``.
 
     Returns:
         A :class:`PredictSummary`.
@@ -111,10 +107,13 @@ def predict(
         StoreError: Not a masses store.
         MammoError: The output exists (without ``overwrite``) or would overwrite the input.
     """
-    config = config or PredictConfig()
-    if not models:
+    from mammo_common.keras.model_folder import load_model_folder
+    from mammo_common.keras.optimize import inference_model
+
+    models = list(config.models)
+    if not models:  # a model_construct'ed config; validation refuses an empty list
         raise InputFileError("no model folder given", fix="pass --model DIR (one or more)")
-    data, out = Path(data), Path(out)
+    data, out, overwrite = Path(config.data), Path(config.out), config.overwrite
     check_output_path(out, overwrite=overwrite, inputs=(data,))
     cards: list[ModelCard] = []
     loaded = []
@@ -211,3 +210,39 @@ def predict(
         n_malignant_cases=sum(d.label == "malignant" for d in diagnoses),
         threshold=threshold, threshold_method=method,
     )
+
+
+def predict_paths(
+    models: list[str | Path],
+    data: str | Path,
+    out: str | Path,
+    config: PredictSettings | None = None,
+    *,
+    overwrite: bool = False,
+) -> PredictSummary:
+    """Deprecated: :func:`predict` with the model folders, input and output as arguments.
+
+    The signature ``massclass.predict.predict`` had before it took a :class:`PredictConfig`.
+
+    Args:
+        models: Model folders written by ``massclass train`` (several: averaged).
+        data: The ``masses`` store.
+        out: The ``diagnosis`` store to write (atomically).
+        config: Threshold and batch size (a :class:`PredictSettings`; a
+            :class:`PredictConfig`'s paths are replaced by the arguments).
+        overwrite: Replace an existing output.
+
+    Returns:
+        A :class:`PredictSummary`.
+    """
+    warnings.warn(
+        "massclass.predict.predict_paths(models, data, out, config) is deprecated; use "
+        "massclass.predict.predict(PredictConfig(models=, data=, out=, ...))",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    settings = (config or PredictSettings()).model_dump(include=set(PredictSettings.model_fields))
+    if not models:
+        raise InputFileError("no model folder given", fix="pass --model DIR (one or more)")
+    return predict(PredictConfig(**settings, models=list(models), data=data, out=out,
+                                 overwrite=overwrite))

@@ -1,12 +1,13 @@
 """Training: the reference's three-stage fine-tuning of a classifier on mass ROIs, resumable.
 
-:func:`train_classifier` (``massclass train``):
+:func:`train` (``massclass train``) takes a :class:`~massclass.config.TrainConfig` (settings,
+paths and run options, e.g. from :func:`massclass.config.load_train_config`) and:
 
 1. opens the ``masses`` store and the splits file, takes fold ``k``'s ``train`` and ``valid``
    cases and cuts their ROIs (:mod:`massclass.rois`); cases without a mass and ROIs without a
    known label are counted and reported, not silently dropped;
 2. builds the classifier (:func:`massclass.models.build_model`, base frozen);
-3. runs the phases of :attr:`TrainConfig.phases` (reference: head only at 1e-3 for 3 epochs;
+3. runs the phases of :attr:`TrainSettings.phases` (reference: head only at 1e-3 for 3 epochs;
    top 25 % of the backbone's layers at 1e-4 for 10; all layers at 1e-5 for up to 100 with early
    stopping on the validation loss), each with Adam and binary cross-entropy through
    :func:`mammo_common.keras.training.fit_resumable`. Each phase keeps its best weights (by
@@ -22,45 +23,53 @@ Resuming: the work folder (default ``.<out name>.training`` next to ``out``,
 count and optimizer state). Re-running the same command continues at the phase and epoch where
 it stopped; ``resume=False`` starts over. The work folder is removed once the model folder is
 written (``keep_work=True`` keeps it).
+
+Keras is imported when training runs, not with this module (as in ``massseg.train``), so
+importing ``massclass.train`` (or the CLI) stays light. :func:`train_classifier` is the
+deprecated positional form of :func:`train`.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
 import shutil
 import time
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import keras
 import numpy as np
 from pydantic import BaseModel
 
 from mammo_common.errors import ConfigError, InputFileError, MammoError
 from mammo_common.keras.augment import AugmentConfig, with_intensity
-from mammo_common.keras.data import ClassificationDataset
-from mammo_common.keras.model_folder import save_model_folder
-from mammo_common.keras.training import TrainResult, fit_resumable
 from mammo_common.metrics import classification_report, youden_threshold
 from mammo_common.schema.lineage import params_digest
 from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 from mammo_common.stage import file_digest, load_fold, training_work_dir
 from mammo_common.store import MassesStore, open_store, write_text_atomic
 from massclass import __version__
-from massclass.config import PhaseConfig, TrainConfig
-from massclass.models import MassClassifier, build_model, set_trainable, weights_origin
+from massclass.config import PhaseConfig, TrainConfig, TrainSettings
 from massclass.rois import RoiSet, extract_rois
+
+if TYPE_CHECKING:
+    import keras
+
+    from mammo_common.keras.data import ClassificationDataset
+    from mammo_common.keras.training import TrainResult
+    from massclass.models import MassClassifier
 
 __all__ = [
     "NORMALIZATION",
     "PhaseSummary",
     "TrainSummary",
-    "WeightedDataset",
     "fit_phases",
     "predict_rois",
+    "train",
     "train_classifier",
 ]
 
@@ -87,7 +96,7 @@ class PhaseSummary(BaseModel):
 
 
 class TrainSummary(BaseModel):
-    """What :func:`train_classifier` did."""
+    """What :func:`train` did."""
 
     out: str
     model_id: str
@@ -105,17 +114,34 @@ class TrainSummary(BaseModel):
     resumed: bool
 
 
-class WeightedDataset(ClassificationDataset):
-    """A :class:`ClassificationDataset` that also yields per-sample weights (class weights)."""
+@functools.cache
+def _weighted_dataset_class() -> type:
+    """:class:`WeightedDataset`, defined on first use (its base class needs Keras)."""
+    from mammo_common.keras.data import ClassificationDataset
 
-    def __init__(self, *args: Any, class_weight: dict[int, float], **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.class_weight = {int(k): float(v) for k, v in class_weight.items()}
+    class WeightedDataset(ClassificationDataset):
+        """A :class:`ClassificationDataset` that also yields per-sample weights (class weights)."""
 
-    def __getitem__(self, idx: int):
-        x, y = super().__getitem__(idx)
-        w = np.array([self.class_weight[int(v)] for v in y.reshape(-1)], dtype=np.float32)
-        return x, y, w
+        def __init__(self, *args: Any, class_weight: dict[int, float], **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.class_weight = {int(k): float(v) for k, v in class_weight.items()}
+
+        def __getitem__(self, idx: int):
+            x, y = super().__getitem__(idx)
+            w = np.array([self.class_weight[int(v)] for v in y.reshape(-1)], dtype=np.float32)
+            return x, y, w
+
+    WeightedDataset.__module__ = __name__
+    WeightedDataset.__qualname__ = "WeightedDataset"
+    return WeightedDataset
+
+
+def __getattr__(name: str) -> Any:
+    # ``massclass.train.WeightedDataset`` subclasses a Keras dataset: built when first asked
+    # for, so that importing this module does not import Keras.
+    if name == "WeightedDataset":
+        return _weighted_dataset_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _to_uint16(images: np.ndarray) -> np.ndarray:
@@ -136,6 +162,8 @@ def balanced_class_weight(labels: np.ndarray) -> dict[int, float]:
 
 
 def _freeze_batchnorm(model: MassClassifier) -> None:
+    import keras
+
     for layer in model.base.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
@@ -173,15 +201,17 @@ def _write_history(path: Path, rows: list[dict]) -> None:
 
 def _make_datasets(
     train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray, valid_y: np.ndarray,
-    config: TrainConfig,
+    config: TrainSettings,
 ) -> tuple[ClassificationDataset, ClassificationDataset]:
+    from mammo_common.keras.data import ClassificationDataset
+
     size = (int(train_x.shape[1]), int(train_x.shape[2]))
     common = {"image_size": size, "channels": 3, "batch_size": config.batch_size}
     augment = with_intensity(
         AugmentConfig.classifier() if config.augment else None, config.intensity_augment
     )
     if config.class_weight == "balanced":
-        train_ds: ClassificationDataset = WeightedDataset(
+        train_ds: ClassificationDataset = _weighted_dataset_class()(
             _to_uint16(train_x), train_y, shuffle=True, seed=config.seed, augment=augment,
             class_weight=balanced_class_weight(train_y), **common,
         )
@@ -200,7 +230,7 @@ def fit_phases(
     train_y: np.ndarray,
     valid_x: np.ndarray,
     valid_y: np.ndarray,
-    config: TrainConfig,
+    config: TrainSettings,
     work_dir: str | Path,
     *,
     resume: bool = True,
@@ -215,7 +245,8 @@ def fit_phases(
         train_y: Their labels.
         valid_x: Validation ROIs (never augmented).
         valid_y: Their labels.
-        config: Phases, batch size, augmentation, class weights, seed.
+        config: Phases, batch size, augmentation, class weights, seed (a
+            :class:`TrainSettings` or a :class:`TrainConfig`; only the settings count).
         work_dir: Checkpoints and ``phases.json`` (resumable).
         resume: Continue from ``work_dir`` when it holds a run of the same settings.
         progress: Show Keras progress bars.
@@ -227,7 +258,11 @@ def fit_phases(
     Raises:
         ConfigError: ``work_dir`` holds a run of other settings (and ``resume`` is on).
     """
+    import keras
+
     from mammo_common.keras.distribute import is_chief
+    from mammo_common.keras.training import TrainResult, fit_resumable
+    from massclass.models import set_trainable
 
     writer = is_chief(strategy)  # multi-worker: only the chief writes the work folder
     work = Path(work_dir)
@@ -237,7 +272,9 @@ def fit_phases(
         work.mkdir(parents=True, exist_ok=True)
     state_path = work / "phases.json"
     fingerprint = params_digest({
-        "config": config.model_dump(mode="json"),
+        # the settings only (as before the paths joined the config): a TrainConfig resumes
+        # the work folder of the same settings wherever its paths point
+        "config": config.model_dump(mode="json", include=set(TrainSettings.model_fields)),
         "n_train": len(train_y), "n_valid": len(valid_y),
         "train_sum": float(np.asarray(train_x, dtype=np.float64).sum()),
     })
@@ -344,34 +381,13 @@ def _valid_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     return {k: v for k, v in rep.items() if isinstance(v, int | float)}
 
 
-def train_classifier(
-    data: str | Path,
-    splits: str | Path,
-    fold: int,
-    out: str | Path,
-    config: TrainConfig | None = None,
-    *,
-    resume: bool = True,
-    work_dir: str | Path | None = None,
-    keep_work: bool = False,
-    progress: bool = False,
-    strategy: str = "none",
-) -> TrainSummary:
-    """Train a mass classifier on fold ``fold`` of a ``masses`` store and write its folder.
+def train(config: TrainConfig) -> TrainSummary:
+    """Train a mass classifier on fold ``config.fold`` of a ``masses`` store; write its folder.
 
     Args:
-        data: The ``masses`` store (from ``massseg predict`` or any stand-in producer).
-        splits: ``splits.json`` (``mammo split``); fold ``fold``'s ``train`` cases train,
-            its ``valid`` cases validate and choose the Youden threshold.
-        fold: 1-based fold number.
-        out: Model folder to write (``models/massclass/<backbone>/fold_<k>``).
-        config: Training settings (defaults: the reference's).
-        resume: Continue an interrupted run of the same settings.
-        work_dir: Checkpoint folder (default: ``.<out name>.training`` next to ``out``).
-        keep_work: Keep the checkpoint folder after success.
-        progress: Show Keras progress bars.
-        strategy: ``none``, ``mirrored`` or ``multiworker`` (docs/distributed.md); the batch
-            size stays the global batch; only the chief writes the model folder.
+        config: Settings, paths (``data``, ``splits``, ``fold``, ``out``) and run options
+            (``resume``, ``work_dir``, ``keep_work``, ``progress``, ``strategy``), e.g. from
+            :func:`massclass.config.load_train_config`.
 
     Returns:
         A :class:`TrainSummary`.
@@ -384,17 +400,18 @@ def train_classifier(
     started = time.perf_counter()
     from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
 
-    distribution = get_strategy(strategy)  # before any TensorFlow op runs
-    config = config or TrainConfig()
-    data, splits_path, out = Path(data), Path(splits), Path(out)
+    distribution = get_strategy(config.strategy)  # before any TensorFlow op runs
+    settings = config.settings()
+    fold = config.fold
+    data, splits_path, out = Path(config.data), Path(config.splits), Path(config.out)
     store: MassesStore = open_store(data, "masses")  # type: ignore[assignment]
     split, train_ids, valid_ids = load_fold(splits_path, fold)
     if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
         raise MammoError("the model folder would sit inside the input store", path=out,
                          fix="choose an output outside the store")
-    size = config.input_size
-    train_rois = extract_rois(store, config.roi, size=size, case_ids=train_ids)
-    valid_rois = extract_rois(store, config.roi, size=size, case_ids=valid_ids)
+    size = settings.input_size
+    train_rois = extract_rois(store, settings.roi, size=size, case_ids=train_ids)
+    valid_rois = extract_rois(store, settings.roi, size=size, case_ids=valid_ids)
     train_x, train_y = _labeled(train_rois, "training", data)
     valid_x, valid_y = _labeled(valid_rois, "validation", data)
     if len(set(train_y.tolist())) < 2:
@@ -407,13 +424,18 @@ def train_classifier(
             logger.warning("%d %s case(s) without a mass have no ROI: %s", len(rois.missed),
                            name, ", ".join(rois.missed[:10]))
 
-    keras.utils.set_random_seed(config.seed)
+    import keras  # the inputs are good: now the network
+
+    from mammo_common.keras.model_folder import save_model_folder
+    from massclass.models import build_model, weights_origin
+
+    keras.utils.set_random_seed(settings.seed)
     try:
         with strategy_scope(distribution):
             model = build_model(
-                config.arch, (size, size, 3), weights=config.weights,
-                backbone_options=config.arch_options, dense_units=config.dense_units,
-                dropout=config.dropout,
+                settings.arch, (size, size, 3), weights=settings.weights,
+                backbone_options=settings.arch_options, dense_units=settings.dense_units,
+                dropout=settings.dropout,
             )
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise ConfigError(
@@ -421,31 +443,32 @@ def train_classifier(
             fix="see `massclass models` for backbones and their input sizes",
         ) from None
     except TypeError as exc:
-        if "keyword argument" not in str(exc) or not config.arch_options:
+        if "keyword argument" not in str(exc) or not settings.arch_options:
             raise
         # a misspelt arch_options key (params.yaml): the builder refuses the name
         raise ConfigError(
-            f"backbone {config.arch!r} does not accept arch_options "
-            f"{sorted(config.arch_options)} ({exc})",
+            f"backbone {settings.arch!r} does not accept arch_options "
+            f"{sorted(settings.arch_options)} ({exc})",
             field="massclass.train.arch_options",
             fix="check the option names against the backbone's builder (tinycnn: widths; "
                 "keras.applications backbones: their constructor arguments, e.g. alpha)",
         ) from None
-    origin = weights_origin(config.arch, config.weights)
+    origin = weights_origin(settings.arch, settings.weights)
 
-    work = Path(work_dir) if work_dir else training_work_dir(out)
-    resumed = resume and (work / "phases.json").is_file()
-    phases, history = fit_phases(model, train_x, train_y, valid_x, valid_y, config, work,
-                                 resume=resume, progress=progress, strategy=distribution)
+    work = Path(config.work_dir) if config.work_dir else training_work_dir(out)
+    resumed = config.resume and (work / "phases.json").is_file()
+    phases, history = fit_phases(model, train_x, train_y, valid_x, valid_y, settings, work,
+                                 resume=config.resume, progress=config.progress,
+                                 strategy=distribution)
 
-    p_valid = predict_rois(model, valid_x, batch_size=max(config.batch_size, 32))
+    p_valid = predict_rois(model, valid_x, batch_size=max(settings.batch_size, 32))
     both = len(set(valid_y.tolist())) == 2
     youden = float(np.clip(youden_threshold(valid_y.astype(int), p_valid), 1e-6, 1 - 1e-6)) \
         if both else None
-    if config.threshold == "youden" and youden is None:
+    if settings.threshold == "youden" and youden is None:
         logger.warning("the validation ROIs hold one class; the threshold stays 0.5")
-    threshold = (youden if youden is not None else 0.5) if config.threshold == "youden" \
-        else float(config.threshold)
+    threshold = (youden if youden is not None else 0.5) if settings.threshold == "youden" \
+        else float(settings.threshold)
     valid_metrics = _valid_metrics(valid_y, p_valid, threshold)
     card_metrics = {f"valid_{k}": float(v) for k, v in valid_metrics.items()
                     if v is not None and np.isfinite(v)}
@@ -454,11 +477,11 @@ def train_classifier(
 
     mid = model_id("massclass", model.backbone_name, fold)
     training = {
-        **config.model_dump(mode="json"),
+        **settings.model_dump(mode="json"),
         "loss": "binary_crossentropy",
         "optimizer": "adam",
-        "threshold_method": "youden" if config.threshold == "youden" else "fixed",
-        "strategy": strategy,
+        "threshold_method": "youden" if settings.threshold == "youden" else "fixed",
+        "strategy": config.strategy,
         "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
         "phase_results": [p.model_dump(mode="json") for p in phases],
         "train_rois": _roi_counts(train_rois),
@@ -477,6 +500,7 @@ def train_classifier(
         ),
         metrics=card_metrics, weights_origin=origin, created_by="massclass train",
     )
+    keep_work = config.keep_work
     if is_chief(distribution):  # multi-worker: only the chief writes
         history_path = work / "history.csv"
         _write_history(history_path, history)
@@ -492,6 +516,54 @@ def train_classifier(
         youden_threshold=youden, weights_origin=origin,
         seconds=time.perf_counter() - started, resumed=resumed,
     )
+
+
+def train_classifier(
+    data: str | Path,
+    splits: str | Path,
+    fold: int,
+    out: str | Path,
+    config: TrainSettings | None = None,
+    *,
+    resume: bool = True,
+    work_dir: str | Path | None = None,
+    keep_work: bool = False,
+    progress: bool = False,
+    strategy: str = "none",
+) -> TrainSummary:
+    """Deprecated: :func:`train` with the paths and run options as arguments.
+
+    Builds a :class:`TrainConfig` from ``config``'s settings (defaults: the reference's) and
+    the arguments, and calls :func:`train`. Use ``train(TrainConfig(...))`` or
+    ``train(load_train_config(...))`` instead.
+
+    Args:
+        data: The ``masses`` store.
+        splits: ``splits.json``.
+        fold: 1-based fold number.
+        out: Model folder to write.
+        config: Training settings (a :class:`TrainSettings`; a :class:`TrainConfig`'s paths
+            and run options are replaced by the arguments).
+        resume: Continue an interrupted run of the same settings.
+        work_dir: Checkpoint folder (default: ``.<out name>.training`` next to ``out``).
+        keep_work: Keep the checkpoint folder after success.
+        progress: Show Keras progress bars.
+        strategy: ``none``, ``mirrored`` or ``multiworker``.
+
+    Returns:
+        A :class:`TrainSummary`.
+    """
+    warnings.warn(
+        "massclass.train.train_classifier(data, splits, fold, out, config, ...) is deprecated; "
+        "use massclass.train.train(TrainConfig(..., data=, splits=, fold=, out=))",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    settings = (config or TrainSettings()).settings()
+    return train(TrainConfig(
+        **settings.model_dump(), data=data, splits=splits, fold=fold, out=out, resume=resume,
+        work_dir=work_dir, keep_work=keep_work, progress=progress, strategy=strategy,
+    ))
 
 
 def _roi_counts(rois: RoiSet) -> dict[str, Any]:
