@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from mammo_common.metrics import roc_auc
 from mammo_common.testing import run_model_test
-from massclass.config import PhaseConfig, RoiConfig, TrainConfig
+from massclass.config import PhaseConfig, RoiConfig, TrainSettings
 from massclass.descriptors import DESCRIPTOR_NAMES, MassDescriptors
 from massclass.models import MassClassifier, build_model
 from massclass.train import fit_phases, predict_rois
@@ -110,8 +110,8 @@ def test_empty_and_full_masks_give_finite_values() -> None:
 
 def test_descriptors_need_image_and_mask() -> None:
     with pytest.raises(ValueError, match="image\\+mask"):
-        TrainConfig(arch="descriptors", roi=RoiConfig(representation="image"))
-    assert TrainConfig(arch="descriptors", roi=RoiConfig(representation="image+mask"))
+        TrainSettings(arch="descriptors", roi=RoiConfig(representation="image"))
+    assert TrainSettings(arch="descriptors", roi=RoiConfig(representation="image+mask"))
 
 
 def test_descriptors_pass_the_model_tester(tmp_path, keras_session, fresh_process) -> None:
@@ -149,7 +149,7 @@ def test_descriptor_classifier_learns_from_few_masses(tmp_path, keras_session) -
     train_x, train_y = _rois(80, seed=1)
     valid_x, valid_y = _rois(30, seed=2)
     test_x, test_y = _rois(100, seed=3)
-    config = TrainConfig(
+    config = TrainSettings(
         arch="descriptors", input_size=SIZE, batch_size=16, seed=0, dense_units=(16, 8),
         dropout=0.2, roi=RoiConfig(representation="image+mask", margin=0.5),
         phases=[PhaseConfig(name="all", trainable="all", learning_rate=3e-3, epochs=40)],
