@@ -12,7 +12,8 @@ Architecture (docs ARCHITECTURES.md, "Classifiers"), for every backbone::
 The backbone is frozen by default. With ``weights=None`` at 224x224x3 the reference's counts
 are reproduced exactly (:data:`REFERENCE_COUNTS`).
 
-Backbones (:func:`list_backbones`):
+Backbones (:func:`list_backbones`) are the encoders of the shared registry
+:mod:`mammo_common.keras.encoders` (builders, preprocessing, ImageNet weights offline-first):
 
 * Every ``keras.applications`` constructor, by its lower-case name without separators
   (``vgg16``, ``resnet50v2``, ``inceptionv3``, ``efficientnetb0``, ``densenet121``,
@@ -21,7 +22,8 @@ Backbones (:func:`list_backbones`):
   blocks, widths 16/32/64 by default) for CPU tests and demos; it has no pretrained weights.
 * ``descriptors``: BI-RADS-style shape and margin measurements of an ``image+mask`` ROI
   (:mod:`massclass.descriptors`), for datasets too small for a network to learn them.
-* Anything registered with :func:`register_backbone`.
+* Anything registered with :func:`register_backbone` (or
+  :func:`mammo_common.keras.encoders.register_encoder`).
 
 Inputs are float images scaled to [0, 1] (see :mod:`massclass.rois`); the model maps them to
 what the backbone expects, so a saved model needs nothing outside its file.
@@ -29,17 +31,14 @@ what the backbone expects, so a saved model needs nothing outside its file.
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
-import logging
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import keras
 from keras import layers, ops
 
+from mammo_common.keras import encoders
+from mammo_common.keras.encoders import Encoder, PreprocessMode, preprocess_images
 from massclass.descriptors import build_descriptor_backbone
 
 __all__ = [
@@ -57,10 +56,6 @@ __all__ = [
     "weights_origin",
 ]
 
-logger = logging.getLogger("mammo")
-
-PreprocessMode = Literal["caffe", "tf", "torch", "none"]
-
 #: (total, non-trainable) parameters at 224x224x3 with the base frozen (ARCHITECTURES.md).
 REFERENCE_COUNTS: dict[str, tuple[int, int]] = {
     "vgg16": (14_879_041, 14_714_688),
@@ -68,40 +63,16 @@ REFERENCE_COUNTS: dict[str, tuple[int, int]] = {
     "inceptionv3": (22_360_353, 21_802_784),
 }
 
-# keras.applications module -> how its preprocess_input scales [0, 255] RGB.
-_MODULE_PREPROCESS: dict[str, PreprocessMode] = {
-    "vgg16": "caffe",
-    "vgg19": "caffe",
-    "resnet": "caffe",
-    "resnet_v2": "tf",
-    "inception_v3": "tf",
-    "inception_resnet_v2": "tf",
-    "xception": "tf",
-    "mobilenet": "tf",
-    "mobilenet_v2": "tf",
-    "nasnet": "tf",
-    "densenet": "torch",
-    "mobilenet_v3": "none",
-    "efficientnet": "none",
-    "efficientnet_v2": "none",
-    "convnext": "none",
-}
-
-_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
-_TORCH_MEAN = (0.485, 0.456, 0.406)
-_TORCH_STD = (0.229, 0.224, 0.225)
+#: A backbone is an encoder of the shared registry (:mod:`mammo_common.keras.encoders`).
+Backbone = Encoder
 
 
 @keras.saving.register_keras_serializable(package="massclass")
 class BackbonePreprocess(layers.Layer):
     """Map [0, 1] images to a backbone's expected input, as its ``preprocess_input`` does.
 
-    Modes (``x`` is the input in [0, 1]):
-
-    * ``"caffe"`` (VGG, ResNet v1): ``255 x``, RGB -> BGR, ImageNet BGR means subtracted.
-    * ``"tf"`` (ResNet v2, Inception, Xception, MobileNet v1/v2, NASNet): ``2 x - 1``.
-    * ``"torch"`` (DenseNet): ImageNet mean/std normalisation of ``x``.
-    * ``"none"`` (EfficientNet, MobileNet v3, ConvNeXt: they rescale inside): ``255 x``.
+    The modes (``"caffe"``, ``"tf"``, ``"torch"``, ``"none"``) are those of
+    :func:`mammo_common.keras.encoders.preprocess_images`.
 
     Args:
         mode: One of the modes above.
@@ -110,58 +81,19 @@ class BackbonePreprocess(layers.Layer):
 
     def __init__(self, mode: PreprocessMode = "tf", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if mode not in ("caffe", "tf", "torch", "none"):
+        if mode not in encoders.PREPROCESSING_MODES:
             raise ValueError(f"unknown preprocessing mode {mode!r}; use caffe, tf, torch or none")
         self.mode = mode
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
-        if self.mode == "tf":
-            return x * 2.0 - 1.0
-        if self.mode == "none":
-            return x * 255.0
-        if self.mode == "torch":
-            mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=self.compute_dtype)
-            std = ops.convert_to_tensor(_TORCH_STD, dtype=self.compute_dtype)
-            return (x - mean) / std
-        x = ops.flip(x * 255.0, axis=-1)
-        return x - ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
+        return preprocess_images(x, self.mode, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
-
-
-@dataclasses.dataclass(frozen=True)
-class Backbone:
-    """A registered backbone.
-
-    Attributes:
-        name: Registry name (lower case).
-        preprocess: Input preprocessing mode (see :class:`BackbonePreprocess`).
-        builder: ``fn(input_shape, weights, **options) -> keras.Model`` (include_top=False).
-        source: ``"keras.applications.<Constructor>"`` or ``"massclass"`` / ``"custom"``.
-        pretrained: Whether ImageNet weights exist for it.
-        description: One line for ``massclass models``.
-    """
-
-    name: str
-    preprocess: PreprocessMode
-    builder: Callable[..., keras.Model]
-    source: str
-    pretrained: bool = True
-    description: str = ""
-
-
-_REGISTRY: dict[str, Backbone] = {}
-_APPS_SCANNED = False
-_warned_scratch: set[str] = set()
-
-
-def _key(name: str) -> str:
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
 
 def register_backbone(
@@ -172,8 +104,10 @@ def register_backbone(
     pretrained: bool = False,
     description: str = "",
     source: str = "custom",
+    input_multiple: int = 1,
 ) -> Backbone:
-    """Register a backbone under ``name`` (replacing any earlier one of that name).
+    """Register a backbone under ``name`` in the shared encoder registry (replacing any earlier
+    one of that name).
 
     Args:
         name: Registry name; matched case- and separator-insensitively.
@@ -183,93 +117,17 @@ def register_backbone(
         pretrained: Whether ``weights="imagenet"`` is meaningful.
         description: Shown by ``massclass models``.
         source: Where it comes from.
+        input_multiple: Input height and width must be multiples of this.
 
     Returns:
-        The registered :class:`Backbone`.
+        The registered :class:`~mammo_common.keras.encoders.Encoder`.
     """
-    spec = Backbone(_key(name), preprocess, builder, source, pretrained, description)
-    _REGISTRY[spec.name] = spec
-    return spec
-
-
-def _resolve_other_weights(name: str, weights: Any) -> Any:
-    """Weights for an application mammo_common.keras.weights does not know."""
-    if weights is None:
-        return None
-    text = str(weights).strip().lower() if isinstance(weights, str) else None
-    if text == "imagenet":
-        return "imagenet"
-    if text == "auto":
-        allowed = os.environ.get("MAMMO_ALLOW_WEIGHT_DOWNLOAD", "").strip().lower()
-        if allowed in {"1", "true", "yes"}:
-            return "imagenet"
-        if name not in _warned_scratch:
-            _warned_scratch.add(name)
-            logger.warning(
-                "%s: weights='auto' does not look for cached ImageNet weights of this backbone "
-                "offline; it is initialised randomly. Pass weights='imagenet' (uses the Keras "
-                "cache or downloads), a weights file, or set MAMMO_ALLOW_WEIGHT_DOWNLOAD=1.",
-                name,
-            )
-        return None
-    path = Path(os.fspath(weights)).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file for {name} not found: {str(path)!r}")
-    return str(path)
-
-
-def _application_builder(constructor_name: str) -> Callable[..., keras.Model]:
-    def build(input_shape: Sequence[int], weights: Any = "auto", **options: Any) -> keras.Model:
-        key = _key(constructor_name)
-        try:
-            from mammo_common.keras import weights as mweights
-
-            mweights.canonical_app_name(key)
-            known = True
-        except (ImportError, ValueError):
-            known = False
-        try:
-            if known:
-                return mweights.build_application(
-                    key, input_shape=tuple(input_shape), weights=weights, include_top=False,
-                    **options,
-                )
-            constructor = getattr(keras.applications, constructor_name)
-            return constructor(
-                include_top=False,
-                weights=_resolve_other_weights(key, weights),
-                input_shape=tuple(input_shape),
-                **options,
-            )
-        except ValueError as exc:
-            raise ValueError(
-                f"backbone {key!r} cannot be built at input shape {tuple(input_shape)}: {exc}"
-            ) from None
-
-    return build
-
-
-def _scan_applications() -> None:
-    global _APPS_SCANNED
-    if _APPS_SCANNED:
-        return
-    _APPS_SCANNED = True
-    for attr in dir(keras.applications):
-        obj = getattr(keras.applications, attr)
-        if not (inspect.isfunction(obj) and attr[:1].isupper()):
-            continue
-        module = obj.__module__.rsplit(".", 1)[-1]
-        mode = _MODULE_PREPROCESS.get(module)
-        if mode is None or _key(attr) in _REGISTRY:
-            continue
-        register_backbone(
-            attr,
-            _application_builder(attr),
-            preprocess=mode,
-            pretrained=True,
-            description=f"keras.applications.{attr} (ImageNet weights available)",
-            source=f"keras.applications.{attr}",
-        )
+    return encoders.register_encoder(
+        Encoder(name=encoders.encoder_key(name), builder=builder, preprocessing=preprocess,
+                pretrained=pretrained, source=source, description=description,
+                input_multiple=int(input_multiple)),
+        overwrite=True,
+    )
 
 
 def _tinycnn(
@@ -295,6 +153,7 @@ register_backbone(
     pretrained=False,
     description="3 conv-BN-ReLU-pool blocks (16/32/64), no pretrained weights: CPU tests, demos",
     source="massclass",
+    input_multiple=8,
 )
 
 
@@ -310,8 +169,7 @@ register_backbone(
 
 def list_backbones() -> list[Backbone]:
     """All registered backbones (every ``keras.applications`` model, ``tinycnn``, custom ones)."""
-    _scan_applications()
-    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
+    return encoders.list_encoders()
 
 
 def get_backbone(name: str) -> Backbone:
@@ -320,13 +178,11 @@ def get_backbone(name: str) -> Backbone:
     Raises:
         ValueError: Unknown name; the message lists the valid names.
     """
-    key = _key(name)
-    if key not in _REGISTRY:
-        _scan_applications()
-    if key not in _REGISTRY:
+    try:
+        return encoders.get_encoder(name)
+    except ValueError:
         names = ", ".join(b.name for b in list_backbones())
-        raise ValueError(f"unknown backbone {name!r}; valid names: {names}")
-    return _REGISTRY[key]
+        raise ValueError(f"unknown backbone {name!r}; valid names: {names}") from None
 
 
 @keras.saving.register_keras_serializable(package="massclass")
@@ -371,7 +227,7 @@ class MassClassifier(keras.Model):
         options = dict(backbone_options or {})
 
         inputs = keras.Input(shape=shape, name="roi")
-        x = BackbonePreprocess(spec.preprocess, name="preprocess")(inputs)
+        x = BackbonePreprocess(spec.preprocessing, name="preprocess")(inputs)
         base = spec.builder(shape, weights, **options)
         base.name = "backbone"
         x = base(x)
@@ -388,7 +244,7 @@ class MassClassifier(keras.Model):
         self.dense_units = [int(u) for u in dense_units]
         self.dropout_rate = float(dropout)
         self.backbone_options = options
-        self.preprocess_mode = spec.preprocess
+        self.preprocess_mode = spec.preprocessing
         set_trainable(self, trainable_base)
 
     @property
@@ -499,13 +355,7 @@ def weights_origin(name: str, weights: Any) -> str:
     if weights is None or not spec.pretrained:
         return "scratch"
     if isinstance(weights, str) and weights.strip().lower() == "auto":
-        try:
-            from mammo_common.keras import weights as mweights
-
-            resolved = mweights.resolve_weights(spec.name, "auto")
-        except (ImportError, ValueError):
-            resolved = _resolve_other_weights(spec.name, "auto")
-        return "scratch" if resolved is None else "imagenet"
+        return "scratch" if spec.resolve_weights("auto") is None else "imagenet"
     if isinstance(weights, str) and weights.strip().lower() == "imagenet":
         return "imagenet"
     return str(weights)

@@ -1,17 +1,26 @@
-"""Resolution of ``keras.applications`` weights, offline-first.
+"""ImageNet weights of the encoder registry, offline-first: the one resolver.
 
-The pipeline must build on machines without network access. ``resolve_weights`` turns a
-user-facing weights request into the value handed to ``keras.applications`` and
-``build_application`` wraps the application constructors with clear errors:
+The pipeline must build on machines without network access. :func:`resolve` turns a
+user-facing weights request for an encoder of :mod:`mammo_common.keras.encoders` into the
+``weights=`` value handed to ``keras.applications``:
 
 * ``None``: random initialisation (train from scratch).
 * a file path: that file (it must exist).
-* ``"imagenet"``: ImageNet weights; taken from the Keras cache
-  (``$KERAS_HOME/models`` or ``~/.keras/models``) or downloaded by Keras. A failed
-  download raises ``RuntimeError`` explaining how to supply the file by hand.
-* ``"auto"`` (default): ImageNet weights when the cache holds the file, else random
-  initialisation, with one log message per application and process (logger ``"mammo"``).
-  Setting ``MAMMO_ALLOW_WEIGHT_DOWNLOAD=1`` lets ``"auto"`` download instead.
+* ``"imagenet"``: ImageNet weights. For an encoder whose weight files are registered
+  (:class:`ImageNetFiles`: Xception, VGG16, ResNet50, ResNet50V2, InceptionV3) they are taken
+  from the Keras cache (``$KERAS_HOME/models`` or ``~/.keras/models``) or downloaded into it
+  (:func:`obtain_imagenet_file`; a failed download raises ``RuntimeError`` explaining how to
+  supply the file by hand); for any other ``keras.applications`` model Keras looks them up
+  or downloads them itself.
+* ``"auto"`` (default): ImageNet weights when the cache holds the registered file, else
+  random initialisation, with one log message per encoder and process (logger ``"mammo"``).
+  Encoders without registered files are not looked up in the cache: they start from
+  scratch, saying so once. Setting ``MAMMO_ALLOW_WEIGHT_DOWNLOAD=1`` lets ``"auto"``
+  download instead.
+
+The name-based functions (:func:`resolve_weights`, :func:`build_application`,
+:func:`weights_file_name`, :func:`cached_weights_path`, :func:`canonical_app_name`) take the
+encoders with registered weight files by name and look them up in the encoder registry.
 """
 
 from __future__ import annotations
@@ -19,20 +28,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 
+if TYPE_CHECKING:
+    from mammo_common.keras.encoders import Encoder
+
 __all__ = [
     "ALLOW_DOWNLOAD_ENV",
-    "APPLICATIONS",
-    "ApplicationSpec",
+    "ImageNetFiles",
     "build_application",
     "cached_weights_path",
     "canonical_app_name",
+    "download_allowed",
     "keras_models_dir",
+    "obtain_imagenet_file",
+    "resolve",
     "resolve_weights",
     "weights_file_name",
 ]
@@ -44,116 +57,43 @@ ALLOW_DOWNLOAD_ENV = "MAMMO_ALLOW_WEIGHT_DOWNLOAD"
 
 _BASE_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
-
-@dataclasses.dataclass(frozen=True)
-class ApplicationSpec:
-    """A ``keras.applications`` model and its ImageNet weight files.
-
-    Attributes:
-        name: Canonical name (``"xception"``, ``"vgg16"``...).
-        builder: Name of the constructor in ``keras.applications``.
-        url_dir: Sub-folder of the Keras weights bucket.
-        top_file: Weight file name with the classification top.
-        top_hash: MD5 of ``top_file`` as Keras checks it.
-        notop_file: Weight file name without the top (``include_top=False``).
-        notop_hash: MD5 of ``notop_file``.
-    """
-
-    name: str
-    builder: str
-    url_dir: str
-    top_file: str
-    top_hash: str
-    notop_file: str
-    notop_hash: str
-
-    def constructor(self) -> Callable[..., keras.Model]:
-        """Return the ``keras.applications`` constructor."""
-        return getattr(keras.applications, self.builder)
-
-
-def _spec(name: str, builder: str, url_dir: str, top_hash: str, notop_hash: str) -> ApplicationSpec:
-    stem = f"{name}_weights_tf_dim_ordering_tf_kernels"
-    return ApplicationSpec(
-        name=name,
-        builder=builder,
-        url_dir=url_dir,
-        top_file=f"{stem}.h5",
-        top_hash=top_hash,
-        notop_file=f"{stem}_notop.h5",
-        notop_hash=notop_hash,
-    )
-
-
-#: The applications the pipeline uses, by canonical name. File names and hashes are the
-#: ones ``keras.applications`` uses, so files in the Keras cache are shared with it.
-APPLICATIONS: dict[str, ApplicationSpec] = {
-    s.name: s
-    for s in (
-        _spec(
-            "xception",
-            "Xception",
-            "xception",
-            "0a58e3b7378bc2990ea3b43d5981f1f6",
-            "b0042744bf5b25fce3cb969f33bebb97",
-        ),
-        _spec(
-            "vgg16",
-            "VGG16",
-            "vgg16",
-            "64373286793e3c8b2b4e3219cbf3544b",
-            "6d6bbae143d832006294945121d1f1fc",
-        ),
-        _spec(
-            "resnet50",
-            "ResNet50",
-            "resnet",
-            "2cb95161c43110f7111970584f804107",
-            "4d473c1dd8becc155b73f8504c6f6626",
-        ),
-        _spec(
-            "resnet50v2",
-            "ResNet50V2",
-            "resnet",
-            "3ef43a0b657b3be2300d5770ece849e0",
-            "fac2f116257151a9d068a22e544a4917",
-        ),
-        _spec(
-            "inception_v3",
-            "InceptionV3",
-            "inception_v3",
-            "9a0d58056eeedaa3f26cb7ebd46da564",
-            "bcbd6486424b2319ff4ef7d526e38f63",
-        ),
-    )
-}
-
-_ALIASES = {"inceptionv3": "inception_v3", "resnet50_v2": "resnet50v2"}
-
-# Applications for which the "no weights offline" message was already logged.
+# Encoders for which the "no weights offline" message was already logged.
 _logged_offline: set[str] = set()
 
 
-def canonical_app_name(app_name: str) -> str:
-    """Normalise an application name (case, ``-``, aliases) to a key of ``APPLICATIONS``.
+@dataclasses.dataclass(frozen=True)
+class ImageNetFiles:
+    """The ImageNet weight files of a ``keras.applications`` model, as Keras caches them.
 
-    Raises:
-        ValueError: If the name is unknown; the message lists the valid names.
+    File names and hashes are the ones ``keras.applications`` uses, so files in the Keras
+    cache are shared with it.
+
+    Attributes:
+        stem: File name stem (``"inception_v3"``); the files are
+            ``<stem>_weights_tf_dim_ordering_tf_kernels[_notop].h5``.
+        url_dir: Sub-folder of the Keras weights bucket.
+        top_hash: MD5 of the file with the classification top, as Keras checks it.
+        notop_hash: MD5 of the file without the top (``include_top=False``).
     """
-    key = str(app_name).strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    if key not in APPLICATIONS:
-        raise ValueError(
-            f"Unknown keras.applications model {app_name!r}; "
-            f"valid names: {', '.join(sorted(APPLICATIONS))}."
-        )
-    return key
 
+    stem: str
+    url_dir: str
+    top_hash: str
+    notop_hash: str
 
-def weights_file_name(app_name: str, include_top: bool = False) -> str:
-    """Return the ImageNet weight file name Keras caches for ``app_name``."""
-    spec = APPLICATIONS[canonical_app_name(app_name)]
-    return spec.top_file if include_top else spec.notop_file
+    def file_name(self, include_top: bool = False) -> str:
+        """Return the weight file name (with or without the classification top)."""
+        suffix = "" if include_top else "_notop"
+        return f"{self.stem}_weights_tf_dim_ordering_tf_kernels{suffix}.h5"
+
+    def file_hash(self, include_top: bool = False) -> str:
+        """Return the MD5 of :meth:`file_name`."""
+        return self.top_hash if include_top else self.notop_hash
+
+    def cached(self, include_top: bool = False) -> Path | None:
+        """Return the file in the Keras cache if it is there, else None."""
+        path = keras_models_dir() / self.file_name(include_top)
+        return path if path.is_file() else None
 
 
 def keras_models_dir() -> Path:
@@ -172,20 +112,153 @@ def keras_models_dir() -> Path:
     return base / ".keras" / "models"
 
 
+def download_allowed() -> bool:
+    """Whether ``MAMMO_ALLOW_WEIGHT_DOWNLOAD`` lets ``weights="auto"`` download."""
+    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes"}
+
+
+def _log_scratch_once(name: str, files: ImageNetFiles | None, include_top: bool) -> None:
+    if name in _logged_offline:
+        return
+    _logged_offline.add(name)
+    if files is not None:
+        logger.warning(
+            "ImageNet weights for %s are unavailable offline (no %s in %s); the encoder "
+            "is initialised randomly and trains from scratch. Put the file there, pass "
+            "a weights path, or set %s=1 to allow downloading.",
+            name,
+            files.file_name(include_top),
+            keras_models_dir(),
+            ALLOW_DOWNLOAD_ENV,
+        )
+    else:
+        logger.warning(
+            "%s: weights='auto' does not look for cached ImageNet weights of this backbone "
+            "offline; it is initialised randomly. Pass weights='imagenet' (uses the Keras "
+            "cache or downloads), a weights file, or set %s=1.",
+            name,
+            ALLOW_DOWNLOAD_ENV,
+        )
+
+
+def resolve(
+    name: str,
+    weights: str | os.PathLike | None = "auto",
+    *,
+    files: ImageNetFiles | None = None,
+    include_top: bool = False,
+) -> str | None:
+    """Resolve a weights request into the ``weights=`` value for ``keras.applications``.
+
+    Args:
+        name: Encoder name (for messages and the once-per-process offline message).
+        weights: ``None`` (scratch), ``"imagenet"``, ``"auto"`` or a path to a weight file.
+        files: The encoder's registered ImageNet files, or None when they are not known
+            (``"auto"`` then starts from scratch unless downloads are allowed).
+        include_top: Whether the classification top is built (selects the cache file).
+
+    Returns:
+        ``None``, ``"imagenet"`` or the path of an existing weight file.
+
+    Raises:
+        FileNotFoundError: If ``weights`` is a path that does not exist.
+    """
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights.strip().lower() in {"imagenet", "auto"}:
+        if weights.strip().lower() == "imagenet":
+            return "imagenet"
+        cached = files is not None and files.cached(include_top) is not None
+        if cached or download_allowed():
+            return "imagenet"
+        _log_scratch_once(name, files, include_top)
+        return None
+    path = Path(os.fspath(weights)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"Weights file for {name} not found: {str(path)!r} "
+            "(expected None, 'imagenet', 'auto' or the path of an existing .h5/.weights.h5 "
+            "file)."
+        )
+    return str(path)
+
+
+def obtain_imagenet_file(name: str, files: ImageNetFiles, include_top: bool = False) -> str:
+    """Return a local path to the ImageNet weight file, downloading it into the cache if needed.
+
+    Raises:
+        RuntimeError: If the file is not cached and cannot be downloaded; the message says
+            where to put it by hand.
+    """
+    cached = files.cached(include_top)
+    if cached is not None:
+        return str(cached)
+    fname = files.file_name(include_top)
+    models_dir = keras_models_dir()
+    try:
+        return keras.utils.get_file(
+            fname,
+            f"{_BASE_URL}{files.url_dir}/{fname}",
+            cache_dir=str(models_dir.parent),
+            cache_subdir=models_dir.name,
+            file_hash=files.file_hash(include_top),
+        )
+    except Exception as exc:
+        raise RuntimeError(
+            f"ImageNet weights for {name} could not be obtained ({exc}). Offline, put "
+            f"{fname} into {models_dir} (or ~/.keras/models), or pass weights=<path to the "
+            "file>, or weights=None to train from scratch."
+        ) from exc
+
+
+# ------------------------------------------------------------------ by name, over the registry
+
+
+def _application(app_name: str) -> tuple[Encoder, ImageNetFiles]:
+    """The registered encoder ``app_name`` with its ImageNet files.
+
+    Raises:
+        ValueError: If no encoder of that name has registered weight files; the message
+            lists the valid names.
+    """
+    from mammo_common.keras import encoders
+
+    try:
+        encoder = encoders.get_encoder(app_name)
+    except ValueError:
+        encoder = None
+    if encoder is None or encoder.imagenet is None:
+        known = {e.imagenet.stem for e in encoders.ENCODERS.values() if e.imagenet is not None}
+        raise ValueError(
+            f"Unknown keras.applications model {app_name!r} (no registered ImageNet weight "
+            f"files); valid names: {', '.join(sorted(known))}."
+        )
+    return encoder, encoder.imagenet
+
+
+def canonical_app_name(app_name: str) -> str:
+    """Normalise an application name (case, separators) to its encoder registry name.
+
+    Raises:
+        ValueError: If no encoder of that name has registered weight files.
+    """
+    return _application(app_name)[0].name
+
+
+def weights_file_name(app_name: str, include_top: bool = False) -> str:
+    """Return the ImageNet weight file name Keras caches for ``app_name``."""
+    return _application(app_name)[1].file_name(include_top)
+
+
 def cached_weights_path(app_name: str, include_top: bool = False) -> Path | None:
     """Return the cached ImageNet weight file of ``app_name`` if it exists, else None."""
-    path = keras_models_dir() / weights_file_name(app_name, include_top)
-    return path if path.is_file() else None
-
-
-def _download_allowed() -> bool:
-    return os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return _application(app_name)[1].cached(include_top)
 
 
 def resolve_weights(
     app_name: str, weights: str | os.PathLike | None = "auto", *, include_top: bool = False
 ) -> str | None:
-    """Resolve a weights request into the ``weights=`` value for ``keras.applications``.
+    """:func:`resolve` for an encoder with registered weight files, by name.
 
     Args:
         app_name: Application name (``"xception"``, ``"vgg16"``, ``"resnet50"``,
@@ -200,61 +273,8 @@ def resolve_weights(
         ValueError: For an unknown application name.
         FileNotFoundError: If ``weights`` is a path that does not exist.
     """
-    canonical_app_name(app_name)
-    if weights is None:
-        return None
-    if isinstance(weights, str) and weights.strip().lower() in {"imagenet", "auto"}:
-        mode = weights.strip().lower()
-        if mode == "imagenet":
-            return "imagenet"
-        if cached_weights_path(app_name, include_top) is not None or _download_allowed():
-            return "imagenet"
-        key = canonical_app_name(app_name)
-        if key not in _logged_offline:
-            _logged_offline.add(key)
-            logger.warning(
-                "ImageNet weights for %s are unavailable offline (no %s in %s); the encoder "
-                "is initialised randomly and trains from scratch. Put the file there, pass "
-                "a weights path, or set %s=1 to allow downloading.",
-                key,
-                weights_file_name(key, include_top),
-                keras_models_dir(),
-                ALLOW_DOWNLOAD_ENV,
-            )
-        return None
-    path = Path(os.fspath(weights)).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"Weights file for {app_name} not found: {str(path)!r} "
-            "(expected None, 'imagenet', 'auto' or the path of an existing .h5/.weights.h5 "
-            "file)."
-        )
-    return str(path)
-
-
-def _obtain_imagenet_file(app_name: str, include_top: bool) -> str:
-    """Return a local path to the ImageNet weight file, downloading it if needed."""
-    cached = cached_weights_path(app_name, include_top)
-    if cached is not None:
-        return str(cached)
-    spec = APPLICATIONS[canonical_app_name(app_name)]
-    fname = spec.top_file if include_top else spec.notop_file
-    fhash = spec.top_hash if include_top else spec.notop_hash
-    models_dir = keras_models_dir()
-    try:
-        return keras.utils.get_file(
-            fname,
-            f"{_BASE_URL}{spec.url_dir}/{fname}",
-            cache_dir=str(models_dir.parent),
-            cache_subdir=models_dir.name,
-            file_hash=fhash,
-        )
-    except Exception as exc:
-        raise RuntimeError(
-            f"ImageNet weights for {spec.name} could not be obtained ({exc}). Offline, put "
-            f"{fname} into {models_dir} (or ~/.keras/models), or pass weights=<path to the "
-            "file>, or weights=None to train from scratch."
-        ) from exc
+    encoder, files = _application(app_name)
+    return resolve(encoder.name, weights, files=files, include_top=include_top)
 
 
 def build_application(
@@ -265,14 +285,14 @@ def build_application(
     include_top: bool = False,
     **kwargs: Any,
 ) -> keras.Model:
-    """Build a ``keras.applications`` model with offline-aware weight resolution.
+    """Build a registered ``keras.applications`` encoder with offline-aware weights.
 
     Args:
-        app_name: Application name, see :data:`APPLICATIONS`.
+        app_name: Name of an encoder with registered weight files.
         input_tensor: Optional Keras tensor (e.g. ``keras.Input``) to build the model on.
         input_shape: Optional input shape (without batch) when no tensor is given.
         weights: ``None``, ``"imagenet"``, ``"auto"`` or a weight file path; see
-            :func:`resolve_weights`.
+            :func:`resolve`.
         include_top: Whether to include the ImageNet classification top.
         **kwargs: Passed to the constructor (e.g. ``pooling``, ``name``).
 
@@ -284,22 +304,7 @@ def build_application(
         FileNotFoundError: Missing weights file.
         RuntimeError: ImageNet weights requested but neither cached nor downloadable.
     """
-    key = canonical_app_name(app_name)
-    resolved = resolve_weights(key, weights, include_top=include_top)
-    if resolved == "imagenet":
-        # A local file path loads exactly like "imagenet" in keras.applications and avoids
-        # Keras looking in another cache folder than the one checked here.
-        resolved = _obtain_imagenet_file(key, include_top)
-    constructor = APPLICATIONS[key].constructor()
-    try:
-        return constructor(
-            include_top=include_top,
-            weights=resolved,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            **kwargs,
-        )
-    except ValueError as exc:
-        raise ValueError(
-            f"Could not build keras.applications.{constructor.__name__}: {exc}"
-        ) from exc
+    encoder, _ = _application(app_name)
+    return encoder.build(
+        input_shape, weights, input_tensor=input_tensor, include_top=include_top, **kwargs
+    )

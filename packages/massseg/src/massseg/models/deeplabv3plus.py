@@ -1,6 +1,7 @@
 """DeepLabV3+ with a ResNet50 encoder and squeeze-and-excitation blocks.
 
-High-level features ``conv4_block6_out`` (stride 16) go through ASPP: image pooling
+Encoder taps from the registry's ResNet50 (:mod:`mammo_common.keras.encoders`).
+High-level features P4 ``conv4_block6_out`` (stride 16) go through ASPP: image pooling
 (global average -> 1x1 conv-BN-ReLU -> bilinear upsampling back), a 1x1 conv and 3x3
 convs at dilation 6, 12 and 18 (all without bias, each BN-ReLU), concatenated -> 1x1
 conv-BN-ReLU -> bilinear x4. Low-level features ``conv2_block2_out`` (stride 4) -> 1x1
@@ -24,13 +25,16 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape
+from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "DeepLabV3Plus", "build", "squeeze_excite"]
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (640, 640, 3)
 
-HIGH_LEVEL = "conv4_block6_out"
+ENCODER = "resnet50"
+#: ASPP input: the stride-16 level (``conv4_block6_out``).
+HIGH_LEVEL = "P4"
+#: Low-level features: the second stride-4 block (a tap besides P2 = ``conv2_block3_out``).
 LOW_LEVEL = "conv2_block2_out"
 
 
@@ -107,9 +111,12 @@ class DeepLabV3Plus(keras.Model):
         name: str = "deeplabv3plus",
         **kwargs: Any,
     ) -> None:
-        shape = check_input_shape(input_shape, multiple=32, channels=3)
+        spec = get_encoder_spec(ENCODER)
+        shape = check_input_shape(
+            input_shape, multiple=spec.input_multiple, channels=spec.channels
+        )
         inputs = keras.Input(shape=shape, name="image")
-        _, taps = build_encoder("resnet50", inputs, taps=[HIGH_LEVEL, LOW_LEVEL], weights=weights)
+        _, taps = build_encoder(ENCODER, inputs, taps=[HIGH_LEVEL, LOW_LEVEL], weights=weights)
         rates = tuple(int(r) for r in atrous_rates)
 
         x_a = _aspp(taps[HIGH_LEVEL], aspp_filters, rates)

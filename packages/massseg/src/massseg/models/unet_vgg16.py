@@ -1,7 +1,8 @@
 """U-Net with a VGG16 encoder.
 
-Skips ``block1_conv2`` (stride 1), ``block2_conv2`` (2), ``block3_conv3`` (4),
-``block4_conv3`` (8); bridge ``block5_conv3`` (16). Decoder block(n): 2x2 stride-2
+Encoder taps from the registry's VGG16 (:mod:`mammo_common.keras.encoders`): skips
+``block1_conv2`` (stride 1), P1 ``block2_conv2`` (2), P2 ``block3_conv3`` (4), P3
+``block4_conv3`` (8); bridge P4 ``block5_conv3`` (16). Decoder block(n): 2x2 stride-2
 transposed convolution -> concatenate the skip -> [3x3 conv-BN-ReLU] x 2, with
 n = 512, 256, 128, 64; no dropout; 1x1 sigmoid output. At 640x640x3: 25,862,337
 parameters, 3,840 non-trainable.
@@ -19,7 +20,7 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape
+from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = [
     "DEFAULT_DECODER_FILTERS",
@@ -34,9 +35,10 @@ __all__ = [
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (640, 640, 3)
 DEFAULT_DECODER_FILTERS: tuple[int, int, int, int] = (512, 256, 128, 64)
 
-#: Skip taps fine to coarse, then the bridge.
-SKIPS = ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv3")
-BRIDGE = "block5_conv3"
+#: Skip taps fine to coarse, then the bridge (P1..P4: block2_conv2, block3_conv3,
+#: block4_conv3, block5_conv3).
+SKIPS = ("block1_conv2", "P1", "P2", "P3")
+BRIDGE = "P4"
 
 
 def decoder_block(x: Any, skip: Any, filters: int, name: str) -> Any:
@@ -63,7 +65,8 @@ def build_encoder_unet(
     Args:
         encoder: Registered encoder name.
         inputs: Model input tensor.
-        skips: Skip taps fine to coarse (``"input"`` for the image itself).
+        skips: Skip taps fine to coarse (``"P1"``..``"P5"``, layer names, or ``"input"``
+            for the image itself).
         bridge: Tap that starts the decoder.
         decoder_filters: Widths of the decoder blocks, coarse to fine (one per skip).
         weights: Encoder weights request.
@@ -84,8 +87,8 @@ class EncoderUNet(keras.Model):
     """A pretrained-encoder U-Net: ``ENCODER`` taps ``SKIPS`` and ``BRIDGE``, then
     :func:`decoder_block` per skip (coarse to fine) and a 1x1 sigmoid ``mask``.
 
-    Subclasses set ``ENCODER``, ``SKIPS``, ``BRIDGE`` and ``DEFAULT_NAME`` and register
-    themselves for serialisation.
+    Subclasses set ``ENCODER`` (a registry name, :mod:`mammo_common.keras.encoders`),
+    ``SKIPS``, ``BRIDGE`` and ``DEFAULT_NAME`` and register themselves for serialisation.
 
     Args:
         input_shape: ``(H, W, 3)`` with H and W multiples of 32.
@@ -108,7 +111,10 @@ class EncoderUNet(keras.Model):
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
-        shape = check_input_shape(input_shape, multiple=32, channels=3)
+        spec = get_encoder_spec(self.ENCODER)
+        shape = check_input_shape(
+            input_shape, multiple=spec.input_multiple, channels=spec.channels
+        )
         inputs = keras.Input(shape=shape, name="image")
         outputs = build_encoder_unet(
             self.ENCODER, inputs, self.SKIPS, self.BRIDGE, decoder_filters, weights

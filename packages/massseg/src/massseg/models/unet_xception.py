@@ -1,6 +1,7 @@
 """U-Net with an Xception encoder and residual decoder stages (U-Xception).
 
-Bottom: ReLU(``block13_sepconv2_bn``) (stride 16, also the stride-16 skip) -> 2x2 max-pool
+Encoder taps are the registry's Xception pyramid levels (:mod:`mammo_common.keras.encoders`).
+Bottom: ReLU(P4 = ``block13_sepconv2_bn``) (stride 16, also the stride-16 skip) -> 2x2 max-pool
 -> dropout -> middle stage at 32s. A stage(n) is a 3x3 convolution (no activation), two
 residual blocks and a ReLU; a residual block(n) is::
 
@@ -8,8 +9,8 @@ residual blocks and a ReLU; a residual block(n) is::
     x = 3x3 conv-BN-ReLU(x); x = 3x3 conv-BN(x); out = x + shortcut
 
 Up path: 3x3 stride-2 transposed convolutions, each concatenated with its skip, dropout,
-then a stage: 16s (stride-16 skip, dropout 0.5), 8s (``block4_sepconv2_bn``, 0.5), 4s
-(``block3_sepconv2_bn`` padded, 0.1), 2s (``block2_sepconv2_bn`` padded, 0.1), and a last
+then a stage: 16s (stride-16 skip, dropout 0.5), 8s (P3 ``block4_sepconv2_bn``, 0.5), 4s
+(P2 ``block3_sepconv2_bn`` padded, 0.1), 2s (P1 ``block2_sepconv2_bn`` padded, 0.1), and a last
 transposed convolution to full size without skip -> dropout 0.5 -> stage(s) -> dropout
 0.25 -> 1x1 sigmoid. With s=8 at 640x640x3: 23,159,489 parameters, 53,376 non-trainable.
 
@@ -26,19 +27,23 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape
+from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetXception", "build"]
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (640, 640, 3)
 
+ENCODER = "xception"
+#: The encoder tap at the bottom (stride 16).
+BOTTOM = "P4"
+
 #: (stage name, width multiple of s, skip tap or None, dropout before the stage), coarse
 #: to fine.
 UP_STAGES: tuple[tuple[str, int, str | None, str], ...] = (
-    ("up16", 16, "block13_sepconv2_bn", "dropout"),
-    ("up8", 8, "block4_sepconv2_bn", "dropout"),
-    ("up4", 4, "block3_sepconv2_bn", "fine_dropout"),
-    ("up2", 2, "block2_sepconv2_bn", "fine_dropout"),
+    ("up16", 16, BOTTOM, "dropout"),
+    ("up8", 8, "P3", "dropout"),
+    ("up4", 4, "P2", "fine_dropout"),
+    ("up2", 2, "P1", "fine_dropout"),
     ("up1", 1, None, "dropout"),
 )
 
@@ -88,14 +93,17 @@ class UNetXception(keras.Model):
         name: str = "unet_xception",
         **kwargs: Any,
     ) -> None:
-        shape = check_input_shape(input_shape, multiple=32, channels=3)
+        spec = get_encoder_spec(ENCODER)
+        shape = check_input_shape(
+            input_shape, multiple=spec.input_multiple, channels=spec.channels
+        )
         inputs = keras.Input(shape=shape, name="image")
         skip_taps = [tap for _, _, tap, _ in UP_STAGES if tap is not None]
-        _, taps = build_encoder("xception", inputs, taps=skip_taps, weights=weights)
+        _, taps = build_encoder(ENCODER, inputs, taps=skip_taps, weights=weights)
         rates = {"dropout": dropout, "fine_dropout": fine_dropout}
 
-        bottom = keras.layers.ReLU(name="bottom_relu")(taps["block13_sepconv2_bn"])
-        taps["block13_sepconv2_bn"] = bottom  # the activated map is also the skip
+        bottom = keras.layers.ReLU(name="bottom_relu")(taps[BOTTOM])
+        taps[BOTTOM] = bottom  # the activated map is also the skip
         x = keras.layers.MaxPooling2D(2, name="bottom_pool")(bottom)
         x = keras.layers.Dropout(dropout, name="bottom_drop")(x)
         x = _stage(x, start_filters * 32, "middle")

@@ -1,7 +1,8 @@
 """U-Net++ with an Xception encoder (the proposed mass segmentation network).
 
-The five encoder nodes X(i,1) are the input tensor and four Xception maps (strides 2, 4, 8
-and 16, the first two zero-padded on the top/left to the exact stride size). The nested
+The five encoder nodes X(i,1) are the input tensor and the Xception pyramid levels P1..P4 of
+the encoder registry (:mod:`mammo_common.keras.encoders`; strides 2, 4, 8 and 16, the first
+two zero-padded on the top/left to the exact stride size). The nested
 decoder computes every node X(i,j), j = 2..5, i = 1..6-j, as::
 
     X(i,j) = unit(concat[up(X(i+1,j-1)), X(i,1), ..., X(i,j-1)])
@@ -23,20 +24,16 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape
+from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetPlusPlusXception", "build"]
 
 DEFAULT_INPUT_SHAPE: tuple[int, int, int] = (640, 640, 3)
 
-#: Encoder nodes X(i,1), i = 1..5, as Xception taps ("input" is the image itself).
-ENCODER_TAPS = (
-    "input",
-    "block2_sepconv2_bn",
-    "block3_sepconv2_bn",
-    "block4_sepconv2_bn",
-    "block13_sepconv2_bn",
-)
+ENCODER = "xception"
+#: Encoder nodes X(i,1), i = 1..5, as taps of the registry's Xception ("input" is the image
+#: itself; P1..P4: block2/3/4_sepconv2_bn and block13_sepconv2_bn).
+ENCODER_TAPS = ("input", "P1", "P2", "P3", "P4")
 DEPTH = len(ENCODER_TAPS)
 
 
@@ -92,9 +89,12 @@ class UNetPlusPlusXception(keras.Model):
         name: str = "unetpp_xception",
         **kwargs: Any,
     ) -> None:
-        shape = check_input_shape(input_shape, multiple=32, channels=3)
+        spec = get_encoder_spec(ENCODER)
+        shape = check_input_shape(
+            input_shape, multiple=spec.input_multiple, channels=spec.channels
+        )
         inputs = keras.Input(shape=shape, name="image")
-        _, taps = build_encoder("xception", inputs, taps=ENCODER_TAPS, weights=weights)
+        _, taps = build_encoder(ENCODER, inputs, taps=ENCODER_TAPS, weights=weights)
         nb = [filters * 2**level for level in range(DEPTH - 1)]
 
         # nodes[i][j] holds X(i+1, j+1) (0-based storage of the 1-based paper indices).
