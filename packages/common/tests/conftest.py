@@ -25,7 +25,7 @@ KERAS_MODULES = [
     "test_keras_batchnorm_calibration.py", "test_keras_data.py", "test_keras_distribute.py",
     "test_keras_export.py", "test_keras_fused_batchnorm.py", "test_keras_inference.py",
     "test_keras_losses.py", "test_keras_optimize.py", "test_keras_training.py",
-    "test_model_cache.py", "test_model_folder.py", "test_testing.py",
+    "test_model_cache.py", "test_model_folder.py", "test_testing.py", "test_keras_encoders.py",
 ]
 collect_ignore = KERAS_MODULES if importlib.util.find_spec("keras") is None else []
 

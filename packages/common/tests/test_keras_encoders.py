@@ -17,14 +17,13 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras
 import numpy as np
 import pytest
 
-# mammo-common's core session runs without Keras: there this module is not collected.
-keras = pytest.importorskip("keras")
-
-from mammo_common.keras import encoders as enc  # noqa: E402
-from mammo_common.keras import weights as wts  # noqa: E402
+# mammo-common's core session (no Keras) does not collect this module (conftest KERAS_MODULES)
+from mammo_common.keras import encoders as enc
+from mammo_common.keras import weights as wts
 
 pytestmark = pytest.mark.keras
 
