@@ -299,14 +299,19 @@ def test_models_command() -> None:
 
 
 def test_unet5l_learns_from_patches(phantoms: dict[str, Any]) -> None:
-    """Patch training (foreground oversampling) saves a whole-image model that segments."""
+    """Patch training (foreground oversampling) saves a whole-image model that segments; the
+    demo's monitor (Dice over the validation images with a mass) picks the kept epoch."""
     out = phantoms["root"] / "unet5l_patches" / "fold_1"
-    train(TrainConfig(**SMALL, data=phantoms["breast"], splits=phantoms["splits"], fold=1,
-                      out=out, epochs=8, monitor="val_dice", patch_size=(32, 32),
-                      foreground_fraction=0.5, loss="bce_dice"))
+    result = train(TrainConfig(**SMALL, data=phantoms["breast"], splits=phantoms["splits"],
+                               fold=1, out=out, epochs=8, monitor="val_dice_mass",
+                               patch_size=(32, 32), foreground_fraction=0.5, loss="bce_dice"))
     card = read_model_card(out)
     assert tuple(card.input_shape) == (64, 64, 1)
     assert card.training["patch_size"] == [32, 32]
+    with open(out / "history.csv", newline="") as fh:
+        mass_dices = [float(r["val_dice_mass"]) for r in csv.DictReader(fh)]
+    assert result.best_epoch == 1 + mass_dices.index(max(mass_dices))
+    assert card.metrics["best_val_dice_mass"] == pytest.approx(max(mass_dices))
     metrics = _test_dice(phantoms, [out], "unet5l_patches")
     assert metrics["dice_mean"] >= MIN_DICE
 
