@@ -180,8 +180,9 @@ class TrainSettings(_Strict):
             detections count) or ``val_dice_mass`` (the mean thresholded Dice over the
             validation images with a mass: the number ``massseg evaluate`` reports as
             ``dice_mean``). ``val_dice`` rewards cautious epochs: in the demo it kept epoch 7
-            of 18 and tracked the test Dice poorly (Spearman 0.48 over the 18 epochs' weights),
-            where ``val_dice_mass`` tracked it (0.89) and kept epoch 17.
+            of 18 and tracked the test Dice poorly (Spearman 0.47 over the 18 epochs' weights),
+            where ``val_dice_mass`` tracked it (0.88) and kept epoch 17
+            (``bench/massseg_epochs.py``).
         threshold: Decision threshold recorded in the model card (reference 0.5).
         seed: Seed of weights, shuffling and augmentation.
         mixed_precision: ``None``, ``"bfloat16"`` (CPU) or ``"float16"`` (GPU).
