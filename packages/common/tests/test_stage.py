@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from test_splits import _small
 
 from mammo_common.errors import EXIT_BAD_INPUT, InputFileError
 from mammo_common.schema.splits import Splits, SplitsFileError, SplitsNotFoundError
@@ -23,20 +24,7 @@ from mammo_common.stage import (
     training_work_dir,
 )
 
-SMALL = {
-    "schema_version": "1.0",
-    "seed": 0,
-    "n_folds": 3,
-    "test_fraction": 0.2,
-    "test": ["d1"],
-    "folds": [
-        {"index": 1, "train": ["b1", "c1", "c2"], "valid": ["a1", "a2"]},
-        {"index": 2, "train": ["a1", "a2", "c1", "c2"], "valid": ["b1"]},
-        {"index": 3, "train": ["a1", "a2", "b1"], "valid": ["c1", "c2"]},
-    ],
-    "patients": {"a1": "A", "a2": "A", "b1": "B", "c1": "C", "c2": "C", "d1": "D"},
-    "labels": dict.fromkeys(["a1", "a2", "b1", "c1", "c2", "d1"], "BENIGN"),
-}
+SMALL = _small()  # the hand-made split of test_splits.py
 
 
 @pytest.fixture
