@@ -382,3 +382,39 @@ def test_weight_file_loads(tmp_path):
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(loaded.weights[0]), keras.ops.convert_to_numpy(source.weights[0])
     )
+
+
+# the weights helpers' own names and argument checks (moved here from massseg's suite)
+
+
+def test_weight_file_names():
+    assert wts.weights_file_name("xception") == (
+        "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("vgg16") == "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert wts.weights_file_name("resnet50") == (
+        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("ResNet50V2") == (
+        "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("inceptionv3") == (
+        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert wts.weights_file_name("vgg16", include_top=True) == (
+        "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    )
+
+
+def test_resolve_none_and_imagenet():
+    assert wts.resolve_weights("xception", None) is None
+    assert wts.resolve_weights("xception", "imagenet") == "imagenet"
+
+
+def test_resolve_paths(tmp_path):
+    missing = tmp_path / "nothing_here.weights.h5"
+    with pytest.raises(FileNotFoundError, match="nothing_here.weights.h5"):
+        wts.resolve_weights("xception", str(missing))
+    present = tmp_path / "w.h5"
+    present.write_bytes(b"")
+    assert wts.resolve_weights("xception", present) == str(present)

@@ -11,7 +11,6 @@ the network.
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -22,7 +21,6 @@ import numpy as np
 import pytest
 
 from mammo_common.keras import encoders as enc
-from mammo_common.keras import weights as wts
 from mammo_common.testing import ModelTestResult, run_model_test
 
 # name -> (total, non-trainable) at 640x640x3, from ARCHITECTURES.md. The networks are fully
@@ -262,107 +260,3 @@ def test_check_input_shape():
         enc.check_input_shape((97, 128, 3))
     with pytest.raises(ValueError, match="concrete"):
         enc.check_input_shape((None, 128, 3))
-
-
-# --------------------------------------------------------------------------- weights
-
-
-@pytest.fixture
-def offline_home(tmp_path, monkeypatch):
-    """An empty Keras home, downloads not allowed, and a fresh 'logged once' state."""
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.delenv(wts.ALLOW_DOWNLOAD_ENV, raising=False)
-    monkeypatch.setattr(wts, "_logged_offline", set())
-    return tmp_path
-
-
-def test_weight_file_names():
-    assert wts.weights_file_name("xception") == (
-        "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    )
-    assert wts.weights_file_name("vgg16") == "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    assert wts.weights_file_name("resnet50") == (
-        "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    )
-    assert wts.weights_file_name("ResNet50V2") == (
-        "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    )
-    assert wts.weights_file_name("inceptionv3") == (
-        "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    )
-    assert wts.weights_file_name("vgg16", include_top=True) == (
-        "vgg16_weights_tf_dim_ordering_tf_kernels.h5"
-    )
-
-
-def test_resolve_none_and_imagenet():
-    assert wts.resolve_weights("xception", None) is None
-    assert wts.resolve_weights("xception", "imagenet") == "imagenet"
-
-
-def test_resolve_unknown_application():
-    with pytest.raises(ValueError, match="valid names: inception_v3, resnet50"):
-        wts.resolve_weights("mobilenet", None)
-
-
-def test_resolve_auto_offline_logs_once(offline_home, caplog):
-    caplog.set_level(logging.WARNING, logger="mammo")
-    assert wts.resolve_weights("xception", "auto") is None
-    assert wts.resolve_weights("xception") is None
-    records = [r for r in caplog.records if r.name == "mammo"]
-    assert len(records) == 1
-    assert "unavailable offline" in records[0].getMessage()
-    assert "from scratch" in records[0].getMessage()
-
-
-def test_resolve_auto_uses_cache(offline_home):
-    models = offline_home / "models"
-    models.mkdir()
-    (models / wts.weights_file_name("vgg16")).write_bytes(b"")
-    assert wts.resolve_weights("vgg16", "auto") == "imagenet"
-    assert wts.resolve_weights("resnet50", "auto") is None
-
-
-def test_resolve_auto_download_allowed(offline_home, monkeypatch):
-    monkeypatch.setenv(wts.ALLOW_DOWNLOAD_ENV, "1")
-    assert wts.resolve_weights("resnet50", "auto") == "imagenet"
-
-
-def test_resolve_paths(tmp_path):
-    missing = tmp_path / "nothing_here.weights.h5"
-    with pytest.raises(FileNotFoundError, match="nothing_here.weights.h5"):
-        wts.resolve_weights("xception", str(missing))
-    present = tmp_path / "w.h5"
-    present.write_bytes(b"")
-    assert wts.resolve_weights("xception", present) == str(present)
-
-
-@pytest.mark.usefixtures("fresh_session")
-def test_build_application_offline_auto_builds_from_scratch(offline_home, no_download):
-    model = wts.build_application("vgg16", input_shape=(32, 32, 3))
-    assert model.count_params() == 14_714_688
-
-
-@pytest.mark.usefixtures("fresh_session")
-def test_build_application_imagenet_unobtainable(offline_home, monkeypatch):
-    def _fail(*args, **kwargs):
-        raise Exception("URL fetch failure: no network")
-
-    monkeypatch.setattr(keras.utils, "get_file", _fail)
-    with pytest.raises(RuntimeError, match="could not be obtained") as info:
-        wts.build_application("xception", input_shape=(64, 64, 3), weights="imagenet")
-    message = str(info.value)
-    assert "xception_weights_tf_dim_ordering_tf_kernels_notop.h5" in message
-    assert "~/.keras/models" in message and "weights=" in message
-
-
-@pytest.mark.usefixtures("fresh_session")
-def test_build_application_loads_weight_file(tmp_path):
-    source = wts.build_application("vgg16", input_shape=(32, 32, 3), weights=None)
-    path = tmp_path / "vgg16.weights.h5"
-    source.save_weights(path)
-    keras.backend.clear_session()
-    loaded = wts.build_application("vgg16", input_shape=(32, 32, 3), weights=path)
-    np.testing.assert_array_equal(
-        keras.ops.convert_to_numpy(loaded.weights[0]), keras.ops.convert_to_numpy(source.weights[0])
-    )
