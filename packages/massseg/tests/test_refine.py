@@ -1,9 +1,12 @@
-"""The second-look refiner (massseg.refine): squares, redrawing, training, model folders (Keras).
+"""The second-look refiner (massseg.refine) and the false-positive scorer after it
+(massseg.fp_reduction): squares, redrawing, training, model folders (Keras).
 
 The geometry and the redrawing are checked with a stand-in model whose output is known; the
 training test trains a tiny refiner beside a tiny whole-image network on 64x64 phantoms and
 asserts a validation Dice that an untrained network (about 0.5 everywhere: the whole square)
 cannot reach, then that prediction uses it, records it, and refuses a folder that lost it.
+The same training fits a false-positive scorer; prediction uses it, only removes objects, and
+refuses a folder that lost it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from fixtures_stores import make_splits_for, write_breast_store
 
 from mammo_common.errors import ModelFolderError
 from mammo_common.store import open_store
-from massseg.config import PredictConfig, RefineSettings, TrainConfig
+from massseg.config import FPReductionSettings, PredictConfig, RefineSettings, TrainConfig
+from massseg.fp_reduction import FP_REDUCTION_FILE, load_fp_reduction
 from massseg.predict import predict
 from massseg.refine import (
     CropSampler,
@@ -112,7 +116,8 @@ def refined(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     result = train(TrainConfig(arch="unet5l", arch_options={"filters": 4}, batch_size=4,
                                learning_rate=1e-3, epochs=4, early_stopping_patience=None,
                                monitor="val_dice", data=breast, splits=root / "splits.json",
-                               fold=1, out=out, refine=settings))
+                               fold=1, out=out, refine=settings,
+                               fp_reduction=FPReductionSettings(min_object_pixels=5)))
     return {"root": root, "breast": breast, "out": out, "result": result}
 
 
@@ -150,5 +155,36 @@ def test_predict_uses_the_refiner_and_refuses_a_lost_one(
     shutil.rmtree(refiner_folder(copy))
     assert not is_complete(copy)  # cv would retrain it
     with pytest.raises(ModelFolderError, match="refiner"):
+        predict(PredictConfig(models=[copy], data=breast, out=tmp_path / "bad.zarr"))
+    assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_fp_reduction_is_fitted_used_and_refused_when_lost(
+    refined: dict[str, Any], tmp_path: Path
+) -> None:
+    out, breast = refined["out"], refined["breast"]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training"]["fp_reduction"]["min_object_pixels"] == 5
+    scorer = load_fp_reduction(out)
+    assert card["metrics"]["fp_reduction_threshold"] == scorer.threshold
+    assert scorer.info["train_objects"] > 0
+    print(f"fp reduction: {scorer.info}")
+    kept = tmp_path / "kept.zarr"
+    predict(PredictConfig(models=[out], data=breast, out=kept, min_object_pixels=5))
+    store = open_store(kept, "masses")
+    assert store.meta.producer.params["fp_reduction"] == {"thresholds": [scorer.threshold]}
+    every = tmp_path / "every.zarr"
+    predict(PredictConfig(models=[out], data=breast, out=every, min_object_pixels=5,
+                          fp_reduction=False))
+    plain = open_store(every, "masses")
+    assert plain.meta.producer.params["fp_reduction"] is None
+    # the scorer only removes objects: what it keeps was predicted without it too
+    with_fp, without = store.array("mass_pred")[...] > 0, plain.array("mass_pred")[...] > 0
+    assert not (with_fp & ~without).any()
+    copy = tmp_path / "copy" / "fold_1"
+    shutil.copytree(out, copy)
+    (copy / FP_REDUCTION_FILE).unlink()
+    assert not is_complete(copy)
+    with pytest.raises(ModelFolderError, match="fp_reduction.json"):
         predict(PredictConfig(models=[copy], data=breast, out=tmp_path / "bad.zarr"))
     assert not (tmp_path / "bad.zarr").exists()

@@ -337,6 +337,12 @@ def predict(
                      help="Redraw each detected mass with the models' refiners when they have "
                           "them (on)."),
     ] = None,
+    fp_reduction: Annotated[
+        bool | None,
+        typer.Option("--fp-reduction/--no-fp-reduction",
+                     help="Remove the detections the models' false-positive scorer rejects, "
+                          "when they have one (on)."),
+    ] = None,
     overwrite: Overwrite = None,
 ) -> None:
     """Segment the masses of a breast store with one model or an ensemble of folds.
@@ -344,7 +350,8 @@ def predict(
     Writes a masses store (images, breast and ground-truth masks carried over, mass_probs,
     mass_pred) with the models' ids and parameters as provenance. Models trained with a
     refiner redraw every detected mass at full resolution (--no-refine keeps the whole-image
-    map).
+    map); models trained with false-positive reduction then drop the detections their scorer
+    rejects (--no-fp-reduction keeps them all).
 
     Example: massseg predict --model models/massseg/unet5l/fold_1 --model
     models/massseg/unet5l/fold_2 --data data/breast.zarr --out data/masses.zarr --tta
@@ -358,6 +365,7 @@ def predict(
         tta=tta, threshold=threshold, min_object_pixels=min_object_pixels,
         largest_component=largest_component, batch_size=batch_size, overwrite=overwrite,
         precision=precision, fold_batchnorm=fold_batchnorm, refine=refine,
+        fp_reduction=fp_reduction,
     )
     result = run_predict(config)
     table = Table("cases", "models", "threshold", "TTA", "cases with mass", "mean mass pixels",

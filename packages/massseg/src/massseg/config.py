@@ -41,6 +41,7 @@ __all__ = [
     "CVConfig",
     "EvaluateConfig",
     "EvaluateSettings",
+    "FPReductionSettings",
     "MassSegParams",
     "PredictConfig",
     "PredictSettings",
@@ -138,6 +139,25 @@ class RefineSettings(_Strict):
     loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "bce_dice"
 
 
+class FPReductionSettings(_Strict):
+    """False-positive reduction fitted after training (:mod:`massseg.fp_reduction`).
+
+    Attributes:
+        c: Inverse L2 regularisation strength of the logistic regression over each detected
+            object's measurements.
+        tolerance: Score thresholds whose validation Dice (images with a mass) is within this
+            of the best count as equally good; the highest, which keeps the fewest false
+            detections, is the operating point.
+        min_object_pixels: Smallest object measured (as ``predict.min_object_pixels``).
+        batch_size: Images per forward pass while collecting the examples.
+    """
+
+    c: float = Field(default=1.0, gt=0)
+    tolerance: float = Field(default=0.005, ge=0.0, lt=1.0)
+    min_object_pixels: int = Field(default=30, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+
+
 class TrainSettings(_Strict):
     """Training hyper-parameters (``massseg.train``); defaults are the reference recipe.
 
@@ -192,6 +212,9 @@ class TrainSettings(_Strict):
             it (cv).
         refine: Also train a second-look refiner (:class:`RefineSettings`) that redraws
             each detected mass at full resolution; ``None`` (the reference) trains none.
+        fp_reduction: Also fit a false-positive scorer (:class:`FPReductionSettings`) on the
+            objects the trained network (and refiner) find on the training images, its
+            operating point on the validation images; ``None`` (the reference) fits none.
     """
 
     RENAMED: ClassVar[dict[str, str]] = {"model_kwargs": RENAMED_KEYS["model_kwargs"]}
@@ -221,6 +244,7 @@ class TrainSettings(_Strict):
     resume: bool = True
     overwrite: bool = False
     refine: RefineSettings | None = None
+    fp_reduction: FPReductionSettings | None = None
 
     @field_validator("arch")
     @classmethod
@@ -322,6 +346,8 @@ class PredictSettings(_Strict):
             fewer passes over memory; see ``mammo_common.keras.optimize``).
         refine: Use the models' refiners (:mod:`massseg.refine`) when they were trained with
             one; ``False`` keeps the whole-image network's map.
+        fp_reduction: Remove the detected objects that the models' false-positive scorer
+            (:mod:`massseg.fp_reduction`) rejects, when they were trained with one.
         overwrite: Replace an existing output store.
     """
 
@@ -333,6 +359,7 @@ class PredictSettings(_Strict):
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
     refine: bool = True
+    fp_reduction: bool = True
     overwrite: bool = False
 
 

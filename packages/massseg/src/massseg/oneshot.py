@@ -3,7 +3,8 @@
 On the work image (the breast crop, or the whole image without breastseg): the mean mass
 probability map of the chosen fold ensemble, thresholded at the cards' threshold, objects
 under 30 pixels removed (``massseg predict``'s defaults), every object redrawn by the models'
-refiners when they have them (:mod:`massseg.refine`), and one mass per connected object.
+refiners when they have them (:mod:`massseg.refine`), the objects their false-positive scorer
+rejects removed (:mod:`massseg.fp_reduction`), and one mass per connected object.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class MasssegStage:
         from mammo_common.oneshot import MassFinding
         from mammo_common.postprocess import components
         from massseg.config import PredictSettings
+        from massseg.fp_reduction import load_fp_reductions, reject_objects
         from massseg.models import MODEL_NAMES
         from massseg.predict import check_ensemble, postprocess
         from massseg.refine import load_refiners
@@ -54,9 +56,14 @@ class MasssegStage:
         )[0]
         refiners = load_refiners(folders, cards, precision=settings.precision,
                                  fold_batchnorm=settings.fold_batchnorm)
+        coarse = prob
         if refiners is not None:
             prob = refiners(case.work_image, prob, threshold=threshold,
                             min_object_pixels=settings.min_object_pixels)
+        scorers = load_fp_reductions(folders, cards)
+        if scorers is not None:
+            prob = reject_objects(scorers, case.work_image, coarse, prob, threshold=threshold,
+                                  min_object_pixels=settings.min_object_pixels)
         pred = postprocess(prob, threshold, settings.min_object_pixels, settings.largest_component)
         case.mass_probs = prob
         case.mass_pred = pred

@@ -4,7 +4,9 @@ For each batch of cases (constant memory): the images are scaled as in training,
 the models' input, run through every model (and with ``tta`` through their left-right and
 up-down flips, un-flipped), the sigmoid maps averaged and resized back to the store's size.
 When the models were trained with a refiner (:mod:`massseg.refine`), every object of the
-thresholded map is redrawn at full resolution by it (``refine: false`` skips that). The map is
+thresholded map is redrawn at full resolution by it (``refine: false`` skips that); when they
+were trained with false-positive reduction (:mod:`massseg.fp_reduction`), the objects their
+scorer rejects are removed (``fp_reduction: false`` keeps them). The map is
 thresholded (default: the models' card threshold, 0.5), objects under ``min_object_pixels``
 (30) removed and, optionally, only the largest object kept.
 
@@ -157,6 +159,11 @@ def predict(config: PredictConfig) -> PredictResult:
 
         refiners = load_refiners(folders, cards, precision=config.precision,
                                  fold_batchnorm=config.fold_batchnorm)
+    scorers = None
+    if config.fp_reduction:
+        from massseg.fp_reduction import load_fp_reductions, reject_objects
+
+        scorers = load_fp_reductions(folders, cards)
     model_ids = [card.model_id for card in cards] + (refiners.model_ids if refiners else [])
     params: dict[str, Any] = {
         "models": [str(f) for f in folders],
@@ -170,6 +177,9 @@ def predict(config: PredictConfig) -> PredictResult:
         "ensemble": "mean of probabilities",
         "refine": (
             {"margin": refiners.margin, "size": refiners.size} if refiners is not None else None
+        ),
+        "fp_reduction": (
+            {"thresholds": [s.threshold for s in scorers]} if scorers is not None else None
         ),
     }
     producer = Producer(
@@ -217,6 +227,10 @@ def predict(config: PredictConfig) -> PredictResult:
                 if refiners is not None:
                     prob = refiners(batch["images"][k], prob, threshold=threshold,
                                     min_object_pixels=config.min_object_pixels)
+                if scorers is not None:
+                    prob = reject_objects(scorers, batch["images"][k], probs[k], prob,
+                                          threshold=threshold,
+                                          min_object_pixels=config.min_object_pixels)
                 pred = postprocess(prob, threshold, config.min_object_pixels,
                                    config.largest_component)
                 areas.append(int(pred.sum()))

@@ -96,12 +96,16 @@ training_dir = training_work_dir
 
 
 def is_complete(out: Path) -> bool:
-    """Whether ``out`` is a finished model folder (model and card, and its refiner if any)."""
+    """Whether ``out`` is a finished model folder (model and card, its refiner and
+    false-positive scorer if it has them)."""
     if not ((out / MODEL_FILE).is_file() and (out / CARD_FILE).is_file()):
         return False
+    from massseg.fp_reduction import FP_REDUCTION_FILE
     from massseg.refine import refiner_folder
 
     training = json.loads((out / CARD_FILE).read_text()).get("training", {})
+    if training.get("fp_reduction") and not (out / FP_REDUCTION_FILE).is_file():
+        return False
     if training.get("refine"):
         sub = refiner_folder(out)
         return (sub / MODEL_FILE).is_file() and (sub / CARD_FILE).is_file()
@@ -288,6 +292,45 @@ def _save_refiner(
     save_model_folder(refiner_folder(config.out), model, refiner_card, history)
 
 
+def _fit_fp_reduction(
+    config: TrainConfig,
+    model: Any,
+    refiner: Any,
+    images: Any,
+    masks: Any,
+    train_idx: list[int],
+    valid_idx: list[int],
+) -> Any:
+    """Fit the false-positive scorer on what the trained network finds (massseg.fp_reduction)."""
+    from mammo_common.keras.inference import predict_probabilities
+    from massseg.fp_reduction import train_fp_reduction
+    from massseg.refine import Refiners
+
+    settings = config.fp_reduction
+    assert settings is not None
+    shape = tuple(int(d) for d in model.input_shape[1:])
+
+    def predict(x: Any) -> Any:
+        return predict_probabilities([model], x, input_size=shape[:2], channels=shape[2],
+                                     batch_size=settings.batch_size)
+
+    refine = None
+    if refiner is not None:
+        assert config.refine is not None
+        refiners = Refiners(models=[refiner], margin=float(config.refine.margin),
+                            size=int(config.refine.size), model_ids=[])
+
+        def refine(image: Any, prob: Any) -> Any:
+            return refiners(image, prob, threshold=config.threshold,
+                            min_object_pixels=settings.min_object_pixels)
+
+    return train_fp_reduction(
+        predict, refine, images, masks, train_idx, valid_idx, threshold=config.threshold,
+        min_object_pixels=settings.min_object_pixels, c=settings.c,
+        tolerance=settings.tolerance, batch=settings.batch_size,
+    )
+
+
 def train(
     config: TrainConfig, *, callbacks: Sequence[Any] = (), strategy: str = "none"
 ) -> TrainFoldResult:
@@ -447,10 +490,20 @@ def train(
             breasts=breasts,
         )
         card.metrics.update({f"refiner_{k}": v for k, v in refine_metrics.items()})
+    scorer = None
+    if config.fp_reduction is not None:
+        scorer = _fit_fp_reduction(config, model, refiner, images, masks, train_idx, valid_idx)
+        card.metrics.update({
+            f"fp_reduction_{k}": float(v) for k, v in scorer.info.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        })
+        card.metrics["fp_reduction_threshold"] = float(scorer.threshold)
     if is_chief(distribution):  # multi-worker: only the chief writes
         save_model_folder(config.out, model, card, result)
         if refiner is not None:
             _save_refiner(config, refiner, card, refine_history, refine_metrics)
+        if scorer is not None:
+            scorer.save(config.out)
         shutil.rmtree(work, ignore_errors=True)
     return TrainFoldResult(
         arch=config.arch,

@@ -1,0 +1,499 @@
+"""False-positive reduction: score every detected object and drop the unlikely ones.
+
+Computer-aided detection systems have long had two steps: find candidates with high
+sensitivity, then reject false positives with a classifier over each candidate's measurements.
+massseg's whole-image network finds most masses but also marks small bright spots of dense
+tissue and the pectoral edge (on the demo: 141 false detections on 56 test images against 27
+true ones). This module is the second step:
+
+* every object of the final map (after the refiner, when there is one) is described by seven
+  measurements that do not depend on one image source: its area as a share of the work image,
+  the mean refined and the mean and maximum whole-image probability inside it, and its contrast
+  and texture against the ring around it, in units of the intensity spread of its neighbourhood
+  (so a film's background level or a detector's tone curve does not move them);
+* a logistic regression (scikit-learn, standardised inputs) learns from the objects the trained
+  network finds on its own training images, labelled true when they touch a ground-truth mass;
+* the operating point is chosen on the validation images: the highest score threshold whose
+  mean Dice over the validation images with a mass is within ``tolerance`` of the best, so
+  among equally good thresholds the one that keeps fewest false detections wins;
+* at prediction, an object scoring under the threshold is removed: its pixels' probabilities
+  are capped at its score (below the segmentation threshold), so the probability map and the
+  mask agree.
+
+The fitted scorer is a small JSON file in the model folder (``fp_reduction.json``: feature
+names, scaler, coefficients, threshold and what it was fitted on), read without scikit-learn
+or pickle. The whole model's card records the settings under ``training.fp_reduction``, and
+prediction refuses a folder whose card says it has one but whose file is missing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import ndimage as ndi
+
+__all__ = [
+    "FEATURES",
+    "FP_REDUCTION_FILE",
+    "FPReduction",
+    "ObjectSet",
+    "collect_objects",
+    "fit_fp_reduction",
+    "load_fp_reduction",
+    "load_fp_reductions",
+    "object_features",
+    "reject_objects",
+    "train_fp_reduction",
+]
+
+#: File of the fitted scorer inside a massseg model folder.
+FP_REDUCTION_FILE = "fp_reduction.json"
+
+#: The measurements of an object, in the order of the scorer's coefficients.
+FEATURES = (
+    "log_area_share",
+    "refined_prob_mean",
+    "coarse_prob_mean",
+    "coarse_prob_max",
+    "contrast",
+    "texture_inside",
+    "texture_ring",
+)
+
+_RING = 6  # pixels of the ring around an object
+_FORMAT = 1
+
+
+def _labels(mask: NDArray[np.bool_]) -> tuple[NDArray[np.int32], int]:
+    """8-connected components (as :func:`mammo_common.postprocess.components`)."""
+    lab, n = ndi.label(mask, structure=np.ones((3, 3), bool))
+    return lab.astype(np.int32, copy=False), int(n)
+
+
+def object_features(
+    image: NDArray[np.float32],
+    coarse: NDArray[np.float32],
+    refined: NDArray[np.float32],
+    obj: NDArray[np.bool_],
+    box: tuple[slice, slice],
+) -> list[float]:
+    """The :data:`FEATURES` of one object.
+
+    Args:
+        image: The work image scaled to [0, 1] (float32).
+        coarse: The whole-image network's probability map.
+        refined: The map after the refiner (``coarse`` without one).
+        obj: The object's mask (whole image).
+        box: The object's bounding slices.
+    """
+    height, width = obj.shape
+    rows, cols = box
+    side = max(rows.stop - rows.start, cols.stop - cols.start)
+    pad = side + _RING
+    y0, y1 = max(rows.start - pad, 0), min(rows.stop + pad, height)
+    x0, x1 = max(cols.start - pad, 0), min(cols.stop + pad, width)
+    local = (slice(y0, y1), slice(x0, x1))
+    inside = obj[local]
+    ring = ndi.binary_dilation(inside, iterations=_RING) & ~inside
+    context = image[local]
+    low, high = np.percentile(context, [5.0, 95.0])
+    spread = float(high - low) + 1e-3
+    values_in, values_ring = context[inside], context[ring]
+    ring_mean = float(values_ring.mean()) if values_ring.size else float(context.mean())
+    ring_std = float(values_ring.std()) if values_ring.size else 0.0
+    area = int(inside.sum())
+    return [
+        math.log(max(area, 1) / float(height * width)),
+        float(refined[local][inside].mean()),
+        float(coarse[local][inside].mean()),
+        float(coarse[local][inside].max()),
+        (float(values_in.mean()) - ring_mean) / spread,
+        float(values_in.std()) / spread,
+        ring_std / spread,
+    ]
+
+
+@dataclasses.dataclass
+class ObjectSet:
+    """The objects found on some images, with their truth when known.
+
+    Attributes:
+        features: ``(n_objects, len(FEATURES))``.
+        image: Index (into the images given) of each object's image.
+        area: Pixels of each object.
+        overlap: Pixels of each object on a ground-truth mass.
+        truth_area: Ground-truth mass pixels of each image.
+    """
+
+    features: NDArray[np.float64]
+    image: NDArray[np.int64]
+    area: NDArray[np.int64]
+    overlap: NDArray[np.int64]
+    truth_area: NDArray[np.int64]
+
+    @property
+    def is_mass(self) -> NDArray[np.bool_]:
+        """Whether each object touches a ground-truth mass."""
+        return self.overlap > 0
+
+    def mean_dice(self, keep: NDArray[np.bool_]) -> float:
+        """Mean Dice over the images with a mass when only the ``keep`` objects are kept."""
+        inter = np.bincount(self.image[keep], self.overlap[keep], len(self.truth_area))
+        drawn = np.bincount(self.image[keep], self.area[keep], len(self.truth_area))
+        with_mass = self.truth_area > 0
+        if not with_mass.any():
+            return float("nan")
+        dice = 2.0 * inter[with_mass] / (drawn[with_mass] + self.truth_area[with_mass])
+        return float(dice.mean())
+
+
+def collect_objects(
+    images: Sequence[NDArray],
+    coarse: Sequence[NDArray[np.float32]],
+    refined: Sequence[NDArray[np.float32]],
+    truths: Sequence[NDArray] | None,
+    *,
+    threshold: float,
+    min_object_pixels: int,
+) -> ObjectSet:
+    """Measure every object of ``refined >= threshold`` (at least ``min_object_pixels``)."""
+    from mammo_common.keras.data import normalize_image
+
+    feats: list[list[float]] = []
+    where: list[int] = []
+    areas: list[int] = []
+    overlaps: list[int] = []
+    truth_areas: list[int] = []
+    for i, (image, cmap, rmap) in enumerate(zip(images, coarse, refined, strict=True)):
+        scaled = np.clip(normalize_image(np.asarray(image)), 0.0, 1.0)
+        truth = None if truths is None else np.asarray(truths[i]) > 0
+        truth_areas.append(0 if truth is None else int(truth.sum()))
+        lab, _ = _labels(rmap >= threshold)
+        for k, box in enumerate(ndi.find_objects(lab), start=1):
+            if box is None:
+                continue
+            obj = lab == k
+            area = int(obj[box].sum())
+            if area < max(1, min_object_pixels):
+                continue
+            feats.append(object_features(scaled, cmap, rmap, obj, box))
+            where.append(i)
+            areas.append(area)
+            overlaps.append(0 if truth is None else int((obj[box] & truth[box]).sum()))
+    return ObjectSet(
+        features=np.asarray(feats, np.float64).reshape(-1, len(FEATURES)),
+        image=np.asarray(where, np.int64),
+        area=np.asarray(areas, np.int64),
+        overlap=np.asarray(overlaps, np.int64),
+        truth_area=np.asarray(truth_areas, np.int64),
+    )
+
+
+@dataclasses.dataclass
+class FPReduction:
+    """A fitted false-positive scorer and its operating point.
+
+    Attributes:
+        mean: Feature means of the training objects (standardisation).
+        scale: Feature standard deviations.
+        coef: Logistic-regression coefficients on the standardised features.
+        intercept: Its intercept.
+        threshold: Objects scoring under this are removed.
+        features: Feature names (must equal :data:`FEATURES`).
+        info: What it was fitted on and how it scored (counts, validation Dice).
+    """
+
+    mean: list[float]
+    scale: list[float]
+    coef: list[float]
+    intercept: float
+    threshold: float
+    features: list[str] = dataclasses.field(default_factory=lambda: list(FEATURES))
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def scores(self, features: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Probability that each object (a row of ``features``) is a mass."""
+        x = (np.asarray(features, np.float64) - np.asarray(self.mean)) / np.asarray(self.scale)
+        z = x @ np.asarray(self.coef, np.float64) + float(self.intercept)
+        return 1.0 / (1.0 + np.exp(-z))
+
+    def apply(
+        self,
+        image: NDArray,
+        coarse: NDArray[np.float32],
+        prob: NDArray[np.float32],
+        *,
+        threshold: float,
+        min_object_pixels: int,
+    ) -> NDArray[np.float32]:
+        """``prob`` with the objects scoring under :attr:`threshold` removed.
+
+        Args:
+            image: The work image (any supported dtype).
+            coarse: The whole-image network's map.
+            prob: The final map (after the refiner), same shape.
+            threshold: The segmentation threshold that defines the objects.
+            min_object_pixels: Objects under this size are left to the post-processing.
+
+        Returns:
+            A copy of ``prob`` where every removed object's pixels are capped at its score
+            (which is under the segmentation threshold whenever the operating point is).
+        """
+        return reject_objects([self], image, coarse, prob, threshold=threshold,
+                              min_object_pixels=min_object_pixels)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form written to :data:`FP_REDUCTION_FILE`."""
+        return {"format": "mammo-fp-reduction", "format_version": _FORMAT,
+                **dataclasses.asdict(self)}
+
+    def save(self, folder: str | os.PathLike[str]) -> Path:
+        """Write :data:`FP_REDUCTION_FILE` into ``folder`` atomically."""
+        path = Path(folder) / FP_REDUCTION_FILE
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def reject_objects(
+    scorers: Sequence[FPReduction],
+    image: NDArray,
+    coarse: NDArray[np.float32],
+    prob: NDArray[np.float32],
+    *,
+    threshold: float,
+    min_object_pixels: int,
+) -> NDArray[np.float32]:
+    """``prob`` without the objects that ``scorers`` reject (see :meth:`FPReduction.apply`).
+
+    An ensemble's scorers (one per fold) are averaged: an object is kept when the mean of
+    their scores reaches the mean of their thresholds.
+    """
+    from mammo_common.keras.data import normalize_image
+
+    refined = np.asarray(prob, np.float32)
+    out = refined.copy()
+    if not scorers:
+        return out
+    cutoff = float(np.mean([s.threshold for s in scorers]))
+    scaled = np.clip(normalize_image(np.asarray(image)), 0.0, 1.0)
+    cap = min(float(threshold) - 1e-3, 0.999)
+    lab, _ = _labels(refined >= threshold)
+    for k, box in enumerate(ndi.find_objects(lab), start=1):
+        if box is None:
+            continue
+        obj = lab == k
+        if int(obj[box].sum()) < max(1, min_object_pixels):
+            continue
+        feats = np.asarray([object_features(scaled, coarse, refined, obj, box)])
+        score = float(np.mean([s.scores(feats)[0] for s in scorers]))
+        if score < cutoff:
+            out[obj] = np.minimum(out[obj], np.float32(min(score, cap)))
+    return out
+
+
+def load_fp_reductions(
+    folders: Sequence[Path], cards: Sequence[Any]
+) -> list[FPReduction] | None:
+    """The scorers of an ensemble's model folders (``None`` when none was fitted with one).
+
+    Raises:
+        ModelFolderError: Only some models of the ensemble have one, or a card says its
+            model has one that is missing or unreadable.
+    """
+    from mammo_common.errors import ModelFolderError
+
+    wanted = [bool(card.training.get("fp_reduction")) for card in cards]
+    if not any(wanted):
+        return None
+    if not all(wanted):
+        raise ModelFolderError(
+            "only some models of the ensemble were trained with false-positive reduction",
+            path=folders[wanted.index(False)], field="training.fp_reduction",
+            fix="ensemble folds trained with the same settings, or predict with "
+            "--no-fp-reduction",
+        )
+    return [load_fp_reduction(folder) for folder in folders]
+
+
+def load_fp_reduction(folder: str | os.PathLike[str]) -> FPReduction:
+    """Read the scorer of a model folder.
+
+    Raises:
+        ModelFolderError: The file is missing, unreadable, or of another format or features.
+    """
+    from mammo_common.errors import ModelFolderError
+
+    path = Path(folder) / FP_REDUCTION_FILE
+    fix = "retrain the fold (massseg train --overwrite), or predict with --no-fp-reduction"
+    if not path.is_file():
+        raise ModelFolderError(
+            "the model was trained with false-positive reduction but its folder has no "
+            f"{FP_REDUCTION_FILE} (an interrupted or partial copy)", path=path,
+            field="training.fp_reduction", fix=fix,
+        )
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelFolderError(f"cannot read it: {exc}", path=path, field=FP_REDUCTION_FILE,
+                               fix=fix) from exc
+    if raw.get("format") != "mammo-fp-reduction" or raw.get("format_version") != _FORMAT:
+        raise ModelFolderError(
+            f"not a version-{_FORMAT} false-positive scorer", path=path, field="format",
+            fix=fix,
+        )
+    if list(raw.get("features", [])) != list(FEATURES):
+        raise ModelFolderError(
+            f"its features {raw.get('features')} are not this version's {list(FEATURES)}",
+            path=path, field="features", fix=fix,
+        )
+    fields = {f.name for f in dataclasses.fields(FPReduction)}
+    return FPReduction(**{k: v for k, v in raw.items() if k in fields})
+
+
+def _operating_point(
+    scores: NDArray[np.float64], objects: ObjectSet, tolerance: float
+) -> tuple[float, float, float]:
+    """``(threshold, validation Dice, Dice with every object kept)``."""
+    everything = objects.mean_dice(np.ones(len(scores), bool))
+    candidates = np.unique(np.concatenate([[0.0], scores]))
+    dices = np.array([objects.mean_dice(scores >= t) for t in candidates])
+    best = float(np.nanmax(dices))
+    good = candidates[dices >= best - tolerance]
+    threshold = float(good.max())
+    # halfway to the next lower score: the same objects are kept, with room for the tiny
+    # numerical differences of the folded inference model at prediction
+    below = scores[scores < threshold]
+    if below.size:
+        threshold = float((threshold + below.max()) / 2.0)
+    return threshold, float(objects.mean_dice(scores >= threshold)), everything
+
+
+def fit_fp_reduction(
+    train: ObjectSet,
+    valid: ObjectSet,
+    *,
+    c: float = 1.0,
+    tolerance: float = 0.005,
+) -> FPReduction:
+    """Fit the scorer on ``train``'s objects and choose its threshold on ``valid``'s.
+
+    Args:
+        train: Objects on the training images, with truth.
+        valid: Objects on the validation images, with truth (the operating point).
+        c: Inverse L2 regularisation strength of the logistic regression.
+        tolerance: Thresholds whose validation Dice is within this of the best are equally
+            good; the highest of them is kept.
+
+    Returns:
+        The scorer. When the training objects are all masses or all false detections, or the
+        validation objects are, it keeps every object (threshold 0) and its ``info`` says why.
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    y = train.is_mass
+    info: dict[str, Any] = {
+        "c": float(c),
+        "tolerance": float(tolerance),
+        "train_objects": len(y),
+        "train_masses": int(y.sum()),
+        "valid_objects": len(valid.area),
+        "valid_masses": int(valid.is_mass.sum()),
+    }
+    if y.all() or not y.any():
+        # nothing to learn from (a network that finds only masses, or none): keep everything
+        info["threshold_from"] = "training objects of one kind only: nothing removed"
+        n = len(FEATURES)
+        return FPReduction(mean=[0.0] * n, scale=[1.0] * n, coef=[0.0] * n, intercept=0.0,
+                           threshold=0.0, info=info)
+    scaler = StandardScaler().fit(train.features)
+    model = LogisticRegression(C=float(c), max_iter=5000).fit(scaler.transform(train.features), y)
+    scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+    scorer = FPReduction(
+        mean=[float(v) for v in scaler.mean_],
+        scale=[float(v) for v in scale],
+        coef=[float(v) for v in model.coef_[0]],
+        intercept=float(model.intercept_[0]),
+        threshold=0.0,
+    )
+    if len(valid.area) and valid.is_mass.any() and not valid.is_mass.all():
+        scores = scorer.scores(valid.features)
+        threshold, dice, everything = _operating_point(scores, valid, tolerance)
+        from sklearn.metrics import roc_auc_score
+
+        kept = scores >= threshold
+        info.update({
+            "valid_auc": float(roc_auc_score(valid.is_mass, scores)),
+            "valid_dice_all_objects": everything,
+            "valid_dice": dice,
+            "valid_masses_kept": int((kept & valid.is_mass).sum()),
+            "valid_false_kept": int((kept & ~valid.is_mass).sum()),
+            "valid_false_all": int((~valid.is_mass).sum()),
+            "threshold_from": "validation Dice",
+        })
+        scorer.threshold = threshold
+    else:
+        info["threshold_from"] = "no validation objects of both kinds: nothing removed"
+    scorer.info = info
+    return scorer
+
+
+def train_fp_reduction(
+    predict: Callable[[NDArray], NDArray[np.float32]],
+    refine: Callable[[NDArray, NDArray[np.float32]], NDArray[np.float32]] | None,
+    images: Any,
+    masks: Any,
+    train_idx: Sequence[int],
+    valid_idx: Sequence[int],
+    *,
+    threshold: float,
+    min_object_pixels: int,
+    c: float = 1.0,
+    tolerance: float = 0.005,
+    batch: int = 16,
+) -> FPReduction:
+    """Run the trained network (and refiner) on the training and validation images and fit.
+
+    Args:
+        predict: ``(b, H, W)`` store images -> ``(b, H, W)`` probability maps.
+        refine: ``(image, map)`` -> refined map, or ``None``.
+        images: ``(n, H, W)`` store images.
+        masks: ``(n, H, W)`` ground-truth mass masks.
+        train_idx: Training cases (the scorer's examples).
+        valid_idx: Validation cases (its operating point).
+        threshold: Segmentation threshold that defines the objects.
+        min_object_pixels: Smallest object, as in prediction.
+        c: See :func:`fit_fp_reduction`.
+        tolerance: See :func:`fit_fp_reduction`.
+        batch: Images per forward pass.
+    """
+    from mammo_common.cli_support import track
+
+    def objects(indices: Sequence[int], what: str) -> ObjectSet:
+        imgs, coarse, refined, truths = [], [], [], []
+        order = list(indices)
+        for start in track(range(0, len(order), batch), f"false-positive examples ({what})",
+                           total=(len(order) + batch - 1) // batch):
+            chunk = order[start : start + batch]
+            x = np.stack([np.asarray(images[i]) for i in chunk])
+            maps = predict(x)
+            for j, i in enumerate(chunk):
+                imgs.append(x[j])
+                coarse.append(maps[j])
+                refined.append(refine(x[j], maps[j]) if refine is not None else maps[j])
+                truths.append(np.asarray(masks[i]) > 0)
+        return collect_objects(imgs, coarse, refined, truths, threshold=threshold,
+                               min_object_pixels=min_object_pixels)
+
+    return fit_fp_reduction(objects(train_idx, "train"), objects(valid_idx, "valid"), c=c,
+                            tolerance=tolerance)

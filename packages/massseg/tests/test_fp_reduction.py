@@ -1,0 +1,165 @@
+"""False-positive reduction (massseg.fp_reduction): measurements, fitting, operating point, files.
+
+No network here: objects are drawn on small images, and the scorer is fitted on measurements
+whose separation is known, so the tests can say what it must learn. The model-folder path
+(training, prediction, a lost file) is in test_refine.py, beside the refiner it follows.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mammo_common.errors import ModelFolderError
+from massseg.fp_reduction import (
+    FEATURES,
+    FP_REDUCTION_FILE,
+    FPReduction,
+    ObjectSet,
+    collect_objects,
+    fit_fp_reduction,
+    load_fp_reduction,
+    load_fp_reductions,
+    reject_objects,
+)
+
+
+def _disc(shape: tuple[int, int], centre: tuple[int, int], r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return np.hypot(yy - centre[0], xx - centre[1]) <= r
+
+
+def _scene(rng: np.random.Generator, n_true: int = 1, n_false: int = 2) -> dict[str, np.ndarray]:
+    """A 96x96 image with bright true masses (probability 0.9) and faint small blobs (0.6)."""
+    shape = (96, 96)
+    image = rng.normal(0.4, 0.02, shape).astype(np.float32)
+    prob = np.zeros(shape, np.float32)
+    truth = np.zeros(shape, bool)
+    centres = [(20, 20), (20, 70), (70, 20), (70, 70), (48, 48)]
+    for k in range(n_true + n_false):
+        disc = _disc(shape, centres[k], 9 if k < n_true else 4)
+        if k < n_true:
+            truth |= disc
+            image[disc] += 0.3
+            prob[disc] = 0.9
+        else:
+            image[disc] += 0.05
+            prob[disc] = 0.6
+    return {"image": np.clip(image, 0, 1), "prob": prob, "truth": truth}
+
+
+def test_collect_objects_measures_and_labels_each_object() -> None:
+    scene = _scene(np.random.default_rng(0))
+    objs = collect_objects([scene["image"]], [scene["prob"]], [scene["prob"]], [scene["truth"]],
+                           threshold=0.5, min_object_pixels=5)
+    assert objs.features.shape == (3, len(FEATURES))
+    assert objs.is_mass.tolist() == [True, False, False]  # raster order: the mass is first
+    assert objs.overlap[0] == objs.area[0] == scene["truth"].sum()
+    area = dict(zip(FEATURES, objs.features.T, strict=True))
+    assert area["log_area_share"][0] > area["log_area_share"][1]
+    assert area["contrast"][0] > area["contrast"][1] > 0  # brighter than their rings
+    assert np.allclose(area["coarse_prob_max"], [0.9, 0.6, 0.6], atol=1e-6)
+    # the mean Dice of images with a mass: all objects vs the mass alone
+    assert objs.mean_dice(np.array([True, False, False])) == pytest.approx(1.0)
+    assert objs.mean_dice(np.ones(3, bool)) < 1.0
+    # objects under the smallest size are not measured
+    few = collect_objects([scene["image"]], [scene["prob"]], [scene["prob"]], None,
+                          threshold=0.5, min_object_pixels=100)
+    assert len(few.area) == 1 and few.truth_area.tolist() == [0]
+
+
+def _objects(rng: np.random.Generator, n_images: int) -> ObjectSet:
+    imgs, probs, truths = [], [], []
+    for _ in range(n_images):
+        scene = _scene(rng, n_true=1, n_false=int(rng.integers(1, 4)))
+        imgs.append(scene["image"])
+        probs.append(scene["prob"] * rng.uniform(0.95, 1.05))
+        truths.append(scene["truth"])
+    return collect_objects(imgs, probs, probs, truths, threshold=0.5, min_object_pixels=5)
+
+
+def test_fitted_scorer_removes_false_detections_chosen_on_validation() -> None:
+    rng = np.random.default_rng(1)
+    train, valid = _objects(rng, 12), _objects(rng, 8)
+    scorer = fit_fp_reduction(train, valid)
+    info = scorer.info
+    assert info["threshold_from"] == "validation Dice"
+    assert info["valid_auc"] == pytest.approx(1.0)
+    # every false detection goes, every mass stays: Dice 1 on the validation images
+    assert info["valid_masses_kept"] == info["valid_masses"] == 8
+    assert info["valid_false_kept"] == 0
+    assert info["valid_dice"] == pytest.approx(1.0)
+    assert info["valid_dice_all_objects"] < 0.95
+    scores = scorer.scores(valid.features)
+    assert scores[valid.is_mass].min() >= scorer.threshold > scores[~valid.is_mass].max()
+
+
+def test_one_kind_of_objects_keeps_everything() -> None:
+    rng = np.random.default_rng(2)
+    only_masses = _objects(rng, 3)
+    keep = only_masses.is_mass
+    masses = ObjectSet(only_masses.features[keep], only_masses.image[keep],
+                       only_masses.area[keep], only_masses.overlap[keep], only_masses.truth_area)
+    scorer = fit_fp_reduction(masses, masses)
+    assert scorer.threshold == 0.0 and "one kind" in scorer.info["threshold_from"]
+    assert np.all(scorer.scores(only_masses.features) >= scorer.threshold)
+
+
+def test_reject_objects_caps_the_rejected_objects_below_the_threshold() -> None:
+    scene = _scene(np.random.default_rng(3), n_true=1, n_false=2)
+    # a scorer that wants large objects: log-area coefficient only
+    coef = [4.0 if name == "log_area_share" else 0.0 for name in FEATURES]
+    mean = [float(np.log(150 / 96**2))] + [0.0] * (len(FEATURES) - 1)
+    scorer = FPReduction(mean=mean, scale=[1.0] * len(FEATURES), coef=coef, intercept=0.0,
+                         threshold=0.5)
+    out = scorer.apply(scene["image"], scene["prob"], scene["prob"], threshold=0.5,
+                       min_object_pixels=5)
+    kept = out >= 0.5
+    assert np.array_equal(kept, scene["truth"])  # only the large object stays
+    assert np.array_equal(out[scene["truth"]], scene["prob"][scene["truth"]])  # untouched
+    small = (scene["prob"] > 0) & ~scene["truth"]
+    assert out[small].max() < 0.5 and out[small].min() >= 0.0
+    # objects under min_object_pixels are left to the post-processing
+    left = scorer.apply(scene["image"], scene["prob"], scene["prob"], threshold=0.5,
+                        min_object_pixels=100)
+    assert np.array_equal(left, scene["prob"])
+    # an ensemble averages its scorers: one that keeps everything halves the scores
+    keep_all = FPReduction(mean=[0.0] * 7, scale=[1.0] * 7, coef=[0.0] * 7, intercept=20.0,
+                           threshold=0.0)
+    both = reject_objects([scorer, keep_all], scene["image"], scene["prob"], scene["prob"],
+                          threshold=0.5, min_object_pixels=5)
+    assert np.array_equal(both >= 0.5, scene["prob"] >= 0.5)
+
+
+def test_save_load_round_trip_and_refusals(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    scorer = fit_fp_reduction(_objects(rng, 6), _objects(rng, 4))
+    scorer.save(tmp_path)
+    back = load_fp_reduction(tmp_path)
+    features = _objects(rng, 3).features
+    assert np.array_equal(back.scores(features), scorer.scores(features))
+    assert back.threshold == scorer.threshold and back.info == scorer.info
+    raw = json.loads((tmp_path / FP_REDUCTION_FILE).read_text())
+    raw["features"] = raw["features"][:-1]
+    (tmp_path / FP_REDUCTION_FILE).write_text(json.dumps(raw))
+    with pytest.raises(ModelFolderError, match="features"):
+        load_fp_reduction(tmp_path)
+    (tmp_path / FP_REDUCTION_FILE).write_text("{not json")
+    with pytest.raises(ModelFolderError, match="cannot read"):
+        load_fp_reduction(tmp_path)
+    (tmp_path / FP_REDUCTION_FILE).unlink()
+    with pytest.raises(ModelFolderError, match="no fp_reduction.json"):
+        load_fp_reduction(tmp_path)
+
+
+def test_an_ensemble_needs_a_scorer_in_every_fold(tmp_path: Path) -> None:
+    class Card:
+        def __init__(self, fp: bool) -> None:
+            self.training = {"fp_reduction": {"c": 1.0} if fp else None}
+
+    assert load_fp_reductions([tmp_path, tmp_path], [Card(False), Card(False)]) is None
+    with pytest.raises(ModelFolderError, match="only some models"):
+        load_fp_reductions([tmp_path / "a", tmp_path / "b"], [Card(True), Card(False)])
