@@ -1,8 +1,10 @@
-"""The massseg refiner's effect: the same model's test metrics with and without its second look.
+"""The effect of massseg's second look: the same model's test metrics with and without it.
 
 For one trained massseg model folder (one whose card records a refiner, ``training.refine``)
-this runs ``massseg predict`` twice on the same breast store, with the refiner (the default)
-and without it (``--no-refine``), into a temporary folder, through the importable functions
+this runs ``massseg predict`` on the same breast store as trained (refiner and, when the card
+records one, false-positive reduction, ``training.fp_reduction``), without the false-positive
+reduction (``--no-fp-reduction``) and without either (``--no-refine --no-fp-reduction``: the
+whole-image network alone), into a temporary folder, through the importable functions
 the CLI calls (:func:`massseg.predict.predict`, :func:`massseg.evaluate.evaluate`, with the
 configs built by ``massseg.config`` from ``--params``, as the CLI builds them). Both stores are
 scored on the test part of the splits, and the masses are counted per object:
@@ -18,7 +20,9 @@ Usage::
 
     .venv/bin/python bench/refiner_effect.py      # the committed demo models (1-2 min)
 
-Prints a table and writes ``bench/results/refiner_effect.json``.
+Prints a table and writes ``bench/results/refiner_effect.json`` (``runs.as_trained``,
+``runs.no_fp_reduction`` when the model has a scorer, ``runs.no_refine``; ``delta`` is
+as-trained minus each other run).
 """
 
 from __future__ import annotations
@@ -48,7 +52,12 @@ def model_info(folder: Path) -> dict[str, Any]:
         "model_id": json.loads(card.read_text(encoding="utf-8"))["model_id"],
         "card_digest": _sha256(card),
         "refiner": None,
+        "fp_reduction": None,
     }
+    from massseg.fp_reduction import FP_REDUCTION_FILE
+
+    if (folder / FP_REDUCTION_FILE).is_file():
+        info["fp_reduction"] = {"digest": _sha256(folder / FP_REDUCTION_FILE)}
     rcard = refiner_folder(folder) / "model_card.json"
     if rcard.is_file():
         info["refiner"] = {
@@ -88,20 +97,20 @@ def object_counts(masses: Path, case_ids: list[str]) -> dict[str, int]:
 
 
 def run(
-    model: Path, data: Path, splits: Path, params: Path | None, work: Path, refine: bool
+    model: Path, data: Path, splits: Path, params: Path | None, work: Path, name: str,
+    *, refine: bool, fp_reduction: bool,
 ) -> dict[str, Any]:
-    """Predict with or without the refiner, evaluate on the test part, count objects."""
+    """Predict with or without the refiner / scorer, evaluate on the test part, count objects."""
     from massseg.config import load_evaluate_config, load_predict_config
     from massseg.evaluate import evaluate
     from massseg.predict import predict
 
-    name = "refined" if refine else "no_refine"
     out = work / f"masses_{name}.zarr"
     C.log(f"massseg predict ({name})")
     start = time.perf_counter()
     config = load_predict_config(
         params, paths={"models": [model], "data": data, "out": out}, refine=refine,
-        overwrite=True,
+        fp_reduction=fp_reduction, overwrite=True,
     )
     pred = predict(config)
     predict_s = time.perf_counter() - start
@@ -114,6 +123,7 @@ def run(
     test_ids = json.loads(splits.read_text(encoding="utf-8"))["test"]
     return {
         "refine": refine,
+        "fp_reduction": fp_reduction,
         "model_ids": pred.model_ids,
         "threshold": pred.threshold,
         "min_object_pixels": pred.min_object_pixels,
@@ -146,17 +156,22 @@ def main(argv: list[str] | None = None) -> int:
     info = model_info(args.model)
     if info["refiner"] is None:
         parser.error(f"{args.model} has no refiner ({args.model}/refiner/model_card.json)")
+    variants = {"as_trained": (True, True)}
+    if info["fp_reduction"] is not None:
+        variants["no_fp_reduction"] = (True, False)
+    variants["no_refine"] = (False, False)
     with tempfile.TemporaryDirectory(prefix="refiner_effect_") as tmp:
         runs = {
-            "refined": run(args.model, args.data, args.splits, params, Path(tmp), True),
-            "no_refine": run(args.model, args.data, args.splits, params, Path(tmp), False),
+            name: run(args.model, args.data, args.splits, params, Path(tmp), name,
+                      refine=refine, fp_reduction=fp)
+            for name, (refine, fp) in variants.items()
         }
     keys = ("dice_mean", "masses_found", "n_masses", "detections", "false_detections",
             "empty_images_clean", "dice_pooled", "predict_s")
     C.print_table(
         ["run", *keys],
         [[name, *(r[k] for k in keys)] for name, r in runs.items()],
-        title=f"refiner effect, {info['model_id']}, test part of {args.splits}",
+        title=f"second look, {info['model_id']}, test part of {args.splits}",
     )
     path = C.write_results("refiner_effect", {
         "model": info,
@@ -167,9 +182,12 @@ def main(argv: list[str] | None = None) -> int:
         "part": "test",
         "runs": runs,
         "delta": {
-            k: runs["refined"][k] - runs["no_refine"][k]
-            for k in ("dice_mean", "masses_found", "false_detections", "empty_images_clean")
-            if runs["refined"][k] is not None and runs["no_refine"][k] is not None
+            f"as_trained-{other}": {
+                k: runs["as_trained"][k] - runs[other][k]
+                for k in ("dice_mean", "masses_found", "false_detections", "empty_images_clean")
+                if runs["as_trained"][k] is not None and runs[other][k] is not None
+            }
+            for other in runs if other != "as_trained"
         },
     })
     print(f"wrote {path}")
