@@ -14,7 +14,7 @@ written as ``null``. A store whose selected cases all have unknown truth (unlabe
 refused with :class:`~mammo_common.errors.NoGroundTruthError`: there is nothing to compare against.
 
 :func:`evaluate` takes an :class:`~massclass.config.EvaluateConfig` (settings and paths; e.g.
-from :func:`massclass.config.load_evaluate_config`); :func:`evaluate_paths` is the deprecated
+from :func:`mammo_common.params.load_section`); :func:`evaluate_paths` is the deprecated
 keyword form.
 """
 

@@ -1,7 +1,7 @@
 """Training: the reference's three-stage fine-tuning of a classifier on mass ROIs, resumable.
 
 :func:`train` (``massclass train``) takes a :class:`~massclass.config.TrainConfig` (settings,
-paths and run options, e.g. from :func:`massclass.config.load_train_config`) and:
+paths and run options, e.g. from :func:`mammo_common.params.load_section`) and:
 
 1. opens the ``masses`` store and the splits file, takes fold ``k``'s ``train`` and ``valid``
    cases and cuts their ROIs (:mod:`massclass.rois`); cases without a mass and ROIs without a
@@ -387,7 +387,7 @@ def train(config: TrainConfig) -> TrainSummary:
     Args:
         config: Settings, paths (``data``, ``splits``, ``fold``, ``out``) and run options
             (``resume``, ``work_dir``, ``keep_work``, ``progress``, ``strategy``), e.g. from
-            :func:`massclass.config.load_train_config`.
+            :func:`mammo_common.params.load_section`.
 
     Returns:
         A :class:`TrainSummary`.
@@ -535,7 +535,7 @@ def train_classifier(
 
     Builds a :class:`TrainConfig` from ``config``'s settings (defaults: the reference's) and
     the arguments, and calls :func:`train`. Use ``train(TrainConfig(...))`` or
-    ``train(load_train_config(...))`` instead.
+    ``train(load_section(TrainConfig, ...))`` instead.
 
     Args:
         data: The ``masses`` store.
