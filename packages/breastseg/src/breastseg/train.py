@@ -39,7 +39,7 @@ from breastseg.labeller import LABELLER_DESCRIPTION, label_breast
 from breastseg.models import build_model, model_names
 from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, StoreError
-from mammo_common.stage import file_digest, load_fold
+from mammo_common.stage import load_fold, training_card
 from mammo_common.store import MammogramsStore, open_store
 
 __all__ = ["TRAINING_DIR", "TrainResult", "load_fold", "train"]
@@ -222,7 +222,6 @@ def train(
     from mammo_common.keras.metrics import DiceCoefficient, IoU
     from mammo_common.keras.model_folder import save_model_folder
     from mammo_common.keras.training import fit_resumable, mixed_precision_policy
-    from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 
     size = tuple(config.input_size)
     x_train, y_train, src_train = load_training_arrays(
@@ -285,12 +284,18 @@ def train(
         if labelled
         else "All training/validation breast masks came from the store."
     )
-    card = ModelCard(
+    card = training_card(
         stage=STAGE,
         package=PACKAGE,
         package_version=__version__,
-        architecture=config.arch,
-        model_id=model_id(STAGE, config.arch, config.fold),
+        arch=config.arch,
+        fold=config.fold,
+        data=config.data,
+        data_digest=store.digest,
+        splits=config.splits,
+        n_train=len(train_ids),
+        n_valid=len(valid_ids),
+        n_test=len(splits.test),
         task="segmentation",
         input_shape=(size[0], size[1], 1),
         normalization="divide_by_max",
@@ -306,22 +311,11 @@ def train(
             "epochs_run": fit.epochs_run,
             "stop_reason": fit.stop_reason,
             "mixed_precision": precision,
-            "strategy": strategy,
-            "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
         },
-        data=DataLineage(
-            train_store=str(config.data),
-            train_store_digest=store.digest,
-            splits=str(config.splits),
-            splits_digest=file_digest(config.splits),
-            fold=config.fold,
-            n_train_cases=len(train_ids),
-            n_valid_cases=len(valid_ids),
-            n_test_cases=len(splits.test),
-        ),
+        strategy=strategy,
+        distribution=distribution,
         metrics={k: float(v) for k, v in best.items() if k.startswith("val_")},
         weights_origin="scratch",
-        created_by="breastseg train",
         notes=notes,
     )
     if is_chief(distribution):  # multi-worker: only the chief writes
