@@ -18,13 +18,16 @@ the training pipeline resizes (``mammo_common.keras.data.prepare_image``) and ke
 uint16 / uint8 (1024x768: 1.5 MiB + 0.75 MiB per case). Cases without a breast mask get one
 from :mod:`breastseg.labeller` (``mask_source``); the model card counts them.
 
-The working state (checkpoint, best weights, history) lives in ``<out>/_training`` while the
-run is going; an interrupted run continues from its last finished epoch when started again with
-the same settings. On success ``<out>`` is replaced atomically by the finished model folder.
+The working state (checkpoint, best weights, history) lives in a hidden folder next to the
+model folder while the run is going (``fold_1`` -> ``.fold_1.training``,
+:func:`training_dir`, the folder every stage uses); an interrupted run continues from its last
+finished epoch when started again with the same settings. On success ``<out>`` is replaced
+atomically by the finished model folder and the working folder is removed.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,15 +42,16 @@ from breastseg.labeller import LABELLER_DESCRIPTION, label_breast
 from breastseg.models import build_model, model_names
 from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, StoreError
-from mammo_common.stage import load_fold, training_card
+from mammo_common.stage import load_fold, training_card, training_work_dir
 from mammo_common.store import MammogramsStore, open_store
 
-__all__ = ["TRAINING_DIR", "TrainResult", "load_fold", "train"]
+__all__ = ["TrainResult", "load_fold", "train", "training_dir"]
 
 PACKAGE = "mammo-breastseg"
 STAGE = "breastseg"
-#: Sub-folder of ``out`` holding the resumable working state during training.
-TRAINING_DIR = "_training"
+#: The hidden working folder (checkpoints) of model folder ``out``: ``.<name>.training`` next to
+#: it (:func:`mammo_common.stage.training_work_dir`, as in every stage).
+training_dir = training_work_dir
 
 
 class TrainResult(BaseModel):
@@ -253,7 +257,7 @@ def train(
         )
     from mammo_common.keras.training import ReduceLROnPlateauConfig
 
-    work = out / TRAINING_DIR
+    work = training_dir(out)
     fit = fit_resumable(
         model,
         train_ds,
@@ -319,7 +323,8 @@ def train(
         notes=notes,
     )
     if is_chief(distribution):  # multi-worker: only the chief writes
-        save_model_folder(out, model, card, fit)  # replaces <out>, dropping <out>/_training
+        save_model_folder(out, model, card, fit)  # replaces <out> atomically
+        shutil.rmtree(work, ignore_errors=True)
     return TrainResult(
         out=out,
         model_id=card.model_id,
