@@ -53,6 +53,7 @@ def test_model_folder_is_self_describing(trained_model, phantom_data):
     store_path, splits_path = phantom_data
     model, card = load_model_folder(trained_model.folder, expected_stage="breastseg")
     assert sorted(p.name for p in trained_model.folder.iterdir()) == [
+        "dvclive",
         "history.csv",
         "model.keras",
         "model_card.json",

@@ -168,7 +168,7 @@ def test_unetpp_xception_learns_the_phantoms(xception: dict[str, Any]) -> None:
 
 def test_model_folder_is_complete_and_described(unet5l: dict[str, Any]) -> None:
     out, result = unet5l["out"], unet5l["result"]
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.keras",
+    assert sorted(p.name for p in out.iterdir()) == ["dvclive", "history.csv", "model.keras",
                                                      "model_card.json"]
     assert not training_dir(out).exists()
     card = read_model_card(out)
