@@ -221,6 +221,7 @@ def train(
 
     import keras
 
+    from mammo_common.cli_support import progress_enabled
     from mammo_common.keras.augment import AugmentConfig, with_intensity
     from mammo_common.keras.data import SegmentationDataset
     from mammo_common.keras.metrics import DiceCoefficient, IoU
@@ -276,7 +277,7 @@ def train(
         resume=config.resume,
         mixed_precision=precision,
         deterministic=config.deterministic,
-        progress=False,
+        progress=progress_enabled(),  # Keras's per-epoch bar on a terminal
         callbacks=list(callbacks),
         strategy=distribution,
     )
