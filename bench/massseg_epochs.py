@@ -116,9 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     import keras
 
     from mammo_common.keras.data import prepare_image, prepare_mask
+    from mammo_common.params import load_section
     from mammo_common.stage import load_fold, split_cases
     from mammo_common.store import open_store
-    from massseg.config import load_train_config
+    from massseg.config import TrainConfig, TrainSettings
     from massseg.train import train
 
     snapshots: list[tuple[list[np.ndarray], dict[str, float]]] = []
@@ -130,9 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "fold"
-        config = load_train_config(
-            args.params, paths={"data": args.data, "splits": args.splits, "fold": args.fold,
-                                "out": out}, arch="unet5l", overwrite=True)
+        config = load_section(
+            TrainConfig, args.params, "massseg.train", {"arch": "unet5l", "overwrite": True},
+            paths={"data": args.data, "splits": args.splits, "fold": args.fold, "out": out},
+            settings_model=TrainSettings)
         config = config.model_copy(update={"refine": None})
         train(config, callbacks=[Snapshot()])
         model = keras.saving.load_model(out / "model.keras", compile=False)

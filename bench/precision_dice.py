@@ -71,12 +71,16 @@ def run_variant(name: str, paths: dict[str, Path], work: Path) -> dict[str, Any]
     from breastseg.config import PredictConfig as BreastPredict
     from breastseg.evaluate import evaluate as breast_evaluate
     from breastseg.predict import predict as breast_predict
-    from mammo_common.params import read_params_section
+    from mammo_common.params import load_section, read_params_section
     from massclass.config import EvaluateConfig as ClassEvaluate
-    from massclass.config import load_predict_config as load_class_predict_config
+    from massclass.config import PredictConfig as ClassPredict
+    from massclass.config import PredictSettings as ClassPredictSettings
     from massclass.evaluate import evaluate as class_evaluate
     from massclass.predict import predict as class_predict
-    from massseg.config import load_evaluate_config, load_predict_config
+    from massseg.config import EvaluateConfig as MassEvaluate
+    from massseg.config import EvaluateSettings as MassEvaluateSettings
+    from massseg.config import PredictConfig as MassPredict
+    from massseg.config import PredictSettings as MassPredictSettings
     from massseg.evaluate import evaluate as mass_evaluate
     from massseg.predict import predict as mass_predict
 
@@ -102,23 +106,26 @@ def run_variant(name: str, paths: dict[str, Path], work: Path) -> dict[str, Any]
     times["breastseg_predict_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    mass_predict(load_predict_config(
-        paths["params"], paths={"models": [paths["mass_model"]], "data": out / "breast.zarr",
-                                "out": out / "masses.zarr"},
-        overwrite=True, **settings,
+    mass_predict(load_section(
+        MassPredict, paths["params"], "massseg.predict", {"overwrite": True, **settings},
+        paths={"models": [paths["mass_model"]], "data": out / "breast.zarr",
+               "out": out / "masses.zarr"},
+        settings_model=MassPredictSettings,
     ))
     times["massseg_predict_s"] = time.perf_counter() - t0
-    mass = mass_evaluate(load_evaluate_config(
-        paths["params"], paths={"data": out / "masses.zarr", "splits": paths["splits"],
-                                "out": out / "massseg.json"},
-        part="test", overlays=0,
+    mass = mass_evaluate(load_section(
+        MassEvaluate, paths["params"], "massseg.evaluate", {"part": "test", "overlays": 0},
+        paths={"data": out / "masses.zarr", "splits": paths["splits"],
+               "out": out / "massseg.json"},
+        settings_model=MassEvaluateSettings,
     ))
 
     t0 = time.perf_counter()
-    class_predict(load_class_predict_config(
-        paths["params"], paths={"models": [paths["class_model"]], "data": out / "masses.zarr",
-                                "out": out / "diagnosis.zarr", "overwrite": True},
-        **settings,
+    class_predict(load_section(
+        ClassPredict, paths["params"], "massclass.predict", settings,
+        paths={"models": [paths["class_model"]], "data": out / "masses.zarr",
+               "out": out / "diagnosis.zarr", "overwrite": True},
+        settings_model=ClassPredictSettings, missing_ok=True,
     ))
     times["massclass_predict_s"] = time.perf_counter() - t0
     cls = class_evaluate(ClassEvaluate(data=out / "diagnosis.zarr", out=out / "massclass.json",

@@ -101,23 +101,26 @@ def run(
     *, refine: bool, fp_reduction: bool,
 ) -> dict[str, Any]:
     """Predict with or without the refiner / scorer, evaluate on the test part, count objects."""
-    from massseg.config import load_evaluate_config, load_predict_config
+    from mammo_common.params import load_section
+    from massseg.config import EvaluateConfig, EvaluateSettings, PredictConfig, PredictSettings
     from massseg.evaluate import evaluate
     from massseg.predict import predict
 
     out = work / f"masses_{name}.zarr"
     C.log(f"massseg predict ({name})")
     start = time.perf_counter()
-    config = load_predict_config(
-        params, paths={"models": [model], "data": data, "out": out}, refine=refine,
-        fp_reduction=fp_reduction, overwrite=True,
+    config = load_section(
+        PredictConfig, params, "massseg.predict",
+        {"refine": refine, "fp_reduction": fp_reduction, "overwrite": True},
+        paths={"models": [model], "data": data, "out": out}, settings_model=PredictSettings,
     )
     pred = predict(config)
     predict_s = time.perf_counter() - start
     C.log(f"massseg evaluate ({name})")
-    ev = evaluate(load_evaluate_config(
-        params, paths={"data": out, "splits": splits, "out": work / f"metrics_{name}.json"},
-        part="test", overlays=0,
+    ev = evaluate(load_section(
+        EvaluateConfig, params, "massseg.evaluate", {"part": "test", "overlays": 0},
+        paths={"data": out, "splits": splits, "out": work / f"metrics_{name}.json"},
+        settings_model=EvaluateSettings,
     ))
     m = ev.metrics
     test_ids = json.loads(splits.read_text(encoding="utf-8"))["test"]

@@ -1,4 +1,4 @@
-"""dvc.yaml declares the training curves of every model the pipeline trains.
+"""dvc.yaml declares the training curves and training metrics of every model the pipeline trains.
 
 DVC itself resolves dvc.yaml against params.yaml (the ``massseg_train`` / ``massclass_train``
 matrices and the ``${...}`` in the top-level plots), so these tests check what ``dvc plots
@@ -19,6 +19,8 @@ pytest.importorskip("dvc.repo", reason="dvc is not installed in this environment
 REPO = Path(__file__).resolve().parents[2]
 HISTORY = "history.csv"
 REFINER = "refiner"
+#: The DVCLive summary a model folder carries beside its history (mammo_common.keras.curves).
+SUMMARY = "dvclive/metrics.json"
 
 
 def resolve(root: Path) -> tuple[dict[str, list[str]], list[dict[str, Any]], dict[str, Any]]:
@@ -32,6 +34,21 @@ def resolve(root: Path) -> tuple[dict[str, list[str]], list[dict[str, Any]], dic
         plots = list(dvcfile.plots)
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     return outs, plots, params
+
+
+def top_level_metrics(root: Path) -> list[str]:
+    """The top-level ``metrics:`` of ``root/dvc.yaml``, ``${...}`` resolved by DVC."""
+    from dvc.dvcfile import load_file
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        return list(load_file(repo, str(root / "dvc.yaml")).metrics)
+
+
+def missing_metrics(outs: dict[str, list[str]], metrics: list[str], params: dict) -> list[str]:
+    """The trained models whose DVCLive ``metrics.json`` is not a declared metric."""
+    wanted = {h.removesuffix(HISTORY) + SUMMARY for h in trained_histories(outs, params)}
+    return sorted(wanted - set(metrics))
 
 
 def trained_histories(outs: dict[str, list[str]], params: dict[str, Any]) -> dict[str, set]:
@@ -83,6 +100,15 @@ def test_every_trained_model_has_its_curves_declared() -> None:
     assert missing(outs, plots, params) == []
 
 
+def test_every_trained_model_has_its_training_metrics_declared() -> None:
+    """``dvc metrics show`` / ``dvc exp show`` list each trained model's last-epoch values."""
+    outs, _, params = resolve(REPO)
+    metrics = top_level_metrics(REPO)
+    assert missing_metrics(outs, metrics, params) == []
+    wanted = {h.removesuffix(HISTORY) + SUMMARY for h in trained_histories(outs, params)}
+    assert {m for m in metrics if m.endswith(SUMMARY)} == wanted, "a metric no stage trains"
+
+
 def test_each_curve_plot_is_one_quantity_with_training_and_validation() -> None:
     outs, plots, params = resolve(REPO)
     histories = trained_histories(outs, params)
@@ -125,4 +151,10 @@ def test_plots_follow_the_params_and_an_undeclared_model_is_found(tmp_path: Path
         "models/massseg/unetpp_xception/fold_1/history.csv: no metric plot",
         "models/massseg/unetpp_xception/fold_1/refiner/history.csv: no plot of ['loss']",
         "models/massseg/unetpp_xception/fold_1/refiner/history.csv: no metric plot",
+    ]
+    metrics = top_level_metrics(tmp_path)
+    assert "models/massclass/tinycnn/fold_1/dvclive/metrics.json" in metrics
+    assert missing_metrics(outs, metrics, params) == [
+        "models/massseg/unetpp_xception/fold_1/dvclive/metrics.json",
+        "models/massseg/unetpp_xception/fold_1/refiner/dvclive/metrics.json",
     ]

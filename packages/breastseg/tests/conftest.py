@@ -92,7 +92,7 @@ def trained_model(phantom_data, tmp_path_factory) -> TrainedModel:
     session's model is also the resume test (training twice would cost another minute).
     """
     from breastseg.config import TrainConfig
-    from breastseg.train import TRAINING_DIR, train
+    from breastseg.train import train, training_dir
 
     store, splits = phantom_data
     out = tmp_path_factory.mktemp("models") / "breastseg" / "unet5l" / "fold_1"
@@ -110,8 +110,10 @@ def trained_model(phantom_data, tmp_path_factory) -> TrainedModel:
     )
     with pytest.raises(KeyboardInterrupt):
         train(config, callbacks=[_interrupter(INTERRUPT_AFTER)])
-    work = out / TRAINING_DIR
+    work = training_dir(out)
     state = {
+        "out_exists": out.exists(),
+        "work_dir": work == out.parent / ".fold_1.training",
         "model_keras": (out / "model.keras").exists(),
         "history_rows": len((work / "history.csv").read_text().splitlines()) - 1,
         "checkpoint": (work / "checkpoint" / "state.json").is_file(),

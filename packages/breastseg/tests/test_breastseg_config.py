@@ -8,7 +8,7 @@ import pytest
 
 from breastseg.config import TrainConfig
 from mammo_common.errors import ConfigError
-from mammo_common.params import load_config
+from mammo_common.params import load_section
 
 PATHS = {"data": "m.zarr", "splits": "s.json", "out": "models/fold_1"}
 
@@ -21,7 +21,7 @@ def test_intensity_augment_from_params(tmp_path: Path) -> None:
         "      gamma: [0.6, 1.7]\n      curve_p: 0.3\n      preserve_zero: false\n",
         encoding="utf-8",
     )
-    cfg = load_config(TrainConfig, params_file=params, section="breastseg.train", overrides=PATHS)
+    cfg = load_section(TrainConfig, params, "breastseg.train", PATHS)
     assert cfg.intensity_augment.gamma == (0.6, 1.7) and cfg.intensity_augment.curve_p == 0.3
     assert cfg.intensity_augment.preserve_zero is False
     params.write_text(
@@ -29,14 +29,14 @@ def test_intensity_augment_from_params(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     with pytest.raises(ConfigError, match=r"breastseg\.train\.intensity_augment\.nois"):
-        load_config(TrainConfig, params_file=params, section="breastseg.train", overrides=PATHS)
+        load_section(TrainConfig, params, "breastseg.train", PATHS)
 
 
 def test_renamed_keys_are_refused_naming_the_new_key(tmp_path) -> None:
     """``lr_patience`` & co. are the old names: refused with the name every stage uses."""
     from breastseg.config import EvaluateConfig, PredictConfig, TrainConfig
     from mammo_common.errors import ConfigError
-    from mammo_common.params import RENAMED_KEYS, load_config
+    from mammo_common.params import RENAMED_KEYS, load_section
 
     for config in (TrainConfig, PredictConfig, EvaluateConfig):
         assert config.RENAMED, config
@@ -46,6 +46,6 @@ def test_renamed_keys_are_refused_naming_the_new_key(tmp_path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text("breastseg:\n  train:\n    lr_patience: 2\n")
     with pytest.raises(ConfigError, match="reduce_lr_patience") as err:
-        load_config(TrainConfig, params_file=params, section="breastseg.train",
-                    overrides={"data": "d", "splits": "s", "out": "o"})
+        load_section(TrainConfig, params, "breastseg.train",
+                     {"data": "d", "splits": "s", "out": "o"})
     assert err.value.field == "breastseg.train.lr_patience"

@@ -23,7 +23,7 @@ from breastseg.config import EvaluateConfig
 from breastseg.evaluate import evaluate
 from breastseg.models import build_model
 from breastseg.segment import breast_mask
-from breastseg.train import TRAINING_DIR, load_training_arrays
+from breastseg.train import load_training_arrays, training_dir
 from mammo_common.keras.inference import predict_probabilities
 from mammo_common.keras.model_folder import load_model_folder
 from mammo_common.metrics import dice
@@ -33,7 +33,8 @@ from mammo_common.store import open_store
 
 def test_interrupted_run_left_a_checkpoint_but_no_model(trained_model):
     state = trained_model.interrupted_state
-    assert state == {"model_keras": False, "history_rows": INTERRUPT_AFTER, "checkpoint": True}
+    assert state == {"out_exists": False, "work_dir": True, "model_keras": False,
+                     "history_rows": INTERRUPT_AFTER, "checkpoint": True}
 
 
 def test_rerun_continues_where_it_stopped(trained_model):
@@ -44,13 +45,15 @@ def test_rerun_continues_where_it_stopped(trained_model):
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == list(range(1, TINY_EPOCHS + 1))
     assert {"loss", "dice", "iou", "val_loss", "val_dice", "val_iou", "lr"} <= set(rows[0])
-    assert not (trained_model.folder / TRAINING_DIR).exists()
+    assert not training_dir(trained_model.folder).exists()
+    assert sorted(p.name for p in trained_model.folder.parent.iterdir()) == ["fold_1"]
 
 
 def test_model_folder_is_self_describing(trained_model, phantom_data):
     store_path, splits_path = phantom_data
     model, card = load_model_folder(trained_model.folder, expected_stage="breastseg")
     assert sorted(p.name for p in trained_model.folder.iterdir()) == [
+        "dvclive",
         "history.csv",
         "model.keras",
         "model_card.json",

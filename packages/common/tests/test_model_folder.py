@@ -29,6 +29,7 @@ from mammo_common.schema.model_card import (
 
 
 def tiny_model(lam: bool = False) -> keras.Model:
+    keras.utils.set_random_seed(0)  # weights too, on every backend
     inputs = keras.Input((16, 16, 1))
     x = keras.layers.Conv2D(3, 3, padding="same", activation="relu")(inputs)
     x = keras.layers.BatchNormalization()(x)
@@ -71,7 +72,9 @@ def saved(tmp_path):
 
 def test_round_trip_gives_equal_predictions(saved):
     folder, model, written = saved
-    assert sorted(p.name for p in folder.iterdir()) == [HISTORY_FILE, MODEL_FILE, CARD_FILE]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "dvclive", HISTORY_FILE, MODEL_FILE, CARD_FILE,
+    ]
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]
     loaded, got = load_model_folder(folder, expected_stage="massseg", known_architectures={"tiny"})
     x = np.random.default_rng(0).random((2, 16, 16, 1)).astype(np.float32)
@@ -85,11 +88,26 @@ def test_round_trip_gives_equal_predictions(saved):
     assert isinstance(compiled.loss, DiceLoss)
 
 
+def test_the_folder_carries_the_curves_in_dvclive_format(saved):
+    """``dvclive/`` holds history.csv's values (step = epoch), its metrics.json the last
+    epoch's: what ``dvc metrics show`` lists for a trained model (the working folder that
+    logged them during training is gone by then)."""
+    from mammo_common.keras.curves import read_curves, read_summary
+
+    folder, _, _ = saved
+    curves = read_curves(folder)
+    assert set(curves) == {"loss", "val_loss", "lr"}  # seconds is bookkeeping
+    for name in curves:
+        assert curves[name] == [(row["epoch"], row[name]) for row in HISTORY]
+    assert read_summary(folder) == {"step": 2, "loss": 0.4, "val_loss": 0.5, "lr": 1e-3}
+
+
 def test_save_replaces_an_existing_folder(saved):
     folder, model, _ = saved
     save_model_folder(folder, model, card(notes="second"), None)
     assert read_model_card(folder).notes == "second"
     assert (folder / HISTORY_FILE).read_text().startswith("epoch")
+    assert not (folder / "dvclive").exists()  # no history, no curves
 
 
 def test_refusals(saved, tmp_path):

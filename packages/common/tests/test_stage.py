@@ -1,5 +1,5 @@
 """Tests of the shared stage toolkit (mammo_common.stage): digests, splits selection, per-case
-scores and the training work folder."""
+scores, the model card and the training work folder."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from test_splits import _small
 
 from mammo_common.errors import EXIT_BAD_INPUT, InputFileError
+from mammo_common.schema.model_card import DataLineage, ModelCard
 from mammo_common.schema.splits import Splits, SplitsFileError, SplitsNotFoundError
 from mammo_common.stage import (
     CaseScore,
@@ -21,6 +22,7 @@ from mammo_common.stage import (
     load_fold,
     load_splits,
     split_cases,
+    training_card,
     training_work_dir,
 )
 
@@ -176,6 +178,59 @@ def test_case_score_refuses_mixed_or_incomplete_rows() -> None:
 
 
 # --------------------------------------------------------------------------- work folder
+
+
+# --------------------------------------------------------------------------- model card
+
+
+class _TwoReplicas:
+    """Stands in for a ``tf.distribute`` strategy: only ``num_replicas_in_sync`` is read."""
+
+    num_replicas_in_sync = 2
+
+
+@pytest.mark.parametrize(
+    ("distribution", "replicas", "task", "notes"),
+    [(None, 1, "segmentation", ""), (_TwoReplicas(), 2, "classification", "a note")],
+)
+def test_training_card_is_the_card_the_stages_wrote(
+    splits_file: Path, distribution, replicas: int, task: str, notes: str
+) -> None:
+    """The builder writes exactly the card each stage used to build by hand (same JSON)."""
+    card = training_card(
+        stage="massseg", package="mammo-massseg", package_version="0.1.0", arch="unet5l",
+        fold=2, data=Path("data/breast.zarr"), data_digest="sha256:abc", splits=splits_file,
+        n_train=5, n_valid=2, n_test=3, input_shape=(64, 48, 1),
+        normalization="divide_by_max_uint16", threshold=0.4,
+        training={"epochs": 3, "optimizer": "adam"}, strategy="mirrored",
+        distribution=distribution, metrics={"best_val_dice": 0.5}, weights_origin="scratch",
+        task=task, notes=notes,
+    )
+    by_hand = ModelCard(
+        stage="massseg", package="mammo-massseg", package_version="0.1.0",
+        architecture="unet5l", model_id="massseg/unet5l/fold_2", task=task,
+        input_shape=(64, 48, 1), normalization="divide_by_max_uint16", threshold=0.4,
+        training={"epochs": 3, "optimizer": "adam", "strategy": "mirrored",
+                  "replicas": replicas},
+        data=DataLineage(
+            train_store="data/breast.zarr", train_store_digest="sha256:abc",
+            splits=str(splits_file), splits_digest=file_digest(splits_file), fold=2,
+            n_train_cases=5, n_valid_cases=2, n_test_cases=3,
+        ),
+        metrics={"best_val_dice": 0.5}, weights_origin="scratch", created_by="massseg train",
+        notes=notes,
+    )
+    assert card.to_json() == by_hand.to_json()
+
+
+def test_training_card_refuses_a_bad_architecture_name(splits_file: Path) -> None:
+    with pytest.raises(ValidationError, match="architecture"):
+        training_card(
+            stage="massseg", package="mammo-massseg", package_version="0.1.0", arch="U-Net",
+            fold=1, data="d", data_digest=None, splits=splits_file, n_train=1, n_valid=1,
+            n_test=1, input_shape=(8, 8, 1), normalization="none", threshold=0.5,
+            training={}, strategy="none", metrics={}, weights_origin="scratch",
+        )
 
 
 def test_training_work_dir_is_hidden_next_to_the_model_folder() -> None:

@@ -46,13 +46,13 @@ def write_mammograms(path: Path, n: int = 3) -> Path:
     return path
 
 
-def write_breast(path: Path, parent, n: int = 3, size=(16, 12)) -> Path:
+def write_breast(path: Path, parent, n: int = 3, size=(16, 12), producer=PRODUCER) -> Path:
     with StackedStoreWriter(
         path,
         kind="breast",
         n_cases=n,
         image_size=size,
-        producer=PRODUCER,
+        producer=producer,
         parents=[parent.as_parent()],
         with_mass_masks=True,
     ) as writer:

@@ -12,9 +12,13 @@ import pytest
 
 from mammo_common.testing import (
     FLOAT32_RTOL,
+    FLOAT32_UNIT_ROUNDOFF,
     FreshProcess,
+    accumulated_terms,
     assert_outputs_close,
     count_parameters,
+    float32_tolerance,
+    largest_activation,
     perturb_weights,
     run_model_test,
 )
@@ -170,3 +174,50 @@ def test_outputs_close_scales_with_the_output() -> None:
     with pytest.raises(AssertionError, match="bit-identical"):
         assert_outputs_close([np.nextafter(expected[0], np.inf)], expected, rtol=None,
                              what="exact")
+
+
+# ------------------------------------------------------------------ float32 error bounds
+
+
+def test_float32_tolerance_scales_with_magnitude_and_the_root_of_the_terms() -> None:
+    assert np.finfo(np.float32).eps / 2 == FLOAT32_UNIT_ROUNDOFF
+    base = float32_tolerance(1.0, 100)
+    assert base == pytest.approx(2 * 6 * 10 * 2.0**-24)
+    assert float32_tolerance(10.0, 100) == pytest.approx(10 * base)
+    assert float32_tolerance(1.0, 400) == pytest.approx(2 * base)
+    assert float32_tolerance(1.0, 100, lam=3) == pytest.approx(base / 2)
+
+
+def test_float32_tolerance_bounds_reordered_float32_sums() -> None:
+    """Sums of n float32 products in two orders differ by less than the tolerance (and by
+    more than nothing: the bound is not vacuous)."""
+    rng = np.random.default_rng(0)
+    worst = 0.0
+    for n in (10, 1000, 100_000):
+        a = rng.normal(size=(50, n)).astype(np.float32)
+        b = rng.normal(size=(50, n)).astype(np.float32)
+        forward = np.array([np.float32(0)] * 50)
+        for i in range(0, n, max(1, n // 100)):  # blocked, left to right
+            forward = forward + np.sum(a[:, i:i + max(1, n // 100)] * b[:, i:i + max(1, n // 100)],
+                                       axis=1, dtype=np.float32)
+        backward = np.sum((a * b)[:, ::-1], axis=1, dtype=np.float32)
+        terms = np.abs(a.astype(np.float64) * b).sum(axis=1)
+        diff = np.abs(forward.astype(np.float64) - backward)
+        assert np.all(diff <= float32_tolerance(1.0, n) * terms)
+        worst = max(worst, float((diff / terms).max()))
+    assert worst > 0
+
+
+def test_accumulated_terms_counts_fan_ins() -> None:
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8, 8, 2))
+    x = layers.Conv2D(4, 3, padding="same")(inp)  # 3*3*2 + 2
+    x = layers.SeparableConv2D(3, 3, padding="same")(x)  # 3*3 + 2 + 4
+    x = layers.Conv2DTranspose(5, 2, strides=2)(x)  # 2*2*3 + 2
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(1)(x)  # 5 + 2
+    model = keras.Model(inp, out)
+    assert accumulated_terms(model) == 20 + 15 + 14 + 7
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 2)).astype("float32")
+    biggest = largest_activation(model, x)
+    assert biggest >= float(np.abs(np.asarray(model(x))).max()) and np.isfinite(biggest)

@@ -11,6 +11,7 @@ import pydantic
 import pytest
 
 from mammo_common.errors import ConfigError
+from mammo_common.params import load_section as _load_section
 from massclass.config import (
     EvaluateConfig,
     EvaluateSettings,
@@ -18,11 +19,27 @@ from massclass.config import (
     PredictSettings,
     TrainConfig,
     TrainSettings,
-    load_evaluate_config,
-    load_predict_config,
-    load_section,
-    load_train_config,
 )
+
+
+def load_section(model, params, part, overrides=None):
+    """One ``massclass.<part>`` section into ``model`` (a missing section counts as empty)."""
+    return _load_section(model, params, f"massclass.{part}", overrides, missing_ok=True)
+
+
+def _loader(config, settings_model, part):
+    """As the CLI loads a command's config: ``load(params, paths=..., **options)``."""
+
+    def load(params=None, *, paths, **settings):
+        return _load_section(config, params, f"massclass.{part}", settings, paths=paths,
+                             settings_model=settings_model, missing_ok=True)
+
+    return load
+
+
+load_train_config = _loader(TrainConfig, TrainSettings, "train")
+load_predict_config = _loader(PredictConfig, PredictSettings, "predict")
+load_evaluate_config = _loader(EvaluateConfig, EvaluateSettings, "evaluate")
 
 PATHS = {"data": "data/masses.zarr", "splits": "data/splits.json", "fold": 1,
          "out": "models/massclass/vgg16/fold_1"}
@@ -216,15 +233,15 @@ def test_load_predict_and_evaluate_config(tmp_path: Path) -> None:
         load_evaluate_config(paths={"data": "d", "out": "m", "part": "tset"})
 
 
-def test_massseg_and_massclass_read_alike() -> None:
-    """The same loader names and signatures as massseg (the shape the stages share)."""
-    import inspect
+def test_the_cli_loads_configs_with_the_shared_loader() -> None:
+    """Every command loads its config with ``mammo_common.params.load_section`` (as massseg's
+    and breastseg's do): no loader of its own."""
+    import massclass.cli
+    import massclass.config
 
-    massseg_config = pytest.importorskip("massseg.config")
-    for name in ("load_train_config", "load_predict_config", "load_evaluate_config"):
-        ours = inspect.signature(globals()[name])
-        theirs = inspect.signature(getattr(massseg_config, name))
-        assert list(ours.parameters) == list(theirs.parameters), name
+    source = Path(massclass.cli.__file__).read_text(encoding="utf-8")
+    assert source.count("load_section(") == 3
+    assert not [n for n in dir(massclass.config) if n.startswith(("load_", "_load"))]
 
 
 @pytest.mark.parametrize("module", ["massclass.cli", "massclass.config", "massclass.train",

@@ -73,7 +73,8 @@ def cli_model(masses_data, tmp_path_factory) -> dict:
 
 def test_cli_train_writes_a_complete_folder(cli_model) -> None:
     out = cli_model["out"]
-    assert {p.name for p in out.iterdir()} == {"model.keras", "model_card.json", "history.csv"}
+    assert {p.name for p in out.iterdir()} == {"model.keras", "model_card.json", "history.csv",
+                                               "dvclive"}
     assert not (out.parent / ".fold_1.training").exists()
     model, card = load_model_folder(out, "massclass")
     assert card.architecture == "tinycnn" and card.task == "classification"

@@ -7,21 +7,38 @@ from pathlib import Path
 import pytest
 
 from mammo_common.errors import ConfigError
+from mammo_common.params import load_section
 from massseg.config import (
     CVConfig,
     EvaluateConfig,
+    EvaluateSettings,
     MassSegParams,
+    PredictConfig,
+    PredictSettings,
+    TrainConfig,
     TrainSettings,
-    load_cv_config,
-    load_evaluate_config,
-    load_predict_config,
-    load_train_config,
     parse_kwargs,
     parse_size,
     reference_learning_rate,
 )
 
 PATHS = {"data": "b.zarr", "splits": "s.json", "fold": 1, "out": "m/fold_1"}
+
+
+def _loader(config, settings_model, section):
+    """As the CLI loads a command's config: ``load(params, paths=..., **options)``."""
+
+    def load(params=None, *, paths, **settings):
+        return load_section(config, params, f"massseg.{section}", settings, paths=paths,
+                            settings_model=settings_model)
+
+    return load
+
+
+load_train_config = _loader(TrainConfig, TrainSettings, "train")
+load_cv_config = _loader(CVConfig, TrainSettings, "train")
+load_predict_config = _loader(PredictConfig, PredictSettings, "predict")
+load_evaluate_config = _loader(EvaluateConfig, EvaluateSettings, "evaluate")
 
 
 def test_parse_size_and_kwargs() -> None:

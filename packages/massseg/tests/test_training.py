@@ -26,10 +26,11 @@ from typer.testing import CliRunner
 
 from mammo_common.keras.data import load_arrays
 from mammo_common.metrics import dice
+from mammo_common.params import load_section
 from mammo_common.schema.model_card import read_model_card
 from mammo_common.store import open_store
 from massseg.cli import app
-from massseg.config import EvaluateConfig, PredictConfig, TrainConfig, load_train_config
+from massseg.config import EvaluateConfig, PredictConfig, TrainConfig, TrainSettings
 from massseg.evaluate import evaluate
 from massseg.predict import predict
 from massseg.train import is_complete, train, training_dir
@@ -167,7 +168,7 @@ def test_unetpp_xception_learns_the_phantoms(xception: dict[str, Any]) -> None:
 
 def test_model_folder_is_complete_and_described(unet5l: dict[str, Any]) -> None:
     out, result = unet5l["out"], unet5l["result"]
-    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "model.keras",
+    assert sorted(p.name for p in out.iterdir()) == ["dvclive", "history.csv", "model.keras",
                                                      "model_card.json"]
     assert not training_dir(out).exists()
     card = read_model_card(out)
@@ -217,8 +218,9 @@ def cv_run(phantoms: dict[str, Any], unet5l: dict[str, Any]) -> dict[str, Any]:
         encoding="utf-8",
     )
     out = root / "unet5l" / "fold_2"
-    config = load_train_config(params, paths={"data": phantoms["breast"],
-                                              "splits": phantoms["splits"], "fold": 2, "out": out})
+    config = load_section(TrainConfig, params, "massseg.train", settings_model=TrainSettings,
+                          paths={"data": phantoms["breast"], "splits": phantoms["splits"],
+                                 "fold": 2, "out": out})
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(config, callbacks=[Crash(epoch=2)])
     crashed = {"complete": is_complete(out), "exists": out.exists()}

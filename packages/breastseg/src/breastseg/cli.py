@@ -9,7 +9,7 @@ names the file, the field and the fix), 130 interrupted.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -24,7 +24,7 @@ from mammo_common.cli_support import (
     handle_errors,
     version_option,
 )
-from mammo_common.params import load_config
+from mammo_common.params import load_section
 
 app = typer.Typer(
     name="breastseg",
@@ -55,15 +55,6 @@ def main(
     from mammo_common.cli_support import setup_logging
 
     setup_logging()
-
-
-def _config(model: type, params: Path | None, section: str, overrides: dict[str, Any]):
-    return load_config(
-        model,
-        params_file=params,
-        section=f"breastseg.{section}" if params is not None else None,
-        overrides=overrides,
-    )
 
 
 @app.command()
@@ -113,10 +104,10 @@ def train(
     """
     from breastseg.config import TrainConfig
 
-    config = _config(
+    config = load_section(
         TrainConfig,
         params,
-        "train",
+        "breastseg.train",
         {
             "data": data,
             "splits": splits,
@@ -190,10 +181,10 @@ def predict(
     """
     from breastseg.config import PredictConfig
 
-    config = _config(
+    config = load_section(
         PredictConfig,
         params,
-        "predict",
+        "breastseg.predict",
         {
             "data": data,
             "out": out,
@@ -278,10 +269,10 @@ def evaluate(
     """
     from breastseg.config import EvaluateConfig
 
-    config = _config(
+    config = load_section(
         EvaluateConfig,
         params,
-        "evaluate",
+        "breastseg.evaluate",
         {
             "data": data,
             "out": out,

@@ -1,7 +1,7 @@
 """Validated settings of the three commands (``extra="forbid"``: a typo is an error).
 
 Each command builds its config from the ``breastseg.<command>`` section of ``params.yaml``
-(optional) overridden by command-line options, through :func:`mammo_common.params.load_config`::
+(optional) overridden by command-line options, through :func:`mammo_common.params.load_section`::
 
     breastseg:
       train:   {input_size: 128x96, filters: 8, epochs: 20, batch_size: 3}

@@ -18,13 +18,16 @@ the training pipeline resizes (``mammo_common.keras.data.prepare_image``) and ke
 uint16 / uint8 (1024x768: 1.5 MiB + 0.75 MiB per case). Cases without a breast mask get one
 from :mod:`breastseg.labeller` (``mask_source``); the model card counts them.
 
-The working state (checkpoint, best weights, history) lives in ``<out>/_training`` while the
-run is going; an interrupted run continues from its last finished epoch when started again with
-the same settings. On success ``<out>`` is replaced atomically by the finished model folder.
+The working state (checkpoint, best weights, history) lives in a hidden folder next to the
+model folder while the run is going (``fold_1`` -> ``.fold_1.training``,
+:func:`training_dir`, the folder every stage uses); an interrupted run continues from its last
+finished epoch when started again with the same settings. On success ``<out>`` is replaced
+atomically by the finished model folder and the working folder is removed.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,15 +42,16 @@ from breastseg.labeller import LABELLER_DESCRIPTION, label_breast
 from breastseg.models import build_model, model_names
 from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, StoreError
-from mammo_common.stage import file_digest, load_fold
+from mammo_common.stage import load_fold, training_card, training_work_dir
 from mammo_common.store import MammogramsStore, open_store
 
-__all__ = ["TRAINING_DIR", "TrainResult", "load_fold", "train"]
+__all__ = ["TrainResult", "load_fold", "train", "training_dir"]
 
 PACKAGE = "mammo-breastseg"
 STAGE = "breastseg"
-#: Sub-folder of ``out`` holding the resumable working state during training.
-TRAINING_DIR = "_training"
+#: The hidden working folder (checkpoints) of model folder ``out``: ``.<name>.training`` next to
+#: it (:func:`mammo_common.stage.training_work_dir`, as in every stage).
+training_dir = training_work_dir
 
 
 class TrainResult(BaseModel):
@@ -217,12 +221,12 @@ def train(
 
     import keras
 
+    from mammo_common.cli_support import progress_enabled
     from mammo_common.keras.augment import AugmentConfig, with_intensity
     from mammo_common.keras.data import SegmentationDataset
     from mammo_common.keras.metrics import DiceCoefficient, IoU
     from mammo_common.keras.model_folder import save_model_folder
     from mammo_common.keras.training import fit_resumable, mixed_precision_policy
-    from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 
     size = tuple(config.input_size)
     x_train, y_train, src_train = load_training_arrays(
@@ -254,7 +258,7 @@ def train(
         )
     from mammo_common.keras.training import ReduceLROnPlateauConfig
 
-    work = out / TRAINING_DIR
+    work = training_dir(out)
     fit = fit_resumable(
         model,
         train_ds,
@@ -273,7 +277,7 @@ def train(
         resume=config.resume,
         mixed_precision=precision,
         deterministic=config.deterministic,
-        progress=False,
+        progress=progress_enabled(),  # Keras's per-epoch bar on a terminal
         callbacks=list(callbacks),
         strategy=distribution,
     )
@@ -285,12 +289,18 @@ def train(
         if labelled
         else "All training/validation breast masks came from the store."
     )
-    card = ModelCard(
+    card = training_card(
         stage=STAGE,
         package=PACKAGE,
         package_version=__version__,
-        architecture=config.arch,
-        model_id=model_id(STAGE, config.arch, config.fold),
+        arch=config.arch,
+        fold=config.fold,
+        data=config.data,
+        data_digest=store.digest,
+        splits=config.splits,
+        n_train=len(train_ids),
+        n_valid=len(valid_ids),
+        n_test=len(splits.test),
         task="segmentation",
         input_shape=(size[0], size[1], 1),
         normalization="divide_by_max",
@@ -306,26 +316,16 @@ def train(
             "epochs_run": fit.epochs_run,
             "stop_reason": fit.stop_reason,
             "mixed_precision": precision,
-            "strategy": strategy,
-            "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
         },
-        data=DataLineage(
-            train_store=str(config.data),
-            train_store_digest=store.digest,
-            splits=str(config.splits),
-            splits_digest=file_digest(config.splits),
-            fold=config.fold,
-            n_train_cases=len(train_ids),
-            n_valid_cases=len(valid_ids),
-            n_test_cases=len(splits.test),
-        ),
+        strategy=strategy,
+        distribution=distribution,
         metrics={k: float(v) for k, v in best.items() if k.startswith("val_")},
         weights_origin="scratch",
-        created_by="breastseg train",
         notes=notes,
     )
     if is_chief(distribution):  # multi-worker: only the chief writes
-        save_model_folder(out, model, card, fit)  # replaces <out>, dropping <out>/_training
+        save_model_folder(out, model, card, fit)  # replaces <out> atomically
+        shutil.rmtree(work, ignore_errors=True)
     return TrainResult(
         out=out,
         model_id=card.model_id,

@@ -285,14 +285,12 @@ def split(
 
     Example: mammo split data/mammograms.zarr -o data/splits.json --folds 5 --seed 0
     """
-    from mammo_common.params import load_config
+    from mammo_common.params import load_section
     from mammo_common.splits import SplitConfig, split_store
 
-    config = load_config(
-        SplitConfig,
-        params_file=params,
-        section="split" if params else None,
-        overrides={"folds": folds, "test_fraction": test_fraction, "seed": seed},
+    config = load_section(
+        SplitConfig, params, "split",
+        {"folds": folds, "test_fraction": test_fraction, "seed": seed},
     )
     result = split_store(store, out, config)
     sizes = ", ".join(f"fold {f.index}: {len(f.train)}/{len(f.valid)}" for f in result.folds)

@@ -7,8 +7,8 @@ Every stage builds its configs from the pieces here, so the three read alike:
   (:data:`RENAMED_KEYS`).
 * :data:`Size`: ``(rows, cols)`` written ``1024x768``, ``1024,768``, ``640`` (square),
   ``[1024, 768]`` or a single integer.
-* :func:`load_config`: a section of a params file, deep-merged with values from other files and
-  with command-line overrides, validated into a config.
+* :func:`load_section`: a command's config from its section of a params file, the options
+  given over it (deep-merged) and its paths: the one config loader of every stage.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ __all__ = [
     "Size",
     "StrictConfig",
     "deep_merge",
-    "load_config",
+    "load_section",
     "parse_size",
     "read_params_section",
     "renamed_key_message",
@@ -146,35 +146,24 @@ def read_params_section(path: str | Path, section: str) -> dict[str, Any]:
     return dict(node)
 
 
-def load_config(
-    model: type[M],
-    *,
-    params_file: str | Path | None = None,
-    section: str | None = None,
-    overrides: dict[str, Any] | None = None,
-    base: dict[str, Any] | None = None,
+def _section_values(
+    params_file: str | Path | None, section: str, *, missing_ok: bool
+) -> dict[str, Any]:
+    """``section`` of ``params_file`` (``{}`` without a file, or when missing and allowed)."""
+    if params_file is None:
+        return {}
+    try:
+        return read_params_section(params_file, section)
+    except ConfigError as exc:
+        if missing_ok and exc.problem == "section is missing":
+            return {}
+        raise
+
+
+def _validate(
+    model: type[M], values: dict[str, Any], params_file: str | Path | None, section: str | None
 ) -> M:
-    """Build a config from a params file section and explicit overrides (``None`` values ignored).
-
-    Args:
-        model: The pydantic config class.
-        params_file: ``params.yaml`` (optional).
-        section: Dotted section of it, e.g. ``massseg.train``.
-        overrides: Values given on the command line; ``None`` means "not given" and is ignored;
-            a mapping is merged key by key into the file's (``{"roi": {"margin": 0.5}}``
-            changes one key of ``roi``).
-        base: Values already validated or read from a file, applied after the section and
-            before ``overrides``, where ``None`` is a value (``early_stopping_patience: null``
-            means "never stop early", not "the default").
-
-    Raises:
-        ConfigError: naming the file, the bad key and the fix (typos are errors, not ignored).
-    """
-    values: dict[str, Any] = {}
-    if params_file is not None and section:
-        values.update(read_params_section(params_file, section))
-    values.update(base or {})
-    values = deep_merge(values, overrides or {})
+    """``values`` validated as ``model``; a problem is a :class:`ConfigError` naming the key."""
     for old, new in getattr(model, "RENAMED", {}).items():
         if old in values:
             raise ConfigError(
@@ -188,10 +177,66 @@ def load_config(
     except pydantic.ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err.get("loc", ()))
-        where = f"{section}.{field}" if section else field
+        where = f"{section}.{field}" if section and field else (section or field)
         raise ConfigError(
             f"{err.get('msg')} ({len(exc.errors())} problem(s) in all)",
             path=params_file,
             field=where,
             fix=f"check the spelling and type; valid keys: {', '.join(model.model_fields)}",
         ) from None
+
+
+def load_section(
+    model: type[M],
+    params_file: str | Path | None,
+    section: str,
+    settings: dict[str, Any] | None = None,
+    *,
+    paths: dict[str, Any] | None = None,
+    settings_model: type[pydantic.BaseModel] | None = None,
+    missing_ok: bool = False,
+) -> M:
+    """A command's config: its ``params.yaml`` section, the options given over it, the paths.
+
+    The one config loader of every stage (``breastseg``, ``massseg``, ``massclass``) and of
+    ``mammo split``. Values are layered, later ones winning:
+
+    1. ``section`` of ``params_file`` (when given), where ``None`` is a value:
+       ``early_stopping_patience: null`` means "never stop early", not "the default";
+    2. ``settings``, the options given on the command line (or in Python), where ``None``
+       means "not given" and is skipped; a mapping is merged key by key into the file's
+       (``{"roi": {"margin": 0.5}}`` changes one key of ``roi``);
+    3. ``paths``, merged the same way, after the settings were validated.
+
+    With ``settings_model`` (the stage's ``*Settings``: the keys a params section may hold),
+    layers 1 and 2 are validated as ``settings_model`` first, so a path written in the params
+    file is an unknown key, and the result plus ``paths`` is then validated as ``model`` (the
+    ``*Config``, the settings plus paths and run options). Without it, ``model`` takes all
+    three layers at once (breastseg's configs, which hold both).
+
+    Args:
+        model: The config class to return.
+        params_file: ``params.yaml``, or ``None`` for defaults and options only.
+        section: Dotted section of it, e.g. ``"massseg.train"``; it also prefixes the key an
+            error names (``massseg.train.epochs``).
+        settings: Options over the file's values (``None`` values: not given).
+        paths: Paths and run options (``None`` values: not given).
+        settings_model: What the params section may hold, validated before ``paths`` are
+            added (``None``: ``model`` validates everything).
+        missing_ok: A missing section counts as empty (defaults) instead of an error.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: A missing or invalid params file or section, an unknown key (typos are
+            errors, not ignored), a renamed key (naming its new name) or a bad value; the
+            message names the file, the key and the fix.
+    """
+    values = deep_merge(
+        _section_values(params_file, section, missing_ok=missing_ok), settings or {}
+    )
+    if settings_model is None:
+        return _validate(model, deep_merge(values, paths or {}), params_file, section)
+    validated = _validate(settings_model, values, params_file, section)
+    return _validate(model, deep_merge(validated.model_dump(), paths or {}), None, None)

@@ -1,8 +1,15 @@
 """The run report: one page an imaging researcher can read without opening code.
 
 ``mammo report`` gathers what the pipeline left on disk — metrics JSON per stage, training
-histories of every model folder, the PNGs the stages drew (overlays, ROC), and the lineage of
-every store — and writes ``report.md`` with its pictures, plus a self-contained ``index.html``.
+histories of the models in the stores' lineage, the PNGs the stages drew (overlays, ROC), and
+the lineage of every store — and writes ``report.md`` with its pictures, plus a
+self-contained ``index.html``.
+
+Only the models that made the given stores (their producers' ``model_ids``, and those of the
+stores upstream of them, followed through each store's recorded parents) have their training
+curves in the report: other model folders under ``models_dir`` (another architecture or fold
+trained for comparison, an unfinished training's working folder) are not what produced the
+results shown, so they are left out (:func:`lineage_model_ids`).
 """
 
 from __future__ import annotations
@@ -11,12 +18,14 @@ import base64
 import html
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.errors import MammoError
 from mammo_common.plots import read_history, read_phase_names, training_curves
+from mammo_common.schema.model_card import HISTORY_FILE
 from mammo_common.store import open_store
 from mammo_common.store.atomic import atomic_path
 from mammo_common.viz import write_contact_sheet
@@ -70,6 +79,42 @@ def _flat_metrics(path: Path) -> dict[str, object]:
     return flat
 
 
+def lineage_model_ids(stores: Sequence[str | Path]) -> list[str]:
+    """The ids of the models in the stores' lineage (``<stage>/<arch>/fold_<k>``), sorted.
+
+    Each store's producer lists the models that wrote it; its recorded parents (the stores it
+    was derived from) are followed too, when they can be opened where they were recorded, so
+    the diagnosis store alone brings in the mass and breast models upstream of it.
+
+    Args:
+        stores: The stores whose lineage is reported.
+
+    Returns:
+        The model ids, each once, sorted (the order of ``models/<stage>/...``).
+
+    Raises:
+        MammoError: If one of ``stores`` cannot be opened (a parent that cannot is skipped).
+    """
+    ids: set[str] = set()
+    seen: set[Path] = set()
+    pending: list[tuple[Path, bool]] = [(Path(s), True) for s in stores]
+    while pending:
+        path, given = pending.pop()
+        key = path.resolve()
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            store = open_store(path)
+        except (MammoError, OSError):
+            if given:
+                raise
+            continue  # a raw folder, or a parent moved since: its models are unknown
+        ids.update(store.meta.producer.model_ids)
+        pending.extend((Path(parent.path), False) for parent in store.meta.parents)
+    return sorted(ids)
+
+
 def build_report(config: ReportConfig) -> ReportResult:
     """Write ``report.md``, its PNGs and a self-contained ``index.html`` into ``config.out``."""
     md: list[str] = [f"# {config.title}", ""]
@@ -93,10 +138,18 @@ def build_report(config: ReportConfig) -> ReportResult:
             md.append("")
         if not metric_files:
             md += ["(no metrics found)", ""]
-        # 2. training curves of every model folder
-        histories = sorted(config.models_dir.rglob("history.csv")) if config.models_dir.is_dir() \
-            else []
+        # 2. training curves of the models in the stores' lineage
+        lineage = lineage_model_ids(config.stores)
+        histories = [config.models_dir / mid / HISTORY_FILE for mid in lineage]
+        missing = [mid for mid, hist in zip(lineage, histories, strict=True)
+                   if not hist.is_file()]
+        histories = [hist for hist in histories if hist.is_file()]
         md += ["## Training curves", ""]
+        if not lineage:
+            md += ["(no model in the stores' lineage)", ""]
+        if missing:
+            md += [f"Not found under `{config.models_dir}`: "
+                   + ", ".join(f"`{mid}`" for mid in missing), ""]
         for k, hist in enumerate(histories):
             model_id = str(hist.parent.relative_to(config.models_dir))
             name = f"curves_{k:02d}.png"

@@ -7,6 +7,7 @@
   :class:`~mammo_common.schema.splits.SplitsFileError`, whose message names the file, the field
   and the fix.
 * :class:`CaseScore`: the per-case score record of the segmentation stages' ``evaluate``.
+* :func:`training_card`: the model card (with its data lineage) a stage's ``train`` writes.
 * :func:`training_work_dir`: the hidden folder next to a model folder that holds the resumable
   training state.
 
@@ -28,6 +29,7 @@ from pydantic import (
     model_validator,
 )
 
+from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 from mammo_common.schema.splits import Fold, Splits, SplitsFileError
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "load_fold",
     "load_splits",
     "split_cases",
+    "training_card",
     "training_work_dir",
 ]
 
@@ -237,6 +240,101 @@ class CaseScore(BaseModel):
     def _only_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         data = handler(self)
         return {k: v for k, v in data.items() if k in self.model_fields_set}
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+def training_card(
+    *,
+    stage: str,
+    package: str,
+    package_version: str,
+    arch: str,
+    fold: int,
+    data: str | os.PathLike[str],
+    data_digest: str | None,
+    splits: str | os.PathLike[str],
+    n_train: int,
+    n_valid: int,
+    n_test: int,
+    input_shape: tuple[int | None, int | None, int],
+    normalization: str,
+    threshold: float,
+    training: dict[str, Any],
+    strategy: str,
+    distribution: Any = None,
+    metrics: dict[str, float],
+    weights_origin: str,
+    task: Literal["segmentation", "classification"] = "segmentation",
+    notes: str = "",
+) -> ModelCard:
+    """The model card a stage's ``train`` writes for one fold of one network.
+
+    Every stage builds its card here, so the three read alike: the model id
+    (``<stage>/<arch>/fold_<k>``), the data lineage (the training store and its digest, the
+    splits file and its content digest, the fold and its case counts), the distribution
+    strategy in the training record, and ``created_by`` (``"<stage> train"``).
+
+    Args:
+        stage: ``breastseg``, ``massseg`` or ``massclass``.
+        package: The distribution that trained it (``mammo-massseg``).
+        package_version: Its version.
+        arch: The network's registry name.
+        fold: The validation fold, 1-based.
+        data: The training store, as given.
+        data_digest: Its metadata digest (``store.digest``).
+        splits: The splits file, as given (its content digest is recorded).
+        n_train: Training cases.
+        n_valid: Validation cases.
+        n_test: Held-out test cases of the splits file.
+        input_shape: The model input ``(H, W, C)``.
+        normalization: How raw pixels become model input.
+        threshold: The decision threshold.
+        training: The training parameters (settings and what the run chose).
+        strategy: The ``--strategy`` name (``none``, ``mirrored``, ``multiworker``), recorded in
+            ``training`` with the number of replicas.
+        distribution: The ``tf.distribute`` strategy used (``None``: one replica); only its
+            ``num_replicas_in_sync`` is read.
+        metrics: Validation metrics and the like.
+        weights_origin: ``"imagenet"``, ``"scratch"`` or the initial weights' path.
+        task: ``segmentation`` or ``classification``.
+        notes: Free text.
+
+    Returns:
+        The validated card.
+
+    Raises:
+        OSError: If the splits file cannot be read (for its digest).
+        pydantic.ValidationError: If a field is invalid (e.g. an architecture name).
+    """
+    replicas = 1 if distribution is None else int(distribution.num_replicas_in_sync)
+    return ModelCard(
+        stage=stage,
+        package=package,
+        package_version=package_version,
+        architecture=arch,
+        model_id=model_id(stage, arch, fold),
+        task=task,
+        input_shape=input_shape,
+        normalization=normalization,
+        threshold=threshold,
+        training={**training, "strategy": strategy, "replicas": replicas},
+        data=DataLineage(
+            train_store=str(data),
+            train_store_digest=data_digest,
+            splits=str(splits),
+            splits_digest=file_digest(splits),
+            fold=fold,
+            n_train_cases=n_train,
+            n_valid_cases=n_valid,
+            n_test_cases=n_test,
+        ),
+        metrics=metrics,
+        weights_origin=weights_origin,
+        created_by=f"{stage} train",
+        notes=notes,
+    )
 
 
 # --------------------------------------------------------------------------- work folders

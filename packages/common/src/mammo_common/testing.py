@@ -66,8 +66,10 @@ import numpy as np
 
 __all__ = [
     "FLOAT32_RTOL",
+    "FLOAT32_UNIT_ROUNDOFF",
     "FreshProcess",
     "ModelTestResult",
+    "accumulated_terms",
     "assert_outputs_close",
     "check_config_round_trip",
     "check_forward",
@@ -75,12 +77,94 @@ __all__ = [
     "check_parameter_count",
     "check_saving",
     "count_parameters",
+    "float32_tolerance",
+    "largest_activation",
     "perturb_weights",
     "run_model_test",
 ]
 
 #: Relative tolerance of outputs computed in another process (see the module docstring).
 FLOAT32_RTOL = 1e-5
+
+#: The unit roundoff of float32, ``u = 2**-24``: a rounded operation's relative error is at most u.
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+
+
+def float32_tolerance(magnitude: float, n_terms: int, *, lam: float = 6.0) -> float:
+    """How far two float32 evaluations of the same value may differ, from the error bound.
+
+    A sum of ``n`` rounded terms differs from its exact value by at most about ``gamma_n * S``
+    (``S`` the sum of the terms' magnitudes, ``gamma_n = n u / (1 - n u)``; Higham, *Accuracy
+    and Stability of Numerical Algorithms*, 2002, eq. 3.4). That worst case assumes every
+    rounding error has the same sign; with independent errors the bound is
+    ``lam * sqrt(n) * u * S`` to first order, which holds with probability at least
+    ``1 - 2 n exp(-lam**2 (1 - u)**2 / 2)`` (Higham and Mary, *A new approach to probabilistic
+    rounding error analysis*, SIAM J. Sci. Comput. 41, 2019; a union bound, so pessimistic:
+    ``lam = 6`` gives at least 1 - 3e-8 n). Two evaluations that order the sums differently
+    (another backend, thread partitioning, a folded BatchNorm) are each within that of the
+    exact value, so they differ by at most twice it.
+
+    For a network, ``S`` is taken as the largest activation it computes and ``n`` as the
+    fan-ins summed over its layers: an estimate (cancellation can make a layer's sum of
+    magnitudes exceed its largest output, a later layer's gain can amplify an earlier error),
+    which the square-root bound absorbs in practice (for unet5l with BatchNorm statistics far
+    from the identity: 50 times the largest folding difference seen under JAX, 900 times that
+    under TensorFlow; ``test_keras_optimize``).
+
+    Args:
+        magnitude: The size of the accumulated terms (for a network, the largest absolute
+            activation it computes, :func:`largest_activation`).
+        n_terms: Rounded operations accumulated into each value (for a network, the fan-ins
+            along its layers, :func:`accumulated_terms`).
+        lam: Standard deviations of the probabilistic bound.
+
+    Returns:
+        The absolute tolerance: ``2 * lam * sqrt(n_terms) * u * magnitude``.
+    """
+    return 2.0 * lam * float(np.sqrt(max(n_terms, 1))) * FLOAT32_UNIT_ROUNDOFF * magnitude
+
+
+def accumulated_terms(model: keras.Model) -> int:
+    """Rounded operations accumulated into an output of ``model``, layer by layer (a bound).
+
+    The fan-in of every convolution and dense layer (a separable one counts its depthwise and
+    its pointwise part, a transposed one the inputs of all its taps), plus two per weighted
+    layer for its bias, normalisation and activation. Counting every layer, not only those on
+    one path, over-counts networks with branches: the tolerance errs on the loose side.
+    """
+    total = 0
+    for layer in _all_layers(model):
+        depthwise = getattr(layer, "depthwise_kernel", None)
+        pointwise = getattr(layer, "pointwise_kernel", None)
+        kernel = getattr(layer, "kernel", None)
+        if depthwise is not None:
+            total += int(np.prod(depthwise.shape[:-2])) + 2
+            if pointwise is not None:
+                total += int(pointwise.shape[-2])
+        elif kernel is not None:
+            shape = tuple(kernel.shape)
+            if isinstance(layer, keras.layers.Conv2DTranspose | keras.layers.Conv1DTranspose):
+                total += int(np.prod(shape[:-2])) * int(shape[-1]) + 2
+            else:
+                total += int(np.prod(shape[:-1])) + 2
+    return total
+
+
+def largest_activation(model: keras.Model, x: np.ndarray) -> float:
+    """The largest absolute value any top-level layer of ``model`` computes on ``x``.
+
+    A nested model counts with its output only (its own layers' outputs belong to its graph,
+    not to ``model``'s): call this on the nested model too where its inside matters.
+    """
+    outputs = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer | keras.Model):
+            continue
+        outputs.extend(keras.tree.flatten(layer.output))
+    outputs.extend(keras.tree.flatten(model.outputs))
+    probe = keras.Model(model.inputs, outputs)
+    return max(float(np.max(np.abs(np.asarray(v)))) for v in keras.tree.flatten(probe(x)))
+
 
 #: Top-level packages whose classes are Keras's own (their configs are not checked here).
 _KERAS_PACKAGES = frozenset({"keras", "tf_keras", "tensorflow"})

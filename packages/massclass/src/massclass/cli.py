@@ -1,8 +1,8 @@
 """The ``massclass`` command: train, predict, evaluate mass classifiers; list backbones.
 
-Every command parses its options, validates them into a config with a loader of
-:mod:`massclass.config` (``params.yaml`` section ``massclass.<command>`` with the options on top,
-the paths added), calls one importable function (``massclass.train.train``,
+Every command parses its options, validates them into a config of :mod:`massclass.config` with
+:func:`mammo_common.params.load_section` (``params.yaml`` section ``massclass.<command>`` with
+the options on top, the paths added), calls one importable function (``massclass.train.train``,
 ``massclass.predict.predict``, ``massclass.evaluate.evaluate``) and prints a summary; the
 options' checks (threshold, per-phase epochs, weights ``none``) live in the config, so the
 Python API and the CLI accept the same values. Exit codes: 0 success, 1 unexpected failure, 2
@@ -30,6 +30,7 @@ from mammo_common.cli_support import (
     version_option,
 )
 from mammo_common.errors import ConfigError
+from mammo_common.params import load_section
 from massclass import __version__
 
 # Quiet TensorFlow's C++ start-up logs unless the user asked for them.
@@ -135,18 +136,19 @@ def train(
 
       From params.yaml: massclass train --params params.yaml --data ... --fold 2 --out ...
     """
-    from massclass.config import load_train_config
+    from massclass.config import SECTION, TrainConfig, TrainSettings
     from massclass.train import train as run_train
 
     _logging(verbose)
     roi = {"representation": representation, "source": roi_source, "margin": margin}
-    config = load_train_config(
-        params,
+    config = load_section(
+        TrainConfig, params, f"{SECTION}.train",
+        {"arch": arch, "input_size": input_size, "batch_size": batch_size, "epochs": epochs,
+         "weights": weights, "class_weight": class_weight, "seed": seed, "threshold": threshold,
+         "roi": {k: v for k, v in roi.items() if v is not None}},
         paths={"data": data, "splits": splits, "fold": fold, "out": out, "resume": resume,
                "progress": verbose, "strategy": strategy},
-        arch=arch, input_size=input_size, batch_size=batch_size, epochs=epochs, weights=weights,
-        class_weight=class_weight, seed=seed, threshold=threshold,
-        roi={k: v for k, v in roi.items() if v is not None},
+        settings_model=TrainSettings, missing_ok=True,
     )
     result = run_train(config)
     console.print(
@@ -209,15 +211,16 @@ def predict(
       Fold ensemble with validation thresholds: massclass predict --model .../fold_1
       --model .../fold_2 --threshold youden --data data/masses.zarr --out data/diagnosis.zarr
     """
-    from massclass.config import load_predict_config
+    from massclass.config import SECTION, PredictConfig, PredictSettings
     from massclass.predict import predict as run_predict
 
     _logging(verbose)
-    config = load_predict_config(
-        params,
+    config = load_section(
+        PredictConfig, params, f"{SECTION}.predict",
+        {"threshold": threshold, "batch_size": batch_size, "precision": precision,
+         "fold_batchnorm": fold_batchnorm},
         paths={"models": model, "data": data, "out": out, "overwrite": overwrite},
-        threshold=threshold, batch_size=batch_size, precision=precision,
-        fold_batchnorm=fold_batchnorm,
+        settings_model=PredictSettings, missing_ok=True,
     )
     result = run_predict(config)
     console.print(
@@ -264,14 +267,15 @@ def evaluate(
       massclass evaluate --data data/diagnosis.zarr --splits data/splits.json --part test
       --out metrics/massclass.json --roc plots/massclass_roc.json --roc-plot plots/roc.png
     """
-    from massclass.config import load_evaluate_config
+    from massclass.config import SECTION, EvaluateConfig, EvaluateSettings
     from massclass.evaluate import evaluate as run_evaluate
 
-    config = load_evaluate_config(
-        params,
+    config = load_section(
+        EvaluateConfig, params, f"{SECTION}.evaluate",
+        {"n_bootstrap": n_bootstrap, "missed": missed},
         paths={"data": data, "out": out, "roc": roc, "roc_plot": roc_plot, "splits": splits,
                "part": part, "fold": fold, "masses": masses},
-        n_bootstrap=n_bootstrap, missed=missed,
+        settings_model=EvaluateSettings, missing_ok=True,
     )
     result = run_evaluate(config)
     case = result.case_level

@@ -23,24 +23,25 @@ are errors)::
 
 As in the other stages, each command has a ``*Settings`` model (its section of the file, no
 paths) and a ``*Config`` model (the settings plus the paths and run options given on the
-command line: data, splits, fold, out, models...). :func:`load_train_config`,
-:func:`load_predict_config` and :func:`load_evaluate_config` read the section, put the
-command-line settings over it and add the paths; ``massclass.train.train``,
-``massclass.predict.predict`` and ``massclass.evaluate.evaluate`` take the resulting config::
+command line: data, splits, fold, out, models...), and the command loads it with
+:func:`mammo_common.params.load_section`: the section, the command-line settings over it, then
+the paths (a missing ``massclass`` section or sub-section counts as empty).
+``massclass.train.train``, ``massclass.predict.predict`` and ``massclass.evaluate.evaluate``
+take the resulting config::
 
-    config = load_train_config("params.yaml", paths={"data": "data/masses.zarr",
-        "splits": "data/splits.json", "fold": 1, "out": "models/massclass/vgg16/fold_1"},
-        arch="resnet50v2", epochs="1,1,2")
+    config = load_section(TrainConfig, "params.yaml", "massclass.train",
+        {"arch": "resnet50v2", "epochs": "1,1,2"},
+        paths={"data": "data/masses.zarr", "splits": "data/splits.json", "fold": 1,
+               "out": "models/massclass/vgg16/fold_1"},
+        settings_model=TrainSettings, missing_ok=True)
 
 The settings accept what the command line writes, so the Python API and the CLI behave the
 same: ``threshold`` as text (``"0.5"``, ``"youden"``), ``weights`` ``none``/``null``/``scratch``
 (no pre-trained weights), and ``epochs`` (``"3,10,100"`` or a list: one number per phase, put
 into ``phases``).
 
-:func:`load_section` reads one section into any model (``load_section(TrainSettings,
-"params.yaml", "train", overrides={"arch": "resnet50v2"})``). The keys renamed to the name
-every stage uses (``backbone`` -> ``arch``, ``backbone_options`` -> ``arch_options``) are
-refused with a message naming the new key.
+The keys renamed to the name every stage uses (``backbone`` -> ``arch``, ``backbone_options``
+-> ``arch_options``) are refused with a message naming the new key.
 """
 
 from __future__ import annotations
@@ -48,17 +49,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mammo_common.errors import ConfigError
 from mammo_common.keras.augment import IntensityConfig
-from mammo_common.params import (
-    RENAMED_KEYS,
-    StrictConfig,
-    deep_merge,
-    load_config,
-    read_params_section,
-)
+from mammo_common.params import RENAMED_KEYS, StrictConfig
 
 __all__ = [
     "NO_WEIGHTS",
@@ -72,10 +66,6 @@ __all__ = [
     "RoiConfig",
     "TrainConfig",
     "TrainSettings",
-    "load_evaluate_config",
-    "load_predict_config",
-    "load_section",
-    "load_train_config",
     "parse_phase_epochs",
     "parse_threshold",
     "reference_phases",
@@ -452,101 +442,3 @@ class MassClassParams(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     predict: PredictSettings = Field(default_factory=PredictSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
-
-
-def load_section(
-    model: type[BaseModel],
-    params_file: str | Path | None,
-    part: str,
-    overrides: dict[str, Any] | None = None,
-) -> Any:
-    """Load ``massclass.<part>`` of ``params_file`` (if given) with ``overrides`` on top.
-
-    Nested overrides (e.g. ``{"roi": {"margin": 0.5}}``) are merged key by key into the file's
-    values; ``None`` values are ignored. A missing ``massclass`` section or ``<part>``
-    sub-section counts as empty (defaults), a typo in a key is an error.
-
-    Raises:
-        ConfigError: Naming the file, the bad key and the fix.
-    """
-    values: dict[str, Any] = {}
-    if params_file is not None:
-        try:
-            values = read_params_section(params_file, f"{SECTION}.{part}")
-        except ConfigError as exc:
-            if exc.problem != "section is missing":
-                raise
-    merged = deep_merge(values, overrides or {})
-    try:
-        return load_config(model, base=merged)
-    except ConfigError as exc:
-        raise ConfigError(
-            exc.problem, path=params_file, field=f"{SECTION}.{part}.{exc.field}", fix=exc.fix
-        ) from None
-
-
-def _load(
-    settings_model: type[_Strict],
-    config_model: type[_Strict],
-    part: str,
-    params_file: str | Path | None,
-    settings: dict[str, Any],
-    paths: dict[str, Any],
-) -> Any:
-    """Validate ``massclass.<part>`` of ``params_file`` + ``settings``, then add ``paths``.
-
-    ``None`` in ``settings`` or ``paths`` means "not given" (the file's value or the default).
-    """
-    validated = load_section(settings_model, params_file, part, settings)
-    return load_config(config_model, base=validated.model_dump(), overrides=paths)
-
-
-def load_train_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> TrainConfig:
-    """Train config from ``massclass.train`` of ``params_file``, settings and paths.
-
-    Args:
-        params_file: ``params.yaml`` (optional; a missing section counts as empty).
-        paths: ``data``, ``splits``, ``fold``, ``out`` and the run options (``resume``,
-            ``work_dir``, ``keep_work``, ``progress``, ``strategy``).
-        **settings: :class:`TrainSettings` values over the file's (``None``: not given);
-            ``roi`` is merged key by key, ``epochs`` sets the phases' epochs.
-
-    Raises:
-        ConfigError: naming the file, the bad key and the fix.
-    """
-    return _load(TrainSettings, TrainConfig, "train", params_file, settings, paths)
-
-
-def load_predict_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> PredictConfig:
-    """Predict config from ``massclass.predict`` of ``params_file``, settings and paths.
-
-    Args:
-        params_file: ``params.yaml`` (optional; a missing section counts as empty).
-        paths: ``models``, ``data``, ``out`` and ``overwrite``.
-        **settings: :class:`PredictSettings` values over the file's (``None``: not given).
-
-    Raises:
-        ConfigError: naming the file, the bad key and the fix.
-    """
-    return _load(PredictSettings, PredictConfig, "predict", params_file, settings, paths)
-
-
-def load_evaluate_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> EvaluateConfig:
-    """Evaluate config from ``massclass.evaluate`` of ``params_file``, settings and paths.
-
-    Args:
-        params_file: ``params.yaml`` (optional; a missing section counts as empty).
-        paths: ``data``, ``out``, ``roc``, ``roc_plot``, ``splits``, ``part``, ``fold`` and
-            ``masses``.
-        **settings: :class:`EvaluateSettings` values over the file's (``None``: not given).
-
-    Raises:
-        ConfigError: naming the file, the bad key and the fix.
-    """
-    return _load(EvaluateSettings, EvaluateConfig, "evaluate", params_file, settings, paths)

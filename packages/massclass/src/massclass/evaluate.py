@@ -14,7 +14,7 @@ written as ``null``. A store whose selected cases all have unknown truth (unlabe
 refused with :class:`~mammo_common.errors.NoGroundTruthError`: there is nothing to compare against.
 
 :func:`evaluate` takes an :class:`~massclass.config.EvaluateConfig` (settings and paths; e.g.
-from :func:`massclass.config.load_evaluate_config`); :func:`evaluate_paths` is the deprecated
+from :func:`mammo_common.params.load_section`); :func:`evaluate_paths` is the deprecated
 keyword form.
 """
 
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from mammo_common.cli_support import track
 from mammo_common.errors import InputFileError, MammoError, NoGroundTruthError, StoreError
 from mammo_common.metrics import bootstrap_ci, classification_report, roc_auc, roc_curve
 from mammo_common.stage import split_cases
@@ -135,7 +136,7 @@ def _mass_level(
     pred_arr, truth_arr = masses.array("mass_pred"), masses.array("mass_masks")
     y, p = [], []
     n_masses = n_false = 0
-    for case_id in selected:
+    for case_id in track(selected, "massclass evaluate (mass level)"):
         diag = by_id[case_id]
         if not diag.masses or diag.truth == "unknown" or case_id not in position:
             continue

@@ -11,7 +11,7 @@ fold's validation masses; the mean over an ensemble) or ``card`` (the card's own
 Prediction always uses the predicted masks, whatever ROI source the model was trained on.
 
 :func:`predict` takes a :class:`~massclass.config.PredictConfig` (settings, model folders,
-input and output; e.g. from :func:`massclass.config.load_predict_config`);
+input and output; e.g. from :func:`mammo_common.params.load_section`);
 :func:`predict_paths` is the deprecated positional form. Keras is imported when prediction
 runs, not with this module.
 """

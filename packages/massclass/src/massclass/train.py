@@ -1,7 +1,7 @@
 """Training: the reference's three-stage fine-tuning of a classifier on mass ROIs, resumable.
 
 :func:`train` (``massclass train``) takes a :class:`~massclass.config.TrainConfig` (settings,
-paths and run options, e.g. from :func:`massclass.config.load_train_config`) and:
+paths and run options, e.g. from :func:`mammo_common.params.load_section`) and:
 
 1. opens the ``masses`` store and the splits file, takes fold ``k``'s ``train`` and ``valid``
    cases and cuts their ROIs (:mod:`massclass.rois`); cases without a mass and ROIs without a
@@ -49,8 +49,7 @@ from mammo_common.errors import ConfigError, InputFileError, MammoError
 from mammo_common.keras.augment import AugmentConfig, with_intensity
 from mammo_common.metrics import classification_report, youden_threshold
 from mammo_common.schema.lineage import params_digest
-from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
-from mammo_common.stage import file_digest, load_fold, training_work_dir
+from mammo_common.stage import load_fold, training_card, training_work_dir
 from mammo_common.store import MassesStore, open_store, write_text_atomic
 from massclass import __version__
 from massclass.config import PhaseConfig, TrainConfig, TrainSettings
@@ -387,7 +386,7 @@ def train(config: TrainConfig) -> TrainSummary:
     Args:
         config: Settings, paths (``data``, ``splits``, ``fold``, ``out``) and run options
             (``resume``, ``work_dir``, ``keep_work``, ``progress``, ``strategy``), e.g. from
-            :func:`massclass.config.load_train_config`.
+            :func:`mammo_common.params.load_section`.
 
     Returns:
         A :class:`TrainSummary`.
@@ -475,31 +474,25 @@ def train(config: TrainConfig) -> TrainSummary:
     if youden is not None:
         card_metrics["youden_threshold"] = youden
 
-    mid = model_id("massclass", model.backbone_name, fold)
     training = {
         **settings.model_dump(mode="json"),
         "loss": "binary_crossentropy",
         "optimizer": "adam",
         "threshold_method": "youden" if settings.threshold == "youden" else "fixed",
-        "strategy": config.strategy,
-        "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
         "phase_results": [p.model_dump(mode="json") for p in phases],
         "train_rois": _roi_counts(train_rois),
         "valid_rois": _roi_counts(valid_rois),
     }
-    card = ModelCard(
+    card = training_card(
         stage="massclass", package="mammo-massclass", package_version=__version__,
-        architecture=model.backbone_name, model_id=mid, task="classification",
-        input_shape=(size, size, 3), normalization=NORMALIZATION, threshold=threshold,
-        training=training,
-        data=DataLineage(
-            train_store=str(data), train_store_digest=store.digest, splits=str(splits_path),
-            splits_digest=file_digest(splits_path), fold=fold,
-            n_train_cases=len(train_ids), n_valid_cases=len(valid_ids),
-            n_test_cases=len(split.test),
-        ),
-        metrics=card_metrics, weights_origin=origin, created_by="massclass train",
+        arch=model.backbone_name, fold=fold, data=data, data_digest=store.digest,
+        splits=splits_path, n_train=len(train_ids), n_valid=len(valid_ids),
+        n_test=len(split.test), task="classification", input_shape=(size, size, 3),
+        normalization=NORMALIZATION, threshold=threshold, training=training,
+        strategy=config.strategy, distribution=distribution, metrics=card_metrics,
+        weights_origin=origin,
     )
+    mid = card.model_id
     keep_work = config.keep_work
     if is_chief(distribution):  # multi-worker: only the chief writes
         history_path = work / "history.csv"
@@ -535,7 +528,7 @@ def train_classifier(
 
     Builds a :class:`TrainConfig` from ``config``'s settings (defaults: the reference's) and
     the arguments, and calls :func:`train`. Use ``train(TrainConfig(...))`` or
-    ``train(load_train_config(...))`` instead.
+    ``train(load_section(TrainConfig, ...))`` instead.
 
     Args:
         data: The ``masses`` store.

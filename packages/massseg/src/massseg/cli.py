@@ -27,6 +27,7 @@ from mammo_common.cli_support import (
     version_option,
 )
 from mammo_common.errors import ConfigError
+from mammo_common.params import load_section
 from massseg import __version__
 
 app = typer.Typer(
@@ -208,18 +209,19 @@ def train(
     Example: massseg train --arch unet5l --data data/breast.zarr --splits data/splits.json
     --fold 1 --out models/massseg/unet5l/fold_1 --input-size 640x640 --width filters=4
     """
-    from massseg.config import load_train_config
+    from massseg.config import TrainConfig, TrainSettings
     from massseg.train import train as run_train
 
-    config = load_train_config(
-        params,
-        paths={"data": data, "splits": splits, "fold": fold, "out": out},
-        **_train_settings(
+    config = load_section(
+        TrainConfig, params, "massseg.train",
+        _train_settings(
             arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, loss=loss,
             learning_rate=learning_rate, mixed_precision=mixed_precision, width=width,
             weights=weights, seed=seed, monitor=monitor, augment=augment, resume=resume,
             overwrite=overwrite,
         ),
+        paths={"data": data, "splits": splits, "fold": fold, "out": out},
+        settings_model=TrainSettings,
     )
     result = run_train(config, strategy=strategy)
     table = Table("arch", "fold", "epochs", "best epoch", "best val Dice", "last val Dice",
@@ -265,18 +267,19 @@ def cv(
     Example: massseg cv --arch unetpp_xception --data data/breast.zarr --splits
     data/splits.json --out models/massseg/unetpp_xception --folds 1,2
     """
-    from massseg.config import load_cv_config
+    from massseg.config import CVConfig, TrainSettings
     from massseg.cv import cross_validate
 
-    config = load_cv_config(
-        params,
-        paths={"data": data, "splits": splits, "out": out, "folds": folds},
-        **_train_settings(
+    config = load_section(
+        CVConfig, params, "massseg.train",
+        _train_settings(
             arch=arch, input_size=input_size, epochs=epochs, batch_size=batch_size, loss=loss,
             learning_rate=learning_rate, mixed_precision=mixed_precision, width=width,
             weights=weights, seed=seed, monitor=monitor, augment=augment, resume=resume,
             overwrite=overwrite,
         ),
+        paths={"data": data, "splits": splits, "out": out, "folds": folds},
+        settings_model=TrainSettings,
     )
     result = cross_validate(config)
     _print_cv(result.summary)
@@ -356,16 +359,17 @@ def predict(
     Example: massseg predict --model models/massseg/unet5l/fold_1 --model
     models/massseg/unet5l/fold_2 --data data/breast.zarr --out data/masses.zarr --tta
     """
-    from massseg.config import load_predict_config
+    from massseg.config import PredictConfig, PredictSettings
     from massseg.predict import predict as run_predict
 
-    config = load_predict_config(
-        params,
+    config = load_section(
+        PredictConfig, params, "massseg.predict",
+        {"tta": tta, "threshold": threshold, "min_object_pixels": min_object_pixels,
+         "largest_component": largest_component, "batch_size": batch_size,
+         "overwrite": overwrite, "precision": precision, "fold_batchnorm": fold_batchnorm,
+         "refine": refine, "fp_reduction": fp_reduction},
         paths={"models": model, "data": data, "out": out},
-        tta=tta, threshold=threshold, min_object_pixels=min_object_pixels,
-        largest_component=largest_component, batch_size=batch_size, overwrite=overwrite,
-        precision=precision, fold_batchnorm=fold_batchnorm, refine=refine,
-        fp_reduction=fp_reduction,
+        settings_model=PredictSettings,
     )
     result = run_predict(config)
     table = Table("cases", "models", "threshold", "TTA", "cases with mass", "mean mass pixels",
@@ -417,14 +421,15 @@ def evaluate(
     Example: massseg evaluate --data data/masses.zarr --splits data/splits.json --part test
     --out metrics/massseg.json --per-case reports/per_case.json --overlays reports/overlays
     """
-    from massseg.config import load_evaluate_config
+    from massseg.config import EvaluateConfig, EvaluateSettings
     from massseg.evaluate import evaluate as run_evaluate
 
-    config = load_evaluate_config(
-        params,
+    config = load_section(
+        EvaluateConfig, params, "massseg.evaluate",
+        {"part": part, "fold": fold, "overlays": n_overlays},
         paths={"data": data, "cv": cv_dir, "splits": splits, "out": out, "per_case": per_case,
                "overlays_dir": overlays, "markdown": markdown},
-        part=part, fold=fold, overlays=n_overlays,
+        settings_model=EvaluateSettings,
     )
     result = run_evaluate(config)
     if result.mode == "cv":

@@ -17,7 +17,12 @@
         overlays: 3
 
 Command-line options override the file. Paths (data, splits, output) are given on the command
-line only; the ``*Config`` models add them to the settings.
+line only; the ``*Config`` models add them to the settings. Every command loads its config with
+:func:`mammo_common.params.load_section`, as the other stages do::
+
+    config = load_section(TrainConfig, "params.yaml", "massseg.train", {"epochs": 3},
+                          paths={"data": ..., "splits": ..., "fold": 1, "out": ...},
+                          settings_model=TrainSettings)
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pydantic import (
 )
 
 from mammo_common.keras.augment import IntensityConfig
-from mammo_common.params import RENAMED_KEYS, Size, StrictConfig, load_config, parse_size
+from mammo_common.params import RENAMED_KEYS, Size, StrictConfig, parse_size
 
 __all__ = [
     "LOSS_NAMES",
@@ -48,10 +53,6 @@ __all__ = [
     "RefineSettings",
     "TrainConfig",
     "TrainSettings",
-    "load_cv_config",
-    "load_evaluate_config",
-    "load_predict_config",
-    "load_train_config",
     "parse_kwargs",
     "parse_size",
     "reference_learning_rate",
@@ -430,53 +431,3 @@ class MassSegParams(_Strict):
     train: TrainSettings = Field(default_factory=TrainSettings)
     predict: PredictSettings = Field(default_factory=PredictSettings)
     evaluate: EvaluateSettings = Field(default_factory=EvaluateSettings)
-
-
-def _load(
-    settings_model: type[_Strict],
-    config_model: type[_Strict],
-    section: str,
-    params_file: str | Path | None,
-    settings: dict[str, Any],
-    paths: dict[str, Any],
-) -> Any:
-    """Validate ``params_file[section]`` + ``settings`` as settings, then add ``paths``."""
-    validated = load_config(
-        settings_model, params_file=params_file, section=section, overrides=settings
-    )
-    values = validated.model_dump(exclude_unset=True)
-    return load_config(config_model, base=values, overrides=paths)
-
-
-def load_train_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> TrainConfig:
-    """Train config from ``massseg.train`` of ``params_file``, options and paths.
-
-    Raises:
-        ConfigError: naming the file, the bad key and the fix.
-    """
-    return _load(TrainSettings, TrainConfig, "massseg.train", params_file, settings, paths)
-
-
-def load_cv_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> CVConfig:
-    """CV config from ``massseg.train`` of ``params_file``, options and paths."""
-    return _load(TrainSettings, CVConfig, "massseg.train", params_file, settings, paths)
-
-
-def load_predict_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> PredictConfig:
-    """Predict config from ``massseg.predict`` of ``params_file``, options and paths."""
-    return _load(PredictSettings, PredictConfig, "massseg.predict", params_file, settings, paths)
-
-
-def load_evaluate_config(
-    params_file: str | Path | None = None, *, paths: dict[str, Any], **settings: Any
-) -> EvaluateConfig:
-    """Evaluate config from ``massseg.evaluate`` of ``params_file``, options and paths."""
-    return _load(
-        EvaluateSettings, EvaluateConfig, "massseg.evaluate", params_file, settings, paths
-    )

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict
 from mammo_common.errors import ConfigError, MammoError, ModelFolderError, StoreError
 from mammo_common.schema.model_card import CARD_FILE, MODEL_FILE
 from mammo_common.schema.splits import Splits
-from mammo_common.stage import file_digest, load_fold, training_work_dir
+from mammo_common.stage import load_fold, training_card, training_work_dir
 from mammo_common.store import BreastStore, open_store
 from massseg import __version__
 from massseg.config import TrainConfig
@@ -365,7 +365,6 @@ def train(
     from mammo_common.keras.metrics import DiceCoefficient, IoU
     from mammo_common.keras.model_folder import save_model_folder
     from mammo_common.keras.training import ReduceLROnPlateauConfig, fit_resumable
-    from mammo_common.schema.model_card import DataLineage, ModelCard, model_id
 
     distribution = get_strategy(strategy)
     patch = _patch_shape(config, shape)
@@ -429,7 +428,6 @@ def train(
     best = history[result.best_epoch - 1]
     last = history[-1]
     dices = [r.get("val_dice", float("nan")) for r in history]
-    mid = model_id(STAGE, config.arch, config.fold)
     training: dict[str, Any] = {
         **config.model_dump(mode="json", exclude={"data", "splits", "out", "fold", "overwrite",
                                                   "resume"}),
@@ -440,29 +438,25 @@ def train(
         "validation_augmented": False,
         "checkpoint": f"best {config.monitor} (not the last epoch)",
         "stop_reason": result.stop_reason,
-        "strategy": strategy,
-        "replicas": 1 if distribution is None else int(distribution.num_replicas_in_sync),
     }
-    card = ModelCard(
+    card = training_card(
         stage=STAGE,
         package=PACKAGE,
         package_version=__version__,
-        architecture=config.arch,
-        model_id=mid,
+        arch=config.arch,
+        fold=config.fold,
+        data=config.data,
+        data_digest=store.digest,
+        splits=config.splits,
+        n_train=len(train_idx),
+        n_valid=len(valid_idx),
+        n_test=len(splits.test),
         input_shape=shape,
         normalization="divide_by_max_uint16",
         threshold=config.threshold,
         training=training,
-        data=DataLineage(
-            train_store=str(config.data),
-            train_store_digest=store.digest,
-            splits=str(config.splits),
-            splits_digest=file_digest(config.splits),
-            fold=config.fold,
-            n_train_cases=len(train_idx),
-            n_valid_cases=len(valid_idx),
-            n_test_cases=len(splits.test),
-        ),
+        strategy=strategy,
+        distribution=distribution,
         metrics={
             "best_epoch": float(result.best_epoch),
             "epochs_run": float(result.epochs_run),
@@ -474,7 +468,6 @@ def train(
             "max_val_dice": float(max(d for d in dices)),
         },
         weights_origin=str(config.weights) if config.weights else "scratch",
-        created_by="massseg train",
     )
     if patch:
         full = _build(config, shape)
@@ -509,7 +502,7 @@ def train(
         arch=config.arch,
         fold=config.fold,
         model_dir=config.out,
-        model_id=mid,
+        model_id=card.model_id,
         input_shape=shape,
         n_train=len(train_idx),
         n_valid=len(valid_idx),

@@ -14,16 +14,18 @@ every epoch in its working folder (``out_dir/dvclive``, beside the working ``his
 a run can be watched while it trains (``dvc plots show <work>/dvclive/plots/metrics``, or
 DVC's VS Code extension). The values are ``history.csv``'s exactly; the folder is rebuilt
 from all rows each time (staged under a temporary name and renamed into place), so a resumed
-run's curves hold each epoch once. A finished model folder keeps the files that
-:mod:`mammo_common.keras.model_folder` documents (``history.csv`` included, which the
-pipeline's ``dvc.yaml`` plots); ``write_history_csv(..., curves=True)`` or
+run's curves hold each epoch once. The working folder goes when training ends; the finished
+model folder gets its own ``dvclive/``, rebuilt from its ``history.csv``
+(:func:`mammo_common.keras.model_folder.save_model_folder`), whose ``metrics.json`` the
+pipeline's ``dvc.yaml`` declares as metrics (``dvc metrics show``, ``dvc exp show``) beside the
+``history.csv`` curves it plots; ``write_history_csv(..., curves=True)`` or
 :func:`write_curves` adds ``dvclive/`` to any folder.
 
 The logger is :class:`dvclive.Live` with its repository side switched off: it writes files
 under ``dvclive/`` and nothing else. It never opens (nor initialises) a DVC repository,
 never writes a ``dvc.yaml``, never saves a DVC experiment, writes no report and never posts to
-DVC Studio (no network). The pipeline's curves are declared once, in the repository's
-``dvc.yaml`` (docs/pipeline.md).
+DVC Studio (no network). The pipeline's curves and training metrics are declared once, in
+the repository's ``dvc.yaml`` (docs/pipeline.md).
 
 Example:
     >>> write_curves("models/breastseg/unet5l/fold_1", rows)  # doctest: +SKIP

@@ -1,8 +1,11 @@
 """Self-describing model folders: ``models/<stage>/<arch>/fold_<k>/``.
 
 A folder holds ``model.keras`` (the whole model, Keras' zip format), ``model_card.json``
-(:class:`~mammo_common.schema.model_card.ModelCard`) and ``history.csv`` (per-epoch training
-history). :func:`save_model_folder` stages the whole folder under a hidden temporary name and
+(:class:`~mammo_common.schema.model_card.ModelCard`), ``history.csv`` (per-epoch training
+history) and, when the history has rows, ``dvclive/``: the same curves in DVCLive's format
+(``dvclive/plots/metrics/<quantity>.tsv`` and ``dvclive/metrics.json``, the last epoch's values,
+which the pipeline's ``dvc.yaml`` declares as metrics; :mod:`mammo_common.keras.curves`).
+:func:`save_model_folder` stages the whole folder under a hidden temporary name and
 renames it into place, so a folder is complete or absent. :func:`load_model_folder` loads with
 ``keras.saving.load_model(safe_mode=True)``: nothing is unpickled and Lambda layers (arbitrary
 code) are refused.
@@ -20,11 +23,12 @@ from typing import Any
 import keras
 
 from mammo_common.errors import ModelFolderError
+from mammo_common.keras.curves import write_curves
 
 # importing these registers the project's layer classes a saved model may name
 from mammo_common.keras.fused_batchnorm import FusedBatchNormalization  # noqa: F401
 from mammo_common.keras.optimize import FoldedBatchNormalization  # noqa: F401
-from mammo_common.keras.training import TrainResult, write_history_csv
+from mammo_common.keras.training import TrainResult, read_history_csv, write_history_csv
 from mammo_common.model_cache import active_cache, memoized
 from mammo_common.schema.model_card import (
     CARD_FILE,
@@ -66,13 +70,16 @@ def save_model_folder(
     """Writes a complete model folder atomically (replacing an existing one).
 
     ``keras_version`` and ``backend`` of the card are filled from the running environment.
+    The training curves go into ``dvclive/`` as well (from the folder's ``history.csv``, so
+    both hold the same values), carried over from the training's working folder, which is
+    removed once the model folder is written.
 
     Args:
         folder: The folder, conventionally ``models/<stage>/<arch>/fold_<k>``.
         model: The trained model (the best weights, as :func:`fit_resumable` leaves it).
         card: Its model card; ``input_shape`` must agree with the model.
         history: Per-epoch rows, a :class:`TrainResult`, or a ``history.csv`` to copy; None
-            writes a header-only file.
+            writes a header-only file (and no ``dvclive/``).
 
     Returns:
         The card as written.
@@ -95,6 +102,9 @@ def save_model_folder(
         else:
             rows = history.history if isinstance(history, TrainResult) else list(history or [])
             write_history_csv(tmp / HISTORY_FILE, rows)
+        rows = read_history_csv(tmp / HISTORY_FILE)
+        if rows:
+            write_curves(tmp, rows)
     return card
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mammo_common.cli_support import track
 from mammo_common.errors import MammoError
 from mammo_common.store.atomic import atomic_path, check_output_path
 from mammo_common.synth.cases import ImageSpec, LesionSpec, sample_dataset
@@ -49,7 +50,7 @@ def _write_all(root: Path, specs: list[ImageSpec], config: SynthConfig) -> int:
     counters = Counters()
     rows: dict[str, list[dict[str, str]]] = {"Training": [], "Test": []}
     truth: dict[str, list[str]] = {}
-    for spec in specs:
+    for spec in track(specs, "mammo synth"):
         phantom = render(spec, config.size, config.seed)
         rows[spec.split].extend(
             write_image(cbis, spec, phantom, seed=config.seed, defects=config.defects,
