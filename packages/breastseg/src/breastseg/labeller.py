@@ -14,22 +14,46 @@ reduced so that its longer side is at most :attr:`LabellerConfig.work_size` pixe
    median of the pixels below Otsu's threshold ``t`` (the background), the breast is
    ``> b + level * (t - b)`` (``level`` 0.25). Otsu alone splits dense tissue from fat and
    cuts off the darker, fatty periphery of the breast; a quarter of the way up from the
-   background keeps it. (Images are stored with the breast bright, as ingest normalises them.)
+   background keeps most of it. (Images are stored with the breast bright, as ingest
+   normalises them.)
 3. Open with a disc (``opening_radius``) to cut thin bridges to labels and scanner marks.
-4. Keep the breast: the breast-mask post-processing of :mod:`breastseg.postprocess` cuts off
+4. Split along dark gaps (``split``): the smoothing and the threshold join a label, lead
+   marker or film edge lying close to the breast to it along the whole length of the gap,
+   a neck far wider than any opening can cut. In the median-filtered (not smoothed) image the
+   gap is still background, so every object of at least ``split_min_area`` of the image that
+   is bright there (above the low threshold of step 6; eroded by a pixel, so that stray grain
+   does not bridge the gap) is told apart, each pixel of the mask
+   goes to its nearest object, and the mask is cut where two objects meet.
+5. Keep the breast: the breast-mask post-processing of :mod:`breastseg.postprocess` cuts off
    film-edge strips, rulers, markers and the bridges joining them to the breast, keeps the
    breast's component (the largest one on the chest-wall edge; the side from the case's
    laterality or inferred from the mask) and fills holes, the chest-wall edge counting as
    closed.
-5. Close with a disc (``closing_radius``) to smooth the skin line, then fill holes again (dark
+6. Grow into the faint periphery (hysteresis, ``low_noise``/``low_level``): the pixels
+   between a low threshold and the threshold of step 2 that touch the kept breast are added
+   (after an opening, so that the blurred seam of a film edge stays out). The low threshold
+   is the background's mode plus ``low_noise`` robust noise deviations, at least
+   ``low_level`` of the way to Otsu's level. Only faint pixels are added, so nothing bright
+   that step 5 removed comes back; this keeps the thin skin-line region of film and the fatty
+   breast of a digital image whose Otsu threshold fell between the pectoral muscle and the
+   rest.
+7. Close with a disc (``closing_radius``) to smooth the skin line, then fill holes again (dark
    fatty tissue inside the breast stays breast).
-6. Resize the mask back to the native grid (nearest neighbour).
+8. Resize the mask back to the native grid (nearest neighbour).
 
-Its limits: a pectoral muscle is labelled breast (as in the reference's masks); a label joined
-to the breast along more than ``cut_width`` of the post-processing stays attached; a very dense
-background (badly exposed film) can defeat Otsu; the breast's thin, dark periphery on film can
-fall below the threshold. Check a few masks of a new source by eye
-(``breastseg evaluate --plot``).
+Measured on ``mammo synth`` phantoms against their exact breast (``bench/breast_labeller.py``,
+results in ``docs/pipeline.md``).
+
+Its limits: a pectoral muscle is labelled breast (as in the reference's masks); an artefact
+that touches the breast with no background between them (a label laid over the skin line, a
+film edge running into the breast) is not split off, and where such a piece is wider than the
+post-processing's ``cut_width`` it stays attached (a film-edge strip leaves its junction with
+the skin line); lead-marker letters smaller than ``split_min_area`` are not objects of their
+own (those joined to the breast only by the smoothing go with whichever object is nearest); a
+very dense background (badly exposed film), or a background with a strong gradient, can
+defeat the background estimate; where the breast's outermost millimetres are no brighter
+than the film background (a thin, fatty periphery), they stay outside. Check a few masks of
+a new source by eye (``breastseg evaluate --plot``).
 """
 
 from __future__ import annotations
@@ -46,8 +70,9 @@ __all__ = ["LABELLER_DESCRIPTION", "LabellerConfig", "label_breast"]
 
 LABELLER_DESCRIPTION = (
     "threshold labeller (breastseg.labeller): Gaussian smoothing, threshold between the "
-    "background level and Otsu's, opening, breast-mask post-processing (thin artefacts cut, "
-    "the breast's component kept, holes filled), closing, hole filling"
+    "background level and Otsu's, opening, split along dark gaps, breast-mask "
+    "post-processing (thin artefacts cut, the breast's component kept, holes filled), "
+    "hysteresis growth into the faint periphery, closing, hole filling"
 )
 
 
@@ -167,12 +192,15 @@ def _split_at_gaps(
     Smoothing and a low threshold bridge the dark gap between the breast and a label or
     marker lying close to it, along the whole length of the gap: no opening can cut such a
     wide neck. The objects are still apart where the gap is dark in the (median-filtered,
-    not smoothed) image. Each component of ``mask & bright`` of at least ``min_area`` of the
-    image is an object; every pixel of ``mask`` goes to its nearest object, and a line of
-    two pixels is cut wherever two objects meet. Pixels that belong to no object (the
-    breast's faint skin line, grain) thus stay with the object they lie against.
+    not smoothed) image. Each component of ``mask & bright``, eroded by one pixel, of at
+    least ``min_area`` of the image is an object; every pixel of ``mask`` goes to its nearest
+    object, and a line of two pixels is cut wherever two objects meet. Pixels that belong to
+    no object (the breast's faint skin line, grain) thus stay with the object they lie
+    against.
     """
-    labels, n = ndimage.label(mask & bright)
+    # eroded, so that a stray grain pixel above the threshold does not bridge a dark gap
+    objects = ndimage.binary_erosion(mask & bright, structure=np.ones((3, 3), bool))
+    labels, n = ndimage.label(objects)
     if n < 2:
         return mask
     sizes = np.bincount(labels.ravel(), minlength=n + 1)
