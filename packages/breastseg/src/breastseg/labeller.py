@@ -30,8 +30,10 @@ reduced so that its longer side is at most :attr:`LabellerConfig.work_size` pixe
    laterality or inferred from the mask) and fills holes, the chest-wall edge counting as
    closed.
 6. Grow into the faint periphery (hysteresis, ``low_noise``/``low_level``): the pixels
-   between a low threshold and the threshold of step 2 that touch the kept breast are added
-   (after an opening, so that the blurred seam of a film edge stays out). The low threshold
+   between a low threshold and the threshold of step 2 that touch the kept breast, and that
+   are above the low threshold in the median-filtered image as well (not only in the blur
+   halo of a sharp edge), are added (after an opening, so that the blurred seam of a film
+   edge stays out). The low threshold
    is the background's mode plus ``low_noise`` robust noise deviations, at least
    ``low_level`` of the way to Otsu's level. Only faint pixels are added, so nothing bright
    that step 5 removed comes back; this keeps the thin skin-line region of film and the fatty
@@ -258,7 +260,7 @@ def label_breast(
     if hi <= lo:
         return np.zeros((h, w), np.uint8)
     small = (small - lo) / (hi - lo)
-    fine = ndimage.median_filter(small, size=3) if cfg.split else small
+    fine = ndimage.median_filter(small, size=3)  # edges kept, grain reduced
     if cfg.sigma > 0:
         small = ndimage.gaussian_filter(small, cfg.sigma)
     otsu = _otsu(small)
@@ -274,7 +276,8 @@ def label_breast(
     kept = postprocess_breast_mask(mask, postprocess, laterality=laterality, warn=False)
     mask = kept.mask.astype(bool)
     if low < high and mask.any():
-        mask = _extend_faint(mask, (small > low) & (small <= high), cfg.opening_radius)
+        faint = (small > low) & (small <= high) & (fine > low)
+        mask = _extend_faint(mask, faint, cfg.opening_radius)
     if cfg.closing_radius > 0 and mask.any():
         r = cfg.closing_radius
         padded = np.pad(mask, r)  # closing near the border must not erode the edge
