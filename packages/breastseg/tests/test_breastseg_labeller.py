@@ -82,3 +82,69 @@ def test_crop_case_empty_mask_keeps_whole_image():
     assert c.empty and c.mass_mask is None
     assert c.transform.crop_box == (0, 0, *ph.image.shape)
     assert c.breast_mask.all()
+
+
+# --- labels and markers joined to the breast ---------------------------------------------------
+
+
+def _film_mlo_meeting_the_top_border():
+    """A rendered film MLO (``mammo synth``'s generator) whose breast meets the top border."""
+    from mammo_common.synth import render
+    from mammo_common.synth.cases import sample_patient
+
+    for index in range(10):
+        for spec in sample_patient(0, index, "film"):
+            if spec.view != "MLO":
+                continue
+            ph = render(spec, (512, 384), 0)
+            if ph.breast_mask[0].any():
+                return spec, ph
+    raise AssertionError("no film MLO meeting the top border")  # pragma: no cover
+
+
+def test_labeller_cuts_a_label_and_a_top_border_marker_joined_to_the_breast():
+    # A big ID card lying against the skin line and a lead marker on the top border beside the
+    # breast, each 2 pixels (1 mm) off the breast: the smoothed threshold joins both to the
+    # breast along far more than the post-processing's cut width (a 110-pixel neck for the
+    # card), so only the split along the dark gap (the background between them) removes them.
+    from scipy import ndimage
+
+    spec, ph = _film_mlo_meeting_the_top_border()
+    breast = ph.breast_mask
+    h, w = breast.shape
+    near = ndimage.distance_transform_edt(~breast) <= 2
+    cols = np.nonzero(breast.any(axis=0))[0]
+    widest = int(np.argmax(breast.sum(axis=1)))
+    extent = lambda rows: int(np.nonzero(breast[rows].any(axis=0))[0].max())
+    side_left = spec.side == "LEFT"
+    assert side_left == (cols.min() == 0)
+    card = np.zeros((h, w), bool)
+    marker = np.zeros((h, w), bool)
+    rows = slice(max(0, widest - 55), widest + 55)
+    top = slice(0, 45)
+    if side_left:
+        x = extent(rows)
+        card[rows, x - 20 : x + 60] = True
+        x = extent(top)
+        marker[top, x - 60 : x + 15] = True
+    else:  # mirrored: the breast on the right
+        x = w - 1 - int(np.nonzero(breast[rows].any(axis=0))[0].min())
+        card[rows, w - x - 60 : w - x + 20] = True
+        x = w - 1 - int(np.nonzero(breast[top].any(axis=0))[0].min())
+        marker[top, w - x - 15 : w - x + 60] = True
+    card &= ~near
+    marker &= ~near
+    image = ph.image.copy()
+    image[card] = 0.9
+    image[marker] = 0.9
+    image16 = np.rint(np.clip(image, 0, 1) * 65535).astype(np.uint16)
+
+    mask = label_breast(image16, laterality=spec.side[0]).astype(bool)
+    assert (mask & card).sum() <= 0.01 * card.sum()
+    assert (mask & marker).sum() <= 0.01 * marker.sum()
+    assert dice(mask, breast) >= 0.95
+    # the smoothing and the threshold do join them to the breast: without the split the card
+    # and the marker come back with it
+    joined = label_breast(image16, LabellerConfig(split=False), laterality=spec.side[0])
+    assert (joined.astype(bool) & card).sum() > 0.5 * card.sum()
+    assert (joined.astype(bool) & marker).sum() > 0.5 * marker.sum()
