@@ -85,7 +85,7 @@ def replicate_breast_store(base: Path, n_cases: int, out: Path | None = None) ->
 def save_random_model(stage: str, arch: str, model: Any, folder: Path,
                       *, normalization: str = "divide_by_max") -> Path:
     """Saves a random-weight model as a model folder the stage's ``predict`` accepts."""
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
 
     shape = tuple(int(d) for d in model.input_shape[1:])

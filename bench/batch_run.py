@@ -134,7 +134,7 @@ def random_models(root: Path, spec: dict[str, tuple[str, tuple[int, int, int], d
     import keras
 
     from breastseg.models import build_model as build_breast
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
     from massclass.models import build_model as build_cls
     from massseg.models import build_model as build_mass

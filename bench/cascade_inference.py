@@ -26,7 +26,7 @@ Variants (``--variants``), each in its own child process (so each peak RSS is it
 
 * ``unfolded``: float32, the networks as trained (what predict did before BatchNorm folding);
 * ``float32``: what the stages' ``predict`` now run by default: ``inference_model`` with the
-  BatchNorms folded into the convolutions (``mammo_common.keras.optimize``);
+  BatchNorms folded into the convolutions (``mammo_common.keras.deployment.optimize``);
 * ``bfloat16``: the same with ``--precision bfloat16``.
 
 The first mammogram is warm-up (traces each network), the rest are timed. The maps of every
@@ -67,8 +67,8 @@ def worker(args: argparse.Namespace) -> None:
 
     from breastseg.models import build_model as build_breast
     from breastseg.segment import breast_mask, crop_case
-    from mammo_common.keras.data import prepare_image
-    from mammo_common.keras.optimize import inference_model
+    from mammo_common.keras.deployment.optimize import inference_model
+    from mammo_common.keras.training.data import prepare_image
     from mammo_common.postprocess import components
     from mammo_common.schema import Producer
     from mammo_common.store import StackedStoreWriter, open_store

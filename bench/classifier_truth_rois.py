@@ -30,7 +30,7 @@ def score_model(folder: Path, data: Path, splits: Path, n_bootstrap: int) -> dic
     """Mass-level ROC AUC of ``folder``'s classifier on the test cases' ground-truth masses."""
 
     import massclass.models  # noqa: F401  (registers the classifier classes)
-    from mammo_common.keras.model_folder import load_model_folder
+    from mammo_common.keras.deployment.model_folder import load_model_folder
     from mammo_common.metrics import bootstrap_ci, roc_auc
     from mammo_common.schema.splits import Splits
     from mammo_common.store import open_store

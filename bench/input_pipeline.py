@@ -55,9 +55,9 @@ def main() -> None:
     import keras
     import numpy as np
 
-    from mammo_common.keras.augment import AugmentConfig
-    from mammo_common.keras.data import SegmentationDataset, load_arrays
-    from mammo_common.keras.losses import get_loss
+    from mammo_common.keras.training.augment import AugmentConfig
+    from mammo_common.keras.training.data import SegmentationDataset, load_arrays
+    from mammo_common.keras.training.losses import get_loss
     from mammo_common.store import open_store
     from massseg.models import build_model
 
@@ -93,7 +93,7 @@ def main() -> None:
         loader_only[name] = C.time_reps(one_epoch, warmup=1, reps=reps)
 
     model = build_model("unet5l", input_shape=(size, size, 1), filters=args.filters)
-    from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
+    from mammo_common.keras.training.fused_batchnorm import use_fused_batchnorm
 
     use_fused_batchnorm(model)  # as fit_resumable does
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=get_loss("dice"),

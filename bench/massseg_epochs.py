@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import keras
 
-    from mammo_common.keras.data import prepare_image, prepare_mask
+    from mammo_common.keras.training.data import prepare_image, prepare_mask
     from mammo_common.params import load_section
     from mammo_common.stage import load_fold, split_cases
     from mammo_common.store import open_store

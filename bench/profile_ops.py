@@ -57,8 +57,8 @@ def profile(name: str, shape: tuple[int, int, int], args: argparse.Namespace) ->
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
-    from mammo_common.keras.losses import get_loss
+    from mammo_common.keras.training.fused_batchnorm import use_fused_batchnorm
+    from mammo_common.keras.training.losses import get_loss
 
     keras.backend.clear_session()
     model = build(name, shape)

@@ -13,9 +13,9 @@ same per-file steps, but one ``model.predict(x)`` call per image.
 
 ``ours``: ``massseg.predict.predict`` (what ``massseg predict`` runs) on a breast store holding
 the same images: load the model folder, fold its BatchNorms into the convolutions
-(``mammo_common.keras.optimize``), prepare each batch of 4 in float32 (scale, bilinear resize),
-``predict_on_batch``, resize back, threshold, remove objects < 30 px, write the masses store
-(probabilities as float16 and masks, atomically). ``ours_unfolded`` is the same with
+(``mammo_common.keras.deployment.optimize``), prepare each batch of 4 in float32 (scale,
+bilinear resize), ``predict_on_batch``, resize back, threshold, remove objects < 30 px, write the
+masses store (probabilities as float16 and masks, atomically). ``ours_unfolded`` is the same with
 ``fold_batchnorm=False`` (the network exactly as the reference runs it); ``ours_bf16`` with
 ``precision="bfloat16"``. The breast network (unet5l at 1024x768) goes through the same
 function: ``breastseg predict`` runs the same ``inference_model`` and ``predict_probabilities``
@@ -156,8 +156,8 @@ def network_only(model_dir: Path, shape: tuple[int, int, int], n: int, reps: int
     import keras
     import numpy as np
 
-    from mammo_common.keras.model_folder import load_model_folder
-    from mammo_common.keras.optimize import inference_model
+    from mammo_common.keras.deployment.model_folder import load_model_folder
+    from mammo_common.keras.deployment.optimize import inference_model
     from massseg.models import MODEL_NAMES
 
     model = load_model_folder(model_dir, "massseg", known_architectures=MODEL_NAMES)[0]

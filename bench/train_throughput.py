@@ -14,7 +14,8 @@ machine; the medians are compared. The matmul rate is also measured alone before
 
 ``--bn keras,fused`` (default) runs each network twice, side by side: with Keras 3's BatchNorm
 ops, and with TensorFlow's fused BatchNorm kernel, which ``fit_resumable`` switches every
-BatchNorm to before compiling (``mammo_common.keras.fused_batchnorm``); VGG16 has no BatchNorm.
+BatchNorm to before compiling (``mammo_common.keras.training.fused_batchnorm``); VGG16 has
+no BatchNorm.
 
 ``jit="auto"`` is what the training harness passes to ``compile``; on this CPU build Keras
 resolves it to no XLA (recorded as ``jit_compile_resolved``). ``--xla-models unet5l``
@@ -68,7 +69,7 @@ def run_one(
     import keras
     import numpy as np
 
-    from mammo_common.keras.losses import get_loss
+    from mammo_common.keras.training.losses import get_loss
 
     keras.backend.clear_session()
     gc.collect()
@@ -76,7 +77,7 @@ def run_one(
     t0 = time.perf_counter()
     model = build(name, shape)
     if bn == "fused":  # what fit_resumable does before compiling
-        from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
+        from mammo_common.keras.training.fused_batchnorm import use_fused_batchnorm
 
         use_fused_batchnorm(model)
     build_s = time.perf_counter() - t0

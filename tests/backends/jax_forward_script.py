@@ -76,12 +76,12 @@ def main(names: list[str]) -> None:
     for feature in ("export", "strategy"):
         try:
             if feature == "export":
-                from mammo_common.keras.export import export_segmentation
+                from mammo_common.keras.deployment.export import export_segmentation
                 from mammo_common.keras.networks import unet5l
 
                 export_segmentation(unet5l.build((32, 32, 1), filters=2), "/nonexistent/x")
             else:
-                from mammo_common.keras.distribute import get_strategy
+                from mammo_common.keras.training.distribute import get_strategy
 
                 get_strategy("mirrored")
             results[f"_{feature}"] = {"error": None}

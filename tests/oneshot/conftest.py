@@ -34,7 +34,7 @@ def write_models(root: Path, stages=("breastseg", "massseg", "massclass")) -> Pa
     """``root/<stage>/<arch>/fold_1`` for the given stages."""
     import keras
 
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
 
     keras.utils.set_random_seed(0)
     if "breastseg" in stages:

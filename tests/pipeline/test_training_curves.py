@@ -19,7 +19,7 @@ pytest.importorskip("dvc.repo", reason="dvc is not installed in this environment
 REPO = Path(__file__).resolve().parents[2]
 HISTORY = "history.csv"
 REFINER = "refiner"
-#: The DVCLive summary a model folder carries beside its history (mammo_common.keras.curves).
+#: The DVCLive summary a model folder carries beside its history (mammo_common.keras.training.curves).
 SUMMARY = "dvclive/metrics.json"
 
 

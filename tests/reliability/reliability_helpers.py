@@ -44,7 +44,7 @@ if _what == "writer":
 
     _Writer.write_case = _slow_write_case
 elif _what == "dataset":
-    from mammo_common.keras.data import SegmentationDataset as _Dataset
+    from mammo_common.keras.training.data import SegmentationDataset as _Dataset
 
     _getitem = _Dataset.__getitem__
 

@@ -68,7 +68,7 @@ def test_threshold_store_is_a_valid_next_stage_input(threshold_store, phantom_da
 
 
 def test_next_stage_can_batch_the_store(threshold_store):
-    from mammo_common.keras.data import SegmentationDataset
+    from mammo_common.keras.training.data import SegmentationDataset
 
     breast = open_store(threshold_store[0], "breast")
     ds = SegmentationDataset(

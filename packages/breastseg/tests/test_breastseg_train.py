@@ -24,8 +24,8 @@ from breastseg.evaluate import evaluate
 from breastseg.models import build_model
 from breastseg.segment import breast_mask
 from breastseg.train import load_training_arrays, training_dir
-from mammo_common.keras.inference import predict_probabilities
-from mammo_common.keras.model_folder import load_model_folder
+from mammo_common.keras.deployment.inference import predict_probabilities
+from mammo_common.keras.deployment.model_folder import load_model_folder
 from mammo_common.metrics import dice
 from mammo_common.schema.splits import Splits
 from mammo_common.store import open_store

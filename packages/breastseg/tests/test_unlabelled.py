@@ -57,7 +57,7 @@ def _tiny_unet(folder):
     import keras
 
     from breastseg.models import build_model
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
 
     keras.utils.set_random_seed(0)

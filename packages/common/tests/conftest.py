@@ -55,8 +55,8 @@ def fresh_process() -> Iterator[object]:
 
     imports = [
         "mammo_common.keras.networks.unet5l",
-        "mammo_common.keras.fused_batchnorm",
-        "mammo_common.keras.optimize",
+        "mammo_common.keras.training.fused_batchnorm",
+        "mammo_common.keras.deployment.optimize",
     ]
     with FreshProcess(imports) as worker:
         yield worker

@@ -15,15 +15,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(mode: str, out: str) -> None:
-    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
+    from mammo_common.keras.training.distribute import get_strategy, is_chief, strategy_scope
 
     strategy = get_strategy(mode, logical_cpus=2 if mode == "mirrored" else None)
     import keras
     import numpy as np
 
-    from mammo_common.keras.data import SegmentationDataset
     from mammo_common.keras.networks import unet5l
-    from mammo_common.keras.training import fit_resumable
+    from mammo_common.keras.training.data import SegmentationDataset
+    from mammo_common.keras.training.harness import fit_resumable
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 65535, (8, 32, 32), dtype=np.uint16)

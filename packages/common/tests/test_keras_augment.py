@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mammo_common.keras.augment import (
+from mammo_common.keras.training.augment import (
     AffineTransform,
     AugmentConfig,
     PairedAugmenter,

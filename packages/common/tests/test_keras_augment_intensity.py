@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mammo_common.keras.augment import (
+from mammo_common.keras.training.augment import (
     AugmentConfig,
     IntensityConfig,
     IntensityTransform,
@@ -316,7 +316,7 @@ def test_with_intensity():
 
 @pytest.mark.keras  # runs in the common_keras session, deselected in the core one
 def test_datasets_apply_intensity_without_geometry():
-    from mammo_common.keras.data import ClassificationDataset, SegmentationDataset
+    from mammo_common.keras.training.data import ClassificationDataset, SegmentationDataset
 
     image, mask = breast_crop(32)
     images = np.stack([image, image]).astype(np.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from mammo_common.keras.batchnorm_calibration import (
+from mammo_common.keras.training.batchnorm_calibration import (
     RecalibrateBatchNorm,
     recalibrate_batchnorm,
 )

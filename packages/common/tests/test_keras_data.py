@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from mammo_common.keras.augment import AugmentConfig
-from mammo_common.keras.data import (
+from mammo_common.keras.training.augment import AugmentConfig
+from mammo_common.keras.training.data import (
     ClassificationDataset,
     SegmentationDataset,
     epoch_order,
@@ -194,7 +194,7 @@ def test_patches_oversample_the_foreground_and_are_seeded():
 
 
 def test_patch_pads_small_images():
-    from mammo_common.keras.data import sample_patch
+    from mammo_common.keras.training.data import sample_patch
 
     x = np.ones((10, 8, 1), np.float32)
     y = np.zeros((10, 8, 1), np.float32)

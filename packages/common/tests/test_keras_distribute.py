@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mammo_common.errors import ConfigError
-from mammo_common.keras.distribute import (
+from mammo_common.keras.training.distribute import (
     get_strategy,
     global_batch_size,
     is_chief,

@@ -1,4 +1,4 @@
-"""The one encoder registry (``mammo_common.keras.encoders``) and its weights resolution.
+"""The one encoder registry (``mammo_common.keras.networks.encoders``) and its weights resolution.
 
 Every registered encoder resolves by name; the segmentation encoders' taps and pyramid
 levels P1..P5 have the strides they claim (built at a small input); each preprocessing mode
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 # mammo-common's core session (no Keras) does not collect this module (conftest KERAS_MODULES)
-from mammo_common.keras import encoders as enc
-from mammo_common.keras import weights as wts
+from mammo_common.keras.networks import encoders as enc
+from mammo_common.keras.networks import weights as wts
 
 pytestmark = pytest.mark.keras
 

@@ -10,15 +10,15 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from mammo_common.keras.data import prepare_image
-from mammo_common.keras.export import (
+from mammo_common.keras.deployment.export import (
     EXPORT_INFO,
     SIGNATURES,
     export_classifier,
     export_segmentation,
     resize_like_skimage,
 )
-from mammo_common.keras.inference import predict_probabilities
+from mammo_common.keras.deployment.inference import predict_probabilities
+from mammo_common.keras.training.data import prepare_image
 
 TOL = 1e-4
 
@@ -111,7 +111,7 @@ def test_onnx_export_matches_savedmodel(seg_export, tmp_path):
     import onnxruntime as ort
     import tf2onnx  # noqa: F401  (export_onnx imports it; fail here, by name, if absent)
 
-    from mammo_common.keras.export import export_onnx
+    from mammo_common.keras.deployment.export import export_onnx
 
     _, loaded, out = seg_export
     from mammo_common.errors import ConfigError

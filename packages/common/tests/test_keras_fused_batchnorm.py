@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from mammo_common.keras.fused_batchnorm import (
+from mammo_common.keras.training.fused_batchnorm import (
     FusedBatchNormalization,
     use_fused_batchnorm,
 )
@@ -139,7 +139,7 @@ def test_network_class_round_trip_after_switching(tmp_path: Path, fresh_process)
 def test_fit_resumable_trains_with_fused_batchnorm(tmp_path: Path) -> None:
     import tensorflow as tf
 
-    from mammo_common.keras.training import fit_resumable
+    from mammo_common.keras.training.harness import fit_resumable
 
     x, y = _data()
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(2)

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from mammo_common.keras.inference import (
+from mammo_common.keras.deployment.inference import (
     model_input_size,
     normalize_image,
     predict_probabilities,

@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from mammo_common.keras import losses as L
-from mammo_common.keras import metrics as M
+from mammo_common.keras.training import losses as L
+from mammo_common.keras.training import metrics as M
 
 EPS = 1e-7
 

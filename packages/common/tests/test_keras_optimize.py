@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from mammo_common.keras.optimize import (
+from mammo_common.keras.deployment.optimize import (
     FoldedBatchNormalization,
     foldable_pairs,
     inference_model,

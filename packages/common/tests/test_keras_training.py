@@ -17,11 +17,10 @@ import numpy as np
 import pytest
 
 from mammo_common.errors import ConfigError
-from mammo_common.keras.augment import AugmentConfig
-from mammo_common.keras.curves import read_curves, read_summary
-from mammo_common.keras.data import SegmentationDataset
-from mammo_common.keras.metrics import DiceCoefficient
-from mammo_common.keras.training import (
+from mammo_common.keras.training.augment import AugmentConfig
+from mammo_common.keras.training.curves import read_curves, read_summary
+from mammo_common.keras.training.data import SegmentationDataset
+from mammo_common.keras.training.harness import (
     BEST_WEIGHTS,
     HISTORY_CSV,
     ReduceLROnPlateauConfig,
@@ -31,6 +30,7 @@ from mammo_common.keras.training import (
     set_global_determinism,
     write_history_csv,
 )
+from mammo_common.keras.training.metrics import DiceCoefficient
 
 SIZE = 16
 

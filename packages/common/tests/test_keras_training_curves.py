@@ -1,4 +1,4 @@
-"""mammo_common.keras.curves: history rows as DVCLive files, with no repository side effects.
+"""mammo_common.keras.training.curves: history rows as DVCLive files, with no repository side effects.
 
 The training run itself (the harness writing ``out_dir/dvclive`` every epoch, through a
 resume) is tested in test_keras_training.py; these tests need neither Keras nor TensorFlow.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mammo_common.keras.curves import (
+from mammo_common.keras.training.curves import (
     CURVES_DIR,
     curve_names,
     read_curves,

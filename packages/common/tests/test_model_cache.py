@@ -11,8 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 import pytest
 
-from mammo_common.keras.model_folder import load_model_folder, save_model_folder
-from mammo_common.keras.optimize import inference_model
+from mammo_common.keras.deployment.model_folder import load_model_folder, save_model_folder
+from mammo_common.keras.deployment.optimize import inference_model
 from mammo_common.model_cache import ModelCache
 from mammo_common.schema.model_card import ModelCard, model_id
 

@@ -14,10 +14,10 @@ import pytest
 from pydantic import ValidationError
 
 from mammo_common.errors import ModelFolderError
-from mammo_common.keras.losses import DiceLoss
-from mammo_common.keras.metrics import DiceCoefficient
-from mammo_common.keras.model_folder import load_model_folder, save_model_folder
-from mammo_common.keras.training import read_history_csv
+from mammo_common.keras.deployment.model_folder import load_model_folder, save_model_folder
+from mammo_common.keras.training.harness import read_history_csv
+from mammo_common.keras.training.losses import DiceLoss
+from mammo_common.keras.training.metrics import DiceCoefficient
 from mammo_common.schema.model_card import (
     CARD_FILE,
     HISTORY_FILE,
@@ -92,7 +92,7 @@ def test_the_folder_carries_the_curves_in_dvclive_format(saved):
     """``dvclive/`` holds history.csv's values (step = epoch), its metrics.json the last
     epoch's: what ``dvc metrics show`` lists for a trained model (the working folder that
     logged them during training is gone by then)."""
-    from mammo_common.keras.curves import read_curves, read_summary
+    from mammo_common.keras.training.curves import read_curves, read_summary
 
     folder, _, _ = saved
     curves = read_curves(folder)

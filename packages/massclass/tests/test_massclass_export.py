@@ -14,7 +14,7 @@ ROI = {"source": "pred", "representation": "image", "margin": 0.25, "min_side": 
 def _model_folder(root, representation="image"):
     import keras
 
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
     from massclass.models import build_model
 
@@ -32,7 +32,7 @@ def _model_folder(root, representation="image"):
 
 
 def test_export_matches_the_stage_roi_pipeline(tmp_path):
-    from mammo_common.keras.model_folder import load_model_folder
+    from mammo_common.keras.deployment.model_folder import load_model_folder
     from mammo_common.postprocess import components
     from massclass.rois import _padded_crop, _scaled, crop_box, crop_roi
     from massclass.train import predict_rois

@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mammo_common.errors import InputFileError
-from mammo_common.keras import training as training_mod
-from mammo_common.keras.model_folder import load_model_folder
+from mammo_common.keras.deployment.model_folder import load_model_folder
+from mammo_common.keras.training import harness as training_mod
 from mammo_common.store import open_store
 from massclass.cli import app
 from massclass.config import (

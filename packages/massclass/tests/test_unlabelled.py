@@ -56,7 +56,7 @@ def write_unlabelled_masses_store(path: Path) -> list[str]:
 def _tiny_classifier(folder: Path, backbone: str) -> Path:
     import keras
 
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
     from massclass.models import build_model
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 def _model_folder(root):
     import keras
 
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
     from massseg.models import build_model
 
@@ -23,8 +23,8 @@ def _model_folder(root):
 
 
 def test_export_matches_predict_probabilities(tmp_path):
-    from mammo_common.keras.inference import predict_probabilities
-    from mammo_common.keras.model_folder import load_model_folder
+    from mammo_common.keras.deployment.inference import predict_probabilities
+    from mammo_common.keras.deployment.model_folder import load_model_folder
     from massseg.export import export
 
     folder = _model_folder(tmp_path)

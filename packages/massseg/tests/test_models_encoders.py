@@ -3,8 +3,8 @@
 Covers ``unetpp_xception``, ``unet_xception``, ``unet_vgg16``, ``unet_resnet50`` and
 ``deeplabv3plus`` (the shared model tester :func:`mammo_common.testing.run_model_test` at
 the reference widths: published parameter counts, config and ``.keras`` round trips, a fresh
-process; tiny forward/backward passes, input validation) plus ``mammo_common.keras.encoders``
-and ``mammo_common.keras.weights``. Everything is built with ``weights=None``; nothing touches
+process; tiny forward/backward passes, input validation) plus ``mammo_common.keras.networks.encoders``
+and ``mammo_common.keras.networks.weights``. Everything is built with ``weights=None``; nothing touches
 the network.
 """
 
@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import pytest
 
-from mammo_common.keras import encoders as enc
+from mammo_common.keras.networks import encoders as enc
 from mammo_common.testing import ModelTestResult, run_model_test
 
 # name -> (total, non-trainable) at 640x640x3, from ARCHITECTURES.md. The networks are fully

@@ -24,7 +24,7 @@ import pytest
 from fixtures_stores import make_splits_for, write_breast_store
 from typer.testing import CliRunner
 
-from mammo_common.keras.data import load_arrays
+from mammo_common.keras.training.data import load_arrays
 from mammo_common.metrics import dice
 from mammo_common.params import load_section
 from mammo_common.schema.model_card import read_model_card

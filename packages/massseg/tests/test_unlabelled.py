@@ -48,7 +48,7 @@ def write_unlabelled_breast_store(path: Path, n_cases: int = 4) -> list[str]:
 def _tiny_model(folder: Path) -> Path:
     import keras
 
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from mammo_common.schema.model_card import ModelCard, model_id
     from massseg.models import build_model
 

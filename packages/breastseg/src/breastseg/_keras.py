@@ -17,7 +17,7 @@ def load_breast_model(folder: str | Path) -> tuple[Any, Any]:
         ModelFolderError: Missing or incomplete folder, a model of another stage or an
             unknown architecture (the message names the folder and the fix).
     """
-    from mammo_common.keras.model_folder import load_model_folder
+    from mammo_common.keras.deployment.model_folder import load_model_folder
 
     register_networks()
     return load_model_folder(folder, expected_stage=STAGE, known_architectures=model_names())

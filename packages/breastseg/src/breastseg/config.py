@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from breastseg.labeller import LabellerConfig
 from breastseg.postprocess import PostprocessConfig
-from mammo_common.keras.augment import IntensityConfig
+from mammo_common.keras.training.augment import IntensityConfig
 from mammo_common.params import RENAMED_KEYS, Size, StrictConfig, parse_size
 
 __all__ = [
@@ -71,12 +71,12 @@ class TrainConfig(_Config):
         epochs: Maximum number of epochs (early stopping usually ends sooner).
         batch_size: Images per step (3 in the reference).
         learning_rate: Adam learning rate (1e-3).
-        loss: Loss name for ``mammo_common.keras.losses.get_loss`` (soft ``dice``).
+        loss: Loss name for ``mammo_common.keras.training.losses.get_loss`` (soft ``dice``).
         steps_multiplier: Steps per epoch = multiplier x (train images // batch) (3).
         augment: Random transform (the same on image and mask) on training batches.
         intensity_augment: Random intensity changes of the training images (tone curve,
             contrast, background level, noise, blur), as between mammogram sources
-            (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
+            (``mammo_common.keras.training.augment.IntensityConfig``; a mapping, or ``sources``).
             Identity by default; applied after the geometry, also with ``augment`` off.
         reduce_lr_patience / reduce_lr_factor / min_lr: ReduceLROnPlateau on validation loss.
         early_stopping_patience: Epochs without improvement before stopping.
@@ -154,7 +154,7 @@ class PredictConfig(_Config):
         precision: Inference compute, ``float32`` or ``bfloat16`` (faster on CPUs with
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
-            fewer passes over memory; see ``mammo_common.keras.optimize``).
+            fewer passes over memory; see ``mammo_common.keras.deployment.optimize``).
         overwrite: Replace an existing output store.
     """
 

@@ -2,8 +2,8 @@
 
 The serving function scales the image by its dtype, resizes it to the network input (as
 training and ``breastseg predict`` do), runs the U-Net and returns the breast probability map
-at the input's own size (see :mod:`mammo_common.keras.export`). Threshold it at the card's
-threshold (in ``mammo_export.json``) to get the breast mask.
+at the input's own size (see :mod:`mammo_common.keras.deployment.export`). Threshold it at the
+card's threshold (in ``mammo_export.json``) to get the breast mask.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def export(
         ModelFolderError: Missing, incomplete or foreign model folder.
         ConfigError: Not the TensorFlow backend, or ONNX requested but unavailable.
     """
-    from mammo_common.keras.export import export_model_folder
+    from mammo_common.keras.deployment.export import export_model_folder
 
     register_networks()
     return export_model_folder(

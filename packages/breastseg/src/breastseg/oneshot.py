@@ -37,8 +37,8 @@ class BreastsegStage:
         from breastseg._keras import load_breast_model
         from breastseg.config import PredictConfig
         from breastseg.segment import crop_case, segment_breast
-        from mammo_common.keras.inference import predict_probabilities
-        from mammo_common.keras.optimize import inference_model
+        from mammo_common.keras.deployment.inference import predict_probabilities
+        from mammo_common.keras.deployment.optimize import inference_model
 
         loaded = [load_breast_model(folder) for folder in model_dirs]
         models = [inference_model(model)[0] for model, _ in loaded]

@@ -84,7 +84,7 @@ class UNetSegmenter:
         fold_batchnorm: bool = True,
     ):
         from breastseg._keras import load_breast_model
-        from mammo_common.keras.optimize import inference_model
+        from mammo_common.keras.deployment.optimize import inference_model
 
         self.model_dir = Path(model_dir)
         model, self.card = load_breast_model(self.model_dir)
@@ -113,7 +113,7 @@ class UNetSegmenter:
         }
 
     def probabilities(self, image: NDArray) -> NDArray[np.float32]:
-        from mammo_common.keras.inference import predict_probabilities
+        from mammo_common.keras.deployment.inference import predict_probabilities
 
         return predict_probabilities(
             [self.model],

@@ -14,9 +14,9 @@ the same random transform on image and mask), ReduceLROnPlateau (patience 3, fac
 reference, validation batches are *not* augmented and the *best* weights are kept.
 
 Data: each case's image and breast mask are read once, resized to the network input exactly as
-the training pipeline resizes (``mammo_common.keras.data.prepare_image``) and kept in memory as
-uint16 / uint8 (1024x768: 1.5 MiB + 0.75 MiB per case). Cases without a breast mask get one
-from :mod:`breastseg.labeller` (``mask_source``); the model card counts them.
+the training pipeline resizes (``mammo_common.keras.training.data.prepare_image``) and kept in
+memory as uint16 / uint8 (1024x768: 1.5 MiB + 0.75 MiB per case). Cases without a breast mask get
+one from :mod:`breastseg.labeller` (``mask_source``); the model card counts them.
 
 The working state (checkpoint, best weights, history) lives in a hidden folder next to the
 model folder while the run is going (``fold_1`` -> ``.fold_1.training``,
@@ -135,7 +135,7 @@ def load_training_arrays(
         ``(images uint16 (n, h, w), masks uint8 (n, h, w), source of each mask)``; sources are
         ``"store"`` or ``"labeller"``.
     """
-    from mammo_common.keras.data import prepare_image, prepare_mask
+    from mammo_common.keras.training.data import prepare_image, prepare_mask
 
     n = len(case_ids)
     images = np.zeros((n, *input_size), np.uint16)
@@ -212,7 +212,7 @@ def train(
             fix="make splits with more patients (`mammo split`)",
         )
     _check_mask_source(store, train_ids + valid_ids, config.mask_source)
-    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
+    from mammo_common.keras.training.distribute import get_strategy, is_chief, strategy_scope
 
     distribution = get_strategy(strategy)  # before any TensorFlow op runs
     out = Path(config.out)
@@ -222,11 +222,11 @@ def train(
     import keras
 
     from mammo_common.cli_support import progress_enabled
-    from mammo_common.keras.augment import AugmentConfig, with_intensity
-    from mammo_common.keras.data import SegmentationDataset
-    from mammo_common.keras.metrics import DiceCoefficient, IoU
-    from mammo_common.keras.model_folder import save_model_folder
-    from mammo_common.keras.training import fit_resumable, mixed_precision_policy
+    from mammo_common.keras.deployment.model_folder import save_model_folder
+    from mammo_common.keras.training.augment import AugmentConfig, with_intensity
+    from mammo_common.keras.training.data import SegmentationDataset
+    from mammo_common.keras.training.harness import fit_resumable, mixed_precision_policy
+    from mammo_common.keras.training.metrics import DiceCoefficient, IoU
 
     size = tuple(config.input_size)
     x_train, y_train, src_train = load_training_arrays(
@@ -256,7 +256,7 @@ def train(
         model = build_model(
             config.arch, input_shape=(*size, 1), filters=config.filters, dropout=config.dropout
         )
-    from mammo_common.keras.training import ReduceLROnPlateauConfig
+    from mammo_common.keras.training.harness import ReduceLROnPlateauConfig
 
     work = training_dir(out)
     fit = fit_resumable(

@@ -1,10 +1,10 @@
 """Read a training ``history.csv`` (one row per epoch), without Keras.
 
-The training harness (:func:`mammo_common.keras.training.write_history_csv`) writes the file in
-every model folder: ``epoch`` (1-based, counting across the phases of a multi-phase training),
-``loss``, the metrics, their ``val_`` twins, ``lr``, ``seconds`` and, for massclass's phases,
-``phase``/``phase_name``/``phase_epoch``. The report, the CV summary, the resume logic and the
-DVC plots all read it through this module, so there is one reader; it needs only the standard
+The training harness (:func:`mammo_common.keras.training.harness.write_history_csv`) writes the
+file in every model folder: ``epoch`` (1-based, counting across the phases of a multi-phase
+training), ``loss``, the metrics, their ``val_`` twins, ``lr``, ``seconds`` and, for massclass's
+phases, ``phase``/``phase_name``/``phase_epoch``. The report, the CV summary, the resume logic and
+the DVC plots all read it through this module, so there is one reader; it needs only the standard
 library, so ``mammo report`` works without Keras.
 """
 

@@ -5,8 +5,8 @@ The one-shot stage plugins (:mod:`mammo_common.oneshot`) load their models insid
 every case with its own :class:`ModelCache` active: while it is, the two expensive steps every
 plugin goes through,
 
-* :func:`mammo_common.keras.model_folder.load_model_folder` (reading ``model.keras``) and
-* :func:`mammo_common.keras.optimize.inference_model` (folding BatchNorms into a copy),
+* :func:`mammo_common.keras.deployment.model_folder.load_model_folder` (reading ``model.keras``) and
+* :func:`mammo_common.keras.deployment.optimize.inference_model` (folding BatchNorms into a copy),
 
 return the object built on their first call for the same arguments instead of building it
 again. The same Keras model object is thus reused for every image, and with it the predict

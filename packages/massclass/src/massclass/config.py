@@ -51,7 +51,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from mammo_common.keras.augment import IntensityConfig
+from mammo_common.keras.training.augment import IntensityConfig
 from mammo_common.params import RENAMED_KEYS, StrictConfig
 
 __all__ = [
@@ -218,7 +218,7 @@ class TrainSettings(_Strict):
             fill); validation batches never are.
         intensity_augment: Random intensity changes of the training crops (tone curve,
             contrast, background level, noise, blur), as between mammogram sources
-            (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
+            (``mammo_common.keras.training.augment.IntensityConfig``; a mapping, or ``sources``).
             Identity by default; applied after the geometry, also with ``augment`` off.
         class_weight: ``none`` or ``balanced`` (weights inverse to the class frequencies).
         freeze_batchnorm: Keep backbone BatchNorm layers frozen in every phase (not the
@@ -355,7 +355,7 @@ class PredictSettings(_Strict):
         precision: Inference compute, ``float32`` or ``bfloat16`` (faster on CPUs with
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
-            fewer passes over memory; see ``mammo_common.keras.optimize``).
+            fewer passes over memory; see ``mammo_common.keras.deployment.optimize``).
     """
 
     threshold: float | Literal["youden", "card"] = 0.5

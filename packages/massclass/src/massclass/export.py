@@ -4,7 +4,7 @@ The serving function scales the crop by its dtype (uint16 / 65535, uint8 / 255, 
 resizes it to the model input with anti-aliased bilinear (as :mod:`massclass.rois` does with
 Pillow), clips to [0, 1], repeats the gray channel three times and returns the malignancy
 probability (the backbone's own preprocessing is inside the model); see
-:mod:`mammo_common.keras.export`.
+:mod:`mammo_common.keras.deployment.export`.
 
 ``massclass predict`` scales each ROI by the maximum of its *whole* breast image, not by the
 dtype: to reproduce it exactly, pass the crop as float32 already divided by the image's
@@ -30,7 +30,7 @@ def export(
         ModelFolderError: Missing, incomplete or foreign model folder.
         ConfigError: An ``image+mask`` model, not the TensorFlow backend, or ONNX unavailable.
     """
-    from mammo_common.keras.export import export_model_folder
+    from mammo_common.keras.deployment.export import export_model_folder
     from mammo_common.schema.model_card import read_model_card
 
     card = read_model_card(model)

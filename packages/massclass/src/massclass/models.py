@@ -13,7 +13,8 @@ The backbone is frozen by default. With ``weights=None`` at 224x224x3 the refere
 are reproduced exactly (:data:`REFERENCE_COUNTS`).
 
 Backbones (:func:`list_backbones`) are the encoders of the shared registry
-:mod:`mammo_common.keras.encoders` (builders, preprocessing, ImageNet weights offline-first):
+:mod:`mammo_common.keras.networks.encoders` (builders, preprocessing, ImageNet weights
+offline-first):
 
 * Every ``keras.applications`` constructor, by its lower-case name without separators
   (``vgg16``, ``resnet50v2``, ``inceptionv3``, ``efficientnetb0``, ``densenet121``,
@@ -23,7 +24,7 @@ Backbones (:func:`list_backbones`) are the encoders of the shared registry
 * ``descriptors``: BI-RADS-style shape and margin measurements of an ``image+mask`` ROI
   (:mod:`massclass.descriptors`), for datasets too small for a network to learn them.
 * Anything registered with :func:`register_backbone` (or
-  :func:`mammo_common.keras.encoders.register_encoder`).
+  :func:`mammo_common.keras.networks.encoders.register_encoder`).
 
 Inputs are float images scaled to [0, 1] (see :mod:`massclass.rois`); the model maps them to
 what the backbone expects, so a saved model needs nothing outside its file.
@@ -37,8 +38,8 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-from mammo_common.keras import encoders
-from mammo_common.keras.encoders import Encoder, PreprocessMode, preprocess_images
+from mammo_common.keras.networks import encoders
+from mammo_common.keras.networks.encoders import Encoder, PreprocessMode, preprocess_images
 from massclass.descriptors import build_descriptor_backbone
 
 __all__ = [
@@ -63,7 +64,7 @@ REFERENCE_COUNTS: dict[str, tuple[int, int]] = {
     "inceptionv3": (22_360_353, 21_802_784),
 }
 
-#: A backbone is an encoder of the shared registry (:mod:`mammo_common.keras.encoders`).
+#: A backbone is an encoder of the shared registry (:mod:`mammo_common.keras.networks.encoders`).
 Backbone = Encoder
 
 
@@ -72,7 +73,7 @@ class BackbonePreprocess(layers.Layer):
     """Map [0, 1] images to a backbone's expected input, as its ``preprocess_input`` does.
 
     The modes (``"caffe"``, ``"tf"``, ``"torch"``, ``"none"``) are those of
-    :func:`mammo_common.keras.encoders.preprocess_images`.
+    :func:`mammo_common.keras.networks.encoders.preprocess_images`.
 
     Args:
         mode: One of the modes above.
@@ -120,7 +121,7 @@ def register_backbone(
         input_multiple: Input height and width must be multiples of this.
 
     Returns:
-        The registered :class:`~mammo_common.keras.encoders.Encoder`.
+        The registered :class:`~mammo_common.keras.networks.encoders.Encoder`.
     """
     return encoders.register_encoder(
         Encoder(name=encoders.encoder_key(name), builder=builder, preprocessing=preprocess,

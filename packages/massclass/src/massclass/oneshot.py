@@ -27,8 +27,8 @@ class MassclassStage:
 
     def run(self, case: Any, model_dirs: Sequence[Path]) -> None:
         """Set ``probability`` and ``label`` of every mass of ``case`` and ``case.threshold``."""
-        from mammo_common.keras.model_folder import load_model_folder
-        from mammo_common.keras.optimize import inference_model
+        from mammo_common.keras.deployment.model_folder import load_model_folder
+        from mammo_common.keras.deployment.optimize import inference_model
         from massclass.config import PredictSettings
         from massclass.predict import _roi_config, resolve_threshold
         from massclass.rois import _scaled, crop_roi

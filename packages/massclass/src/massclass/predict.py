@@ -107,8 +107,8 @@ def predict(config: PredictConfig) -> PredictSummary:
         StoreError: Not a masses store.
         MammoError: The output exists (without ``overwrite``) or would overwrite the input.
     """
-    from mammo_common.keras.model_folder import load_model_folder
-    from mammo_common.keras.optimize import inference_model
+    from mammo_common.keras.deployment.model_folder import load_model_folder
+    from mammo_common.keras.deployment.optimize import inference_model
 
     models = list(config.models)
     if not models:  # a model_construct'ed config; validation refuses an empty list

@@ -10,7 +10,7 @@ paths and run options, e.g. from :func:`mammo_common.params.load_section`) and:
 3. runs the phases of :attr:`TrainSettings.phases` (reference: head only at 1e-3 for 3 epochs;
    top 25 % of the backbone's layers at 1e-4 for 10; all layers at 1e-5 for up to 100 with early
    stopping on the validation loss), each with Adam and binary cross-entropy through
-   :func:`mammo_common.keras.training.fit_resumable`. Each phase keeps its best weights (by
+   :func:`mammo_common.keras.training.harness.fit_resumable`. Each phase keeps its best weights (by
    validation loss) and the next phase starts from them. Training batches are augmented
    (flips, rotation 90, shifts 0.2, zoom 0.2, constant fill); validation batches are not;
 4. predicts the validation ROIs, chooses the Youden threshold there, computes the validation
@@ -46,7 +46,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mammo_common.errors import ConfigError, InputFileError, MammoError
-from mammo_common.keras.augment import AugmentConfig, with_intensity
+from mammo_common.keras.training.augment import AugmentConfig, with_intensity
 from mammo_common.metrics import classification_report, youden_threshold
 from mammo_common.schema.lineage import params_digest
 from mammo_common.stage import load_fold, training_card, training_work_dir
@@ -58,8 +58,8 @@ from massclass.rois import RoiSet, extract_rois
 if TYPE_CHECKING:
     import keras
 
-    from mammo_common.keras.data import ClassificationDataset
-    from mammo_common.keras.training import TrainResult
+    from mammo_common.keras.training.data import ClassificationDataset
+    from mammo_common.keras.training.harness import TrainResult
     from massclass.models import MassClassifier
 
 __all__ = [
@@ -116,7 +116,7 @@ class TrainSummary(BaseModel):
 @functools.cache
 def _weighted_dataset_class() -> type:
     """:class:`WeightedDataset`, defined on first use (its base class needs Keras)."""
-    from mammo_common.keras.data import ClassificationDataset
+    from mammo_common.keras.training.data import ClassificationDataset
 
     class WeightedDataset(ClassificationDataset):
         """A :class:`ClassificationDataset` that also yields per-sample weights (class weights)."""
@@ -202,7 +202,7 @@ def _make_datasets(
     train_x: np.ndarray, train_y: np.ndarray, valid_x: np.ndarray, valid_y: np.ndarray,
     config: TrainSettings,
 ) -> tuple[ClassificationDataset, ClassificationDataset]:
-    from mammo_common.keras.data import ClassificationDataset
+    from mammo_common.keras.training.data import ClassificationDataset
 
     size = (int(train_x.shape[1]), int(train_x.shape[2]))
     common = {"image_size": size, "channels": 3, "batch_size": config.batch_size}
@@ -259,8 +259,8 @@ def fit_phases(
     """
     import keras
 
-    from mammo_common.keras.distribute import is_chief
-    from mammo_common.keras.training import TrainResult, fit_resumable
+    from mammo_common.keras.training.distribute import is_chief
+    from mammo_common.keras.training.harness import TrainResult, fit_resumable
     from massclass.models import set_trainable
 
     writer = is_chief(strategy)  # multi-worker: only the chief writes the work folder
@@ -397,7 +397,7 @@ def train(config: TrainConfig) -> TrainSummary:
         ConfigError: Unknown backbone or a checkpoint of other settings.
     """
     started = time.perf_counter()
-    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
+    from mammo_common.keras.training.distribute import get_strategy, is_chief, strategy_scope
 
     distribution = get_strategy(config.strategy)  # before any TensorFlow op runs
     settings = config.settings()
@@ -425,7 +425,7 @@ def train(config: TrainConfig) -> TrainSummary:
 
     import keras  # the inputs are good: now the network
 
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from massclass.models import build_model, weights_origin
 
     keras.utils.set_random_seed(settings.seed)

@@ -38,7 +38,7 @@ from pydantic import (
     model_validator,
 )
 
-from mammo_common.keras.augment import IntensityConfig
+from mammo_common.keras.training.augment import IntensityConfig
 from mammo_common.params import RENAMED_KEYS, Size, StrictConfig, parse_size
 
 __all__ = [
@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 LOSS_NAMES = ("dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice")
-"""Losses offered by mammo_common.keras.losses.get_loss."""
+"""Losses offered by mammo_common.keras.training.losses.get_loss."""
 
 MixedPrecision = Literal["bfloat16", "float16"]
 
@@ -188,7 +188,7 @@ class TrainSettings(_Strict):
         augment: On-the-fly augmentation of the training batches (mass preset).
         intensity_augment: Random intensity changes of the training images (tone curve,
             contrast, background level, noise, blur), as between mammogram sources
-            (``mammo_common.keras.augment.IntensityConfig``; a mapping, or ``sources``).
+            (``mammo_common.keras.training.augment.IntensityConfig``; a mapping, or ``sources``).
             Identity by default; applied after the geometry, also with ``augment`` off.
         reduce_lr_patience: ReduceLROnPlateau patience on validation loss (reference 3).
         reduce_lr_factor: ReduceLROnPlateau factor (reference 0.1).
@@ -344,7 +344,7 @@ class PredictSettings(_Strict):
         precision: Inference compute, ``float32`` or ``bfloat16`` (faster on CPUs with
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
-            fewer passes over memory; see ``mammo_common.keras.optimize``).
+            fewer passes over memory; see ``mammo_common.keras.deployment.optimize``).
         refine: Use the models' refiners (:mod:`massseg.refine`) when they were trained with
             one; ``False`` keeps the whole-image network's map.
         fp_reduction: Remove the detected objects that the models' false-positive scorer

@@ -3,7 +3,7 @@
 The serving function scales the image by its dtype, resizes it to the network input, repeats
 the gray channel for 3-channel networks, runs the network and returns the mass probability
 map at the input's own size, exactly what ``massseg predict`` computes for one model without
-flips (see :mod:`mammo_common.keras.export`). Threshold it at the card's threshold (in
+flips (see :mod:`mammo_common.keras.deployment.export`). Threshold it at the card's threshold (in
 ``mammo_export.json``) and drop objects under 30 pixels to get ``mass_pred``.
 """
 
@@ -24,7 +24,7 @@ def export(
         ModelFolderError: Missing, incomplete or foreign model folder.
         ConfigError: Not the TensorFlow backend, or ONNX requested but unavailable.
     """
-    from mammo_common.keras.export import export_model_folder
+    from mammo_common.keras.deployment.export import export_model_folder
     from mammo_common.schema.model_card import read_model_card
     from massseg.models import MODEL_NAMES
 

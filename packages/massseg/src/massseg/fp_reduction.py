@@ -165,7 +165,7 @@ def collect_objects(
     min_object_pixels: int,
 ) -> ObjectSet:
     """Measure every object of ``refined >= threshold`` (at least ``min_object_pixels``)."""
-    from mammo_common.keras.data import normalize_image
+    from mammo_common.keras.training.data import normalize_image
 
     feats: list[list[float]] = []
     where: list[int] = []
@@ -278,7 +278,7 @@ def reject_objects(
     An ensemble's scorers (one per fold) are averaged: an object is kept when the mean of
     their scores reaches the mean of their thresholds.
     """
-    from mammo_common.keras.data import normalize_image
+    from mammo_common.keras.training.data import normalize_image
 
     refined = np.asarray(prob, np.float32)
     out = refined.copy()

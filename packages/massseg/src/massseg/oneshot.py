@@ -27,9 +27,9 @@ class MasssegStage:
 
     def run(self, case: Any, model_dirs: Sequence[Path]) -> None:
         """Fill ``mass_probs``, ``mass_pred`` and ``masses`` of ``case``."""
-        from mammo_common.keras.inference import predict_probabilities
-        from mammo_common.keras.model_folder import load_model_folder
-        from mammo_common.keras.optimize import inference_model
+        from mammo_common.keras.deployment.inference import predict_probabilities
+        from mammo_common.keras.deployment.model_folder import load_model_folder
+        from mammo_common.keras.deployment.optimize import inference_model
         from mammo_common.oneshot import MassFinding
         from mammo_common.postprocess import components
         from massseg.config import PredictSettings

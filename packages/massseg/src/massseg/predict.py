@@ -136,9 +136,9 @@ def predict(config: PredictConfig) -> PredictResult:
 
     # Keras is imported only once the inputs are known to be good.
     from mammo_common.cli_support import track
-    from mammo_common.keras.inference import predict_probabilities
-    from mammo_common.keras.model_folder import load_model_folder
-    from mammo_common.keras.optimize import inference_model
+    from mammo_common.keras.deployment.inference import predict_probabilities
+    from mammo_common.keras.deployment.model_folder import load_model_folder
+    from mammo_common.keras.deployment.optimize import inference_model
     from massseg.models import MODEL_NAMES
 
     for card in cards:  # importing a network's module registers its classes for loading

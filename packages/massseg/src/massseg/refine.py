@@ -141,7 +141,7 @@ def refine_probabilities(
         The refined map: inside each object's square the refiner's probability (the maximum
         where squares overlap), elsewhere the coarse map.
     """
-    from mammo_common.keras.data import normalize_image
+    from mammo_common.keras.training.data import normalize_image
 
     comps = components(prob >= threshold, min_pixels=max(1, int(min_object_pixels)))
     if not comps:
@@ -187,7 +187,7 @@ class CropSampler:
     negative_fraction: float = 0.0
 
     def __post_init__(self) -> None:
-        from mammo_common.keras.data import normalize_image
+        from mammo_common.keras.training.data import normalize_image
 
         self._images: dict[int, NDArray[np.float32]] = {}
         self._masks: dict[int, NDArray[np.bool_]] = {}
@@ -301,7 +301,7 @@ def train_refiner(
     import keras
 
     from mammo_common.cli_support import track
-    from mammo_common.keras.losses import get_loss
+    from mammo_common.keras.training.losses import get_loss
     from massseg.models import build_model
 
     keras.utils.set_random_seed(seed)
@@ -378,8 +378,8 @@ def load_refiners(
             or only some models of the ensemble have one, or their squares differ.
     """
     from mammo_common.errors import ModelFolderError
-    from mammo_common.keras.model_folder import load_model_folder
-    from mammo_common.keras.optimize import inference_model
+    from mammo_common.keras.deployment.model_folder import load_model_folder
+    from mammo_common.keras.deployment.optimize import inference_model
     from mammo_common.schema.model_card import MODEL_FILE
 
     wanted = [bool(card.training.get("refine")) for card in cards]

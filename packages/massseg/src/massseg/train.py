@@ -206,7 +206,7 @@ class _Rows:
 def _build(config: TrainConfig, shape: tuple[int, int, int]) -> Any:
     import keras
 
-    from mammo_common.keras.training import mixed_precision_policy
+    from mammo_common.keras.training.harness import mixed_precision_policy
     from massseg.models import build_model
 
     kwargs = dict(config.arch_options)
@@ -234,11 +234,11 @@ def _recalibration(
     config: TrainConfig, images: Any, masks: Any, train_idx: Any, shape: tuple[int, int, int]
 ) -> Any:
     """Before each validation, BatchNorm statistics from whole training images (patches
-    have other statistics; see :mod:`mammo_common.keras.batchnorm_calibration`)."""
+    have other statistics; see :mod:`mammo_common.keras.training.batchnorm_calibration`)."""
     import numpy as np
 
-    from mammo_common.keras.batchnorm_calibration import RecalibrateBatchNorm
-    from mammo_common.keras.data import SegmentationDataset
+    from mammo_common.keras.training.batchnorm_calibration import RecalibrateBatchNorm
+    from mammo_common.keras.training.data import SegmentationDataset
 
     order = np.random.default_rng([config.seed, 0xBA7C4]).permutation(len(train_idx))
     chosen = np.asarray(train_idx)[np.sort(order[:RECALIBRATION_IMAGES])]
@@ -273,7 +273,7 @@ def _save_refiner(
     metrics: dict[str, float],
 ) -> None:
     """Write the refiner's model folder inside the whole-image model's folder."""
-    from mammo_common.keras.model_folder import save_model_folder
+    from mammo_common.keras.deployment.model_folder import save_model_folder
     from massseg.refine import refiner_folder
 
     size = int(config.refine.size)  # type: ignore[union-attr]
@@ -302,7 +302,7 @@ def _fit_fp_reduction(
     valid_idx: list[int],
 ) -> Any:
     """Fit the false-positive scorer on what the trained network finds (massseg.fp_reduction)."""
-    from mammo_common.keras.inference import predict_probabilities
+    from mammo_common.keras.deployment.inference import predict_probabilities
     from massseg.fp_reduction import train_fp_reduction
     from massseg.refine import Refiners
 
@@ -359,12 +359,12 @@ def train(
 
     # Keras is imported only once the inputs are known to be good.
     from mammo_common.cli_support import progress_enabled
-    from mammo_common.keras.augment import AugmentConfig, with_intensity
-    from mammo_common.keras.data import SegmentationDataset
-    from mammo_common.keras.distribute import get_strategy, is_chief, strategy_scope
-    from mammo_common.keras.metrics import DiceCoefficient, IoU
-    from mammo_common.keras.model_folder import save_model_folder
-    from mammo_common.keras.training import ReduceLROnPlateauConfig, fit_resumable
+    from mammo_common.keras.deployment.model_folder import save_model_folder
+    from mammo_common.keras.training.augment import AugmentConfig, with_intensity
+    from mammo_common.keras.training.data import SegmentationDataset
+    from mammo_common.keras.training.distribute import get_strategy, is_chief, strategy_scope
+    from mammo_common.keras.training.harness import ReduceLROnPlateauConfig, fit_resumable
+    from mammo_common.keras.training.metrics import DiceCoefficient, IoU
 
     distribution = get_strategy(strategy)
     patch = _patch_shape(config, shape)

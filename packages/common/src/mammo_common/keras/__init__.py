@@ -1,8 +1,17 @@
-"""Shared Keras 3 code of the mammo pipeline: encoders, weight resolution and networks.
+"""Shared Keras 3 code of the mammo pipeline, in three sub-packages:
 
-Also the training toolkit (losses, metrics, augmentation, datasets, the resumable training
-harness, model folders). Its main names are re-exported lazily, so ``import mammo_common.keras``
-stays cheap (no Keras import until a name is used)::
+- :mod:`mammo_common.keras.networks`: the model zoo: shared networks (``unet5l``), the one
+  encoder registry (:mod:`~mammo_common.keras.networks.encoders`) and its ImageNet weights
+  resolver (:mod:`~mammo_common.keras.networks.weights`).
+- :mod:`mammo_common.keras.training`: everything a stage trains with: datasets, augmentation,
+  losses, metrics, the resumable harness (:mod:`~mammo_common.keras.training.harness`),
+  training curves, BatchNorm calibration and fused BatchNorm, distribution strategies.
+- :mod:`mammo_common.keras.deployment`: what a trained model is used through: self-describing
+  model folders, inference-only rewrites (BatchNorm folding, bfloat16), probability maps at the
+  images' own size, SavedModel export.
+
+The main names are re-exported lazily, so ``import mammo_common.keras`` stays cheap (no Keras
+import until a name is used)::
 
     from mammo_common.keras import fit_resumable, SegmentationDataset, get_loss
 """
@@ -13,28 +22,28 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "get_loss": "losses",
-    "LOSSES": "losses",
-    "DiceLoss": "losses",
-    "DiceCoefficient": "metrics",
-    "IoU": "metrics",
-    "SoftDice": "metrics",
-    "AugmentConfig": "augment",
-    "PairedAugmenter": "augment",
-    "SegmentationDataset": "data",
-    "ClassificationDataset": "data",
-    "load_arrays": "data",
-    "normalize_image": "data",
-    "fit_resumable": "training",
-    "TrainResult": "training",
-    "ReduceLROnPlateauConfig": "training",
-    "set_global_determinism": "training",
-    "mixed_precision_policy": "training",
-    "save_model_folder": "model_folder",
-    "load_model_folder": "model_folder",
-    "inference_model": "optimize",
-    "FusedBatchNormalization": "fused_batchnorm",
-    "use_fused_batchnorm": "fused_batchnorm",
+    "get_loss": "training.losses",
+    "LOSSES": "training.losses",
+    "DiceLoss": "training.losses",
+    "DiceCoefficient": "training.metrics",
+    "IoU": "training.metrics",
+    "SoftDice": "training.metrics",
+    "AugmentConfig": "training.augment",
+    "PairedAugmenter": "training.augment",
+    "SegmentationDataset": "training.data",
+    "ClassificationDataset": "training.data",
+    "load_arrays": "training.data",
+    "normalize_image": "training.data",
+    "fit_resumable": "training.harness",
+    "TrainResult": "training.harness",
+    "ReduceLROnPlateauConfig": "training.harness",
+    "set_global_determinism": "training.harness",
+    "mixed_precision_policy": "training.harness",
+    "save_model_folder": "deployment.model_folder",
+    "load_model_folder": "deployment.model_folder",
+    "inference_model": "deployment.optimize",
+    "FusedBatchNormalization": "training.fused_batchnorm",
+    "use_fused_batchnorm": "training.fused_batchnorm",
 }
 
 

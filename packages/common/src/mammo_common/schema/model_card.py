@@ -3,7 +3,7 @@
 A model folder ``models/<stage>/<arch>/fold_<k>/`` holds ``model.keras``, ``model_card.json``
 (this schema) and ``history.csv``; prediction needs nothing outside it. This module is part of
 the core (no Keras import): listing and validating cards is cheap. Loading the model itself is
-:func:`mammo_common.keras.model_folder.load_model_folder`.
+:func:`mammo_common.keras.deployment.model_folder.load_model_folder`.
 
 Export the JSON schema with ``ModelCard.model_json_schema()``.
 """
@@ -45,7 +45,8 @@ _NAME = r"^[a-z][a-z0-9_]*$"
 Normalization = Literal[
     "divide_by_max_uint16",  # uint16 / 65535 -> [0, 1]
     "divide_by_max_uint8",  # uint8 / 255 -> [0, 1]
-    "divide_by_max",  # unsigned integer / dtype max (mammo_common.keras.data.normalize_image)
+    # unsigned integer / dtype max (mammo_common.keras.training.data.normalize_image)
+    "divide_by_max",
     "none",
 ]
 

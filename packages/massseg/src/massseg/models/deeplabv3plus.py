@@ -1,6 +1,6 @@
 """DeepLabV3+ with a ResNet50 encoder and squeeze-and-excitation blocks.
 
-Encoder taps from the registry's ResNet50 (:mod:`mammo_common.keras.encoders`).
+Encoder taps from the registry's ResNet50 (:mod:`mammo_common.keras.networks.encoders`).
 High-level features P4 ``conv4_block6_out`` (stride 16) go through ASPP: image pooling
 (global average -> 1x1 conv-BN-ReLU -> bilinear upsampling back), a 1x1 conv and 3x3
 convs at dilation 6, 12 and 18 (all without bias, each BN-ReLU), concatenated -> 1x1
@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
+from mammo_common.keras.networks.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "DeepLabV3Plus", "build", "squeeze_excite"]
 

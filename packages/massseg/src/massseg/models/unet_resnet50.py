@@ -1,6 +1,6 @@
 """U-Net with a ResNet50 encoder.
 
-Skips from the registry's ResNet50 (:mod:`mammo_common.keras.encoders`): the input image
+Skips from the registry's ResNet50 (:mod:`mammo_common.keras.networks.encoders`): the input image
 (stride 1, 3 channels), P1 ``conv1_relu`` (2), P2 ``conv2_block3_out`` (4), P3
 ``conv3_block4_out`` (8); bridge P4 ``conv4_block6_out`` (16). Same decoder as
 :mod:`massseg.models.unet_vgg16` (blocks ``d1``..``d4``, widths 512, 256, 128, 64) and a

@@ -1,6 +1,6 @@
 """U-Net with a VGG16 encoder.
 
-Encoder taps from the registry's VGG16 (:mod:`mammo_common.keras.encoders`): skips
+Encoder taps from the registry's VGG16 (:mod:`mammo_common.keras.networks.encoders`): skips
 ``block1_conv2`` (stride 1), P1 ``block2_conv2`` (2), P2 ``block3_conv3`` (4), P3
 ``block4_conv3`` (8); bridge P4 ``block5_conv3`` (16). Decoder block(n): 2x2 stride-2
 transposed convolution -> concatenate the skip -> [3x3 conv-BN-ReLU] x 2, with
@@ -20,7 +20,7 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
+from mammo_common.keras.networks.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = [
     "DEFAULT_DECODER_FILTERS",
@@ -87,7 +87,7 @@ class EncoderUNet(keras.Model):
     """A pretrained-encoder U-Net: ``ENCODER`` taps ``SKIPS`` and ``BRIDGE``, then
     :func:`decoder_block` per skip (coarse to fine) and a 1x1 sigmoid ``mask``.
 
-    Subclasses set ``ENCODER`` (a registry name, :mod:`mammo_common.keras.encoders`),
+    Subclasses set ``ENCODER`` (a registry name, :mod:`mammo_common.keras.networks.encoders`),
     ``SKIPS``, ``BRIDGE`` and ``DEFAULT_NAME`` and register themselves for serialisation.
 
     Args:

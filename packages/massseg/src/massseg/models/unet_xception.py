@@ -1,6 +1,7 @@
 """U-Net with an Xception encoder and residual decoder stages (U-Xception).
 
-Encoder taps are the registry's Xception pyramid levels (:mod:`mammo_common.keras.encoders`).
+Encoder taps are the registry's Xception pyramid levels
+(:mod:`mammo_common.keras.networks.encoders`).
 Bottom: ReLU(P4 = ``block13_sepconv2_bn``) (stride 16, also the stride-16 skip) -> 2x2 max-pool
 -> dropout -> middle stage at 32s. A stage(n) is a 3x3 convolution (no activation), two
 residual blocks and a ReLU; a residual block(n) is::
@@ -27,7 +28,7 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
+from mammo_common.keras.networks.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetXception", "build"]
 

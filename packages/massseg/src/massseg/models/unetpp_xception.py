@@ -1,7 +1,7 @@
 """U-Net++ with an Xception encoder (the proposed mass segmentation network).
 
 The five encoder nodes X(i,1) are the input tensor and the Xception pyramid levels P1..P4 of
-the encoder registry (:mod:`mammo_common.keras.encoders`; strides 2, 4, 8 and 16, the first
+the encoder registry (:mod:`mammo_common.keras.networks.encoders`; strides 2, 4, 8 and 16, the first
 two zero-padded on the top/left to the exact stride size). The nested
 decoder computes every node X(i,j), j = 2..5, i = 1..6-j, as::
 
@@ -24,7 +24,7 @@ from typing import Any
 
 import keras
 
-from mammo_common.keras.encoders import build_encoder, check_input_shape, get_encoder_spec
+from mammo_common.keras.networks.encoders import build_encoder, check_input_shape, get_encoder_spec
 
 __all__ = ["DEFAULT_INPUT_SHAPE", "UNetPlusPlusXception", "build"]
 

@@ -4,6 +4,9 @@ Stages may not import each other, so a network used by both breast segmentation 
 segmentation lives here:
 
 - :mod:`mammo_common.keras.networks.unet5l`: the five-level U-Net (``UNet5L``).
+- :mod:`mammo_common.keras.networks.encoders`: the one encoder registry (massseg's encoders,
+  massclass's backbones: builder, skip taps P1..P5, preprocessing, input multiple).
+- :mod:`mammo_common.keras.networks.weights`: the offline-first ImageNet weights resolver.
 
 This package itself imports no Keras; :func:`validate_input_shape` and
 :func:`load_weights_file` are the helpers the networks share (plain Python, also usable by

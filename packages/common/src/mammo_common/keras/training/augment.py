@@ -404,7 +404,7 @@ def augment_intensity(
 
     Raises:
         ValueError: For an integer image when the change is not the identity (scale it to
-            [0, 1] first, e.g. with ``mammo_common.keras.data.normalize_image``).
+            [0, 1] first, e.g. with ``mammo_common.keras.training.data.normalize_image``).
     """
     arr = np.asarray(image)
     if config.is_identity:

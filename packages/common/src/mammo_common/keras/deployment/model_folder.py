@@ -4,7 +4,7 @@ A folder holds ``model.keras`` (the whole model, Keras' zip format), ``model_car
 (:class:`~mammo_common.schema.model_card.ModelCard`), ``history.csv`` (per-epoch training
 history) and, when the history has rows, ``dvclive/``: the same curves in DVCLive's format
 (``dvclive/plots/metrics/<quantity>.tsv`` and ``dvclive/metrics.json``, the last epoch's values,
-which the pipeline's ``dvc.yaml`` declares as metrics; :mod:`mammo_common.keras.curves`).
+which the pipeline's ``dvc.yaml`` declares as metrics; :mod:`mammo_common.keras.training.curves`).
 :func:`save_model_folder` stages the whole folder under a hidden temporary name and
 renames it into place, so a folder is complete or absent. :func:`load_model_folder` loads with
 ``keras.saving.load_model(safe_mode=True)``: nothing is unpickled and Lambda layers (arbitrary
@@ -23,12 +23,12 @@ from typing import Any
 import keras
 
 from mammo_common.errors import ModelFolderError
-from mammo_common.keras.curves import write_curves
+from mammo_common.keras.deployment.optimize import FoldedBatchNormalization  # noqa: F401
+from mammo_common.keras.training.curves import write_curves
 
 # importing these registers the project's layer classes a saved model may name
-from mammo_common.keras.fused_batchnorm import FusedBatchNormalization  # noqa: F401
-from mammo_common.keras.optimize import FoldedBatchNormalization  # noqa: F401
-from mammo_common.keras.training import TrainResult, read_history_csv, write_history_csv
+from mammo_common.keras.training.fused_batchnorm import FusedBatchNormalization  # noqa: F401
+from mammo_common.keras.training.harness import TrainResult, read_history_csv, write_history_csv
 from mammo_common.model_cache import active_cache, memoized
 from mammo_common.schema.model_card import (
     CARD_FILE,

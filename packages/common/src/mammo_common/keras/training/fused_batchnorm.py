@@ -16,10 +16,10 @@ The moving statistics are updated exactly as Keras does (momentum, biased batch 
 the kernel's Bessel-corrected variance is scaled back by ``(n - 1) / n``).
 
 :func:`use_fused_batchnorm` switches the BatchNorms of a built model in place (their class
-only: weights, names and graph stay); :func:`mammo_common.keras.training.fit_resumable` calls
-it before compiling, so every stage trains this way. A saved model then names
-``mammo>FusedBatchNormalization``, which loads wherever ``mammo_common.keras`` is importable
-(model folders load it first).
+only: weights, names and graph stay);
+:func:`mammo_common.keras.training.harness.fit_resumable` calls it before compiling, so every stage
+trains this way. A saved model then names ``mammo>FusedBatchNormalization``, which loads wherever
+``mammo_common.keras`` is importable (model folders load it first).
 """
 
 from __future__ import annotations

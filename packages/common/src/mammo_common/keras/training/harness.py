@@ -15,15 +15,15 @@
 * ``history.csv`` (epoch, loss, metrics, val_loss, val_metrics, lr, seconds: the reference's
   model_performance files) is rewritten atomically from the checkpoint after every epoch,
   and with it ``out_dir/dvclive/``: the same values logged with DVCLive (step = epoch,
-  :mod:`mammo_common.keras.curves`), to watch a run while it trains. The pipeline's
+  :mod:`mammo_common.keras.training.curves`), to watch a run while it trains. The pipeline's
   ``dvc.yaml`` plots the model folders' ``history.csv`` (docs/pipeline.md);
 * validation uses the *unaugmented* validation data as given (the reference augmented its
   validation batches, a defect we document, not copy).
 
 A process killed at any moment (SIGKILL included) resumes from its last finished epoch with
 ``resume=True``; with the same seed, ``deterministic=True`` and datasets whose batches are a
-function of the epoch (:class:`~mammo_common.keras.data.SegmentationDataset` and
-:class:`~mammo_common.keras.data.ClassificationDataset`: the harness passes
+function of the epoch (:class:`~mammo_common.keras.training.data.SegmentationDataset` and
+:class:`~mammo_common.keras.training.data.ClassificationDataset`: the harness passes
 ``dataset.for_epoch(e)`` to Keras), it ends with the same weights as an uninterrupted run.
 
 Mixed precision: the policy must be set **before the model is built** (layers take their
@@ -53,8 +53,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mammo_common.errors import ConfigError
 from mammo_common.history import read_history_rows
-from mammo_common.keras.curves import CURVES_DIR, write_curves
-from mammo_common.keras.losses import LOSSES, get_loss
+from mammo_common.keras.training.curves import CURVES_DIR, write_curves
+from mammo_common.keras.training.losses import LOSSES, get_loss
 
 __all__ = [
     "BEST_WEIGHTS",
@@ -248,9 +248,9 @@ def write_history_csv(
         path: The ``history.csv`` to write.
         history: One dict per epoch.
         curves: Also write the same values as DVCLive files in a ``dvclive/`` folder beside
-            ``path`` (:func:`mammo_common.keras.curves.write_curves`; step = epoch). The
+            ``path`` (:func:`mammo_common.keras.training.curves.write_curves`; step = epoch). The
             harness does so in its working folder; the default leaves a model folder's files
-            as :mod:`mammo_common.keras.model_folder` documents them.
+            as :mod:`mammo_common.keras.deployment.model_folder` documents them.
     """
     buf = io.StringIO()
     writer = csv.DictWriter(
@@ -467,7 +467,7 @@ def _check_precision(model: keras.Model, mixed_precision: str | None) -> None:
             f"mixed_precision={mixed_precision!r} needs a model built under the {want!r} policy "
             f"but it was built under {have!r}",
             fix="build the model inside `with mixed_precision_policy(...)` "
-            "(mammo_common.keras.training) before calling fit_resumable",
+            "(mammo_common.keras.training.harness) before calling fit_resumable",
         )
 
 
@@ -566,8 +566,8 @@ def fit_resumable(
         out_dir: Folder for ``best.weights.h5``, ``history.csv`` and ``checkpoint/``.
         epochs: Total epochs (including those finished before a resume).
         learning_rate: Initial Adam learning rate.
-        loss: A loss name for :func:`~mammo_common.keras.losses.get_loss`, a Keras loss name
-            (``"binary_crossentropy"``) or a loss object.
+        loss: A loss name for :func:`~mammo_common.keras.training.losses.get_loss`, a Keras
+            loss name (``"binary_crossentropy"``) or a loss object.
         metrics: Keras metrics (e.g. ``[DiceCoefficient(), IoU()]``).
         monitor: Log key watched by best-weights, plateau and early stopping.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy/dice/iou/auc-like keys).
@@ -584,14 +584,15 @@ def fit_resumable(
         restore_best: Load the best weights into ``model`` before returning.
         jit_compile: Passed to ``compile`` (``"auto"``: XLA on GPU, not on CPU).
         strategy: A ``tf.distribute`` strategy the model was built under
-            (:mod:`mammo_common.keras.distribute`); compile, restore and training then run in
-            its scope. Under ``MultiWorkerMirroredStrategy`` only the chief writes
+            (:mod:`mammo_common.keras.training.distribute`); compile, restore and training
+            then run in its scope. Under ``MultiWorkerMirroredStrategy`` only the chief writes
             ``out_dir`` (the others read a shared checkpoint to resume, and keep their best
             weights in memory).
         fused_batchnorm: Switch the model's BatchNorms to
-            :class:`~mammo_common.keras.fused_batchnorm.FusedBatchNormalization` first (same
-            results, TensorFlow's fused kernel while training: ~20 % faster unet5l steps on a
-            CPU; in place, see :func:`~mammo_common.keras.fused_batchnorm.use_fused_batchnorm`).
+            :class:`~mammo_common.keras.training.fused_batchnorm.FusedBatchNormalization`
+            first (same results, TensorFlow's fused kernel while training: ~20 % faster unet5l
+            steps on a CPU; in place, see
+            :func:`~mammo_common.keras.training.fused_batchnorm.use_fused_batchnorm`).
 
     Returns:
         The :class:`TrainResult`.
@@ -603,14 +604,14 @@ def fit_resumable(
     out = Path(out_dir)
     chief = True
     if strategy is not None:
-        from mammo_common.keras.distribute import is_chief, patch_multiworker_build
+        from mammo_common.keras.training.distribute import is_chief, patch_multiworker_build
 
         chief = is_chief(strategy)
         patch_multiworker_build(model, strategy)
     if chief:
         out.mkdir(parents=True, exist_ok=True)
     if fused_batchnorm:
-        from mammo_common.keras.fused_batchnorm import use_fused_batchnorm
+        from mammo_common.keras.training.fused_batchnorm import use_fused_batchnorm
 
         use_fused_batchnorm(model)
     return _fit(

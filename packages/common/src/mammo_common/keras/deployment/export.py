@@ -5,12 +5,13 @@ server needs neither mammo nor NumPy/scikit-image to use the model:
 
 * **segmentation** (breastseg, massseg), :func:`export_segmentation`: a batch of gray images
   ``(b, h, w)`` of any size -> scaled to [0, 1] by dtype (uint16 / 65535, uint8 / 255, float
-  as is: :func:`mammo_common.keras.data.normalize_image`) -> resized to the model input exactly
-  as :func:`mammo_common.transforms.resize` does (Gaussian anti-aliasing with scikit-image's
+  as is: :func:`mammo_common.keras.training.data.normalize_image`) -> resized to the model input
+  exactly as :func:`mammo_common.transforms.resize` does (Gaussian anti-aliasing with scikit-image's
   sigma ``(factor - 1) / 2`` on axes that shrink, then bilinear with pixel-centre alignment
   and edge clamping) -> gray repeated for 3-channel models -> the network -> the sigmoid map
   resized back (bilinear) to ``(h, w)`` and clipped to [0, 1]. Returns ``{"probabilities":
-  (b, h, w) float32}``: what :func:`mammo_common.keras.inference.predict_probabilities` gives.
+  (b, h, w) float32}``: what
+  :func:`mammo_common.keras.deployment.inference.predict_probabilities` gives.
 * **classification** (massclass), :func:`export_classifier`: a batch of gray ROI crops
   ``(b, h, w)`` -> scaled by dtype -> resized to the model input with anti-aliased bilinear
   (Pillow's ``BILINEAR``, which ``massclass.rois`` uses) -> clipped to [0, 1] -> repeated to
@@ -138,7 +139,7 @@ def _repeat_channels(tf: Any, x: Any, channels: int) -> Any:
 
 
 def _model_geometry(model: Any) -> tuple[int, int, int]:
-    from mammo_common.keras.inference import model_input_size
+    from mammo_common.keras.deployment.inference import model_input_size
 
     return model_input_size(model)
 
@@ -344,8 +345,8 @@ def export_model_folder(
         raise ConfigError(f"unknown format {format!r}", field="--format",
                           fix="use savedmodel or onnx")
     _require_tensorflow()
-    from mammo_common.keras.model_folder import load_model_folder
-    from mammo_common.keras.optimize import inference_model
+    from mammo_common.keras.deployment.model_folder import load_model_folder
+    from mammo_common.keras.deployment.optimize import inference_model
 
     model, card = load_model_folder(
         folder, expected_stage=expected_stage, known_architectures=known_architectures

@@ -9,14 +9,14 @@ folder, ``<folder>/dvclive/``:
   column, which counts across the phases of a multi-phase training);
 * ``dvclive/metrics.json``: the last epoch's values and its ``step``.
 
-The training harness (:func:`~mammo_common.keras.training.fit_resumable`) rewrites it after
+The training harness (:func:`~mammo_common.keras.training.harness.fit_resumable`) rewrites it after
 every epoch in its working folder (``out_dir/dvclive``, beside the working ``history.csv``), so
 a run can be watched while it trains (``dvc plots show <work>/dvclive/plots/metrics``, or
 DVC's VS Code extension). The values are ``history.csv``'s exactly; the folder is rebuilt
 from all rows each time (staged under a temporary name and renamed into place), so a resumed
 run's curves hold each epoch once. The working folder goes when training ends; the finished
 model folder gets its own ``dvclive/``, rebuilt from its ``history.csv``
-(:func:`mammo_common.keras.model_folder.save_model_folder`), whose ``metrics.json`` the
+(:func:`mammo_common.keras.deployment.model_folder.save_model_folder`), whose ``metrics.json`` the
 pipeline's ``dvc.yaml`` declares as metrics (``dvc metrics show``, ``dvc exp show``) beside the
 ``history.csv`` curves it plots; ``write_history_csv(..., curves=True)`` or
 :func:`write_curves` adds ``dvclive/`` to any folder.

@@ -1,7 +1,7 @@
 """ImageNet weights of the encoder registry, offline-first: the one resolver.
 
 The pipeline must build on machines without network access. :func:`resolve` turns a
-user-facing weights request for an encoder of :mod:`mammo_common.keras.encoders` into the
+user-facing weights request for an encoder of :mod:`mammo_common.keras.networks.encoders` into the
 ``weights=`` value handed to ``keras.applications``:
 
 * ``None``: random initialisation (train from scratch).
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 
 if TYPE_CHECKING:
-    from mammo_common.keras.encoders import Encoder
+    from mammo_common.keras.networks.encoders import Encoder
 
 __all__ = [
     "ALLOW_DOWNLOAD_ENV",
@@ -221,7 +221,7 @@ def _application(app_name: str) -> tuple[Encoder, ImageNetFiles]:
         ValueError: If no encoder of that name has registered weight files; the message
             lists the valid names.
     """
-    from mammo_common.keras import encoders
+    from mammo_common.keras.networks import encoders
 
     try:
         encoder = encoders.get_encoder(app_name)

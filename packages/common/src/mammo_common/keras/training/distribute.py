@@ -10,7 +10,7 @@
   cluster has no chief) writes checkpoints and the model folder (:func:`is_chief`).
 
 The model must be **built and compiled inside** :func:`strategy_scope` (variables are created
-mirrored there); :func:`mammo_common.keras.training.fit_resumable` takes ``strategy=`` and
+mirrored there); :func:`mammo_common.keras.training.harness.fit_resumable` takes ``strategy=`` and
 compiles, restores and trains inside its scope.
 
 Batch size and learning rate: the batch a dataset yields is the **global** batch, split

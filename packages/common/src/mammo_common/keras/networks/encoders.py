@@ -4,7 +4,7 @@ Each :class:`Encoder` holds, for one network body without its classification top
 
 * ``builder``: ``fn(input_shape=None, weights="auto", *, input_tensor=None, **options)``
   returning the Keras model (``keras.applications`` constructors are wrapped with the
-  offline-first weights of :mod:`mammo_common.keras.weights`);
+  offline-first weights of :mod:`mammo_common.keras.networks.weights`);
 * ``taps``: layers whose outputs serve as skip connections, with their stride relative to
   the input, and ``levels``: the feature pyramid ``P1``..``P5`` (strides 2, 4, 8, 16, 32) as
   layer names among the taps, for segmentation decoders;
@@ -40,8 +40,8 @@ from typing import Any, Literal, get_args
 import keras
 from keras import ops
 
-from mammo_common.keras import weights as _weights
-from mammo_common.keras.weights import ImageNetFiles
+from mammo_common.keras.networks import weights as _weights
+from mammo_common.keras.networks.weights import ImageNetFiles
 
 __all__ = [
     "ENCODERS",
@@ -212,7 +212,9 @@ class Encoder:
     def resolve_weights(
         self, weights: str | os.PathLike | None = "auto", *, include_top: bool = False
     ) -> str | None:
-        """Resolve a weights request for this encoder (:func:`mammo_common.keras.weights.resolve`).
+        """Resolve a weights request for this encoder.
+
+        See :func:`mammo_common.keras.networks.weights.resolve`.
 
         An encoder without pretrained weights resolves ``"auto"`` to None silently.
         """
@@ -578,7 +580,7 @@ def build_encoder(
             ``"input"`` for the input tensor itself; default: ``"input"`` and every layer
             tap.
         weights: ``None``, ``"imagenet"``, ``"auto"`` or a weight file path, see
-            :func:`mammo_common.keras.weights.resolve`.
+            :func:`mammo_common.keras.networks.weights.resolve`.
         pad: Zero-pad taps on the top/left to ``H / stride`` (padding layers are named
             ``"<layer>_pad"``).
 

@@ -7,8 +7,8 @@ ensembles on 640x640 breast images)::
     probs = predict_probabilities(fold_models, images, channels=3, tta_flips=True)
 
 Each image is prepared exactly as the training data pipeline prepares it
-(:func:`mammo_common.keras.data.prepare_image`: scaled by its dtype to [0, 1], bilinear resize to
-the model input, gray repeated for 3-channel models), run through every model (and, with
+(:func:`mammo_common.keras.training.data.prepare_image`: scaled by its dtype to [0, 1], bilinear
+resize to the model input, gray repeated for 3-channel models), run through every model (and, with
 ``tta_flips``, through its left-right and up-down flips, un-flipped afterwards); the maps are
 averaged and resized back (bilinear) to each image's own size.
 """
@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from mammo_common.keras.data import normalize_image, prepare_image
+from mammo_common.keras.training.data import normalize_image, prepare_image
 from mammo_common.transforms import resize
 
 __all__ = ["model_input_size", "normalize_image", "predict_probabilities"]

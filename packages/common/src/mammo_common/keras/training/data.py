@@ -12,7 +12,7 @@ image) -> gray channel repeated when the model takes 3 channels.
 
 Determinism: the order and the augmentation of epoch ``e`` are pure functions of
 ``(seed, e, position)``, so any batch can be rebuilt in any thread, and a resumed training
-sees exactly the batches an uninterrupted one would. :func:`~mammo_common.keras.training.
+sees exactly the batches an uninterrupted one would. :func:`~mammo_common.keras.training.harness.
 fit_resumable` passes ``dataset.for_epoch(e)`` to Keras for each epoch. Used directly in
 ``model.fit``, a dataset reshuffles in ``on_epoch_end``, but Keras prefetches the first batches
 of the next epoch before calling it, so plain ``fit`` is reproducible only up to that.
@@ -29,7 +29,7 @@ import keras
 import numpy as np
 from numpy.typing import NDArray
 
-from mammo_common.keras.augment import AugmentConfig, augment_image, augment_pair
+from mammo_common.keras.training.augment import AugmentConfig, augment_image, augment_pair
 from mammo_common.transforms import resize
 
 __all__ = [
