@@ -273,6 +273,32 @@ def _dice(pred: NDArray, truth: NDArray) -> float:
     return float(np.mean(np.where(total > 0, 2.0 * inter / np.maximum(total, 1), 1.0)))
 
 
+def _batches(x: NDArray[np.float32], y: NDArray[np.float32], batch_size: int) -> Any:
+    """``(x, y)`` in order as a ``keras.utils.PyDataset`` of ``batch_size`` squares.
+
+    Not ``model.fit(x, y)``: Keras feeds numpy arrays with a static batch dimension when the
+    count divides by the batch size, TensorFlow then optimizes the training graph for that
+    shape, and that graph's gradients vary with the scheduling of concurrent ops (2-3 distinct
+    weights over 5 identical steps in one process, different ones in every process; one
+    intra- or inter-op thread or an unknown batch dimension makes them repeat). A PyDataset,
+    as ``fit_resumable`` uses for the whole-image networks, has an unknown batch dimension.
+    """
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+
+        def __len__(self) -> int:
+            return -(-len(x) // batch_size)
+
+        def __getitem__(self, i: int) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+            part = slice(i * batch_size, (i + 1) * batch_size)
+            return x[part], y[part]
+
+    return Batches()
+
+
 def train_refiner(
     settings: Any,
     images: Any,
@@ -324,7 +350,7 @@ def train_refiner(
     start = time.perf_counter()
     for epoch in track(range(1, settings.epochs + 1), "refiner", total=settings.epochs):
         x, y = train.sample(int(settings.samples_per_epoch), rng)
-        fit = model.fit(x, y, batch_size=int(settings.batch_size), epochs=1, verbose=0,
+        fit = model.fit(_batches(x, y, int(settings.batch_size)), epochs=1, verbose=0,
                         shuffle=False)
         row = {"epoch": float(epoch), "loss": float(fit.history["loss"][-1])}
         if vx is not None:
