@@ -39,8 +39,8 @@ __all__ = [
 _PACKAGE = "mammo_common"
 
 
-def _prepare(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-    """Casts both to float32 and gives ``y_true`` the shape of ``y_pred``."""
+def align_targets(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Casts both to float32 and gives ``y_true`` the shape of ``y_pred`` (losses and metrics)."""
     y_pred = ops.cast(y_pred, "float32")
     y_true = ops.cast(y_true, "float32")
     if len(y_true.shape) == len(y_pred.shape) - 1:
@@ -106,7 +106,7 @@ class DiceLoss(_PooledLoss):
         self.smooth = float(smooth)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         return _soft_dice_loss(y_true, y_pred, self.smooth)
 
     def _params(self) -> dict[str, Any]:
@@ -141,7 +141,7 @@ class GeneralizedDiceLoss(_PooledLoss):
         self.smooth = float(smooth)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         if y_pred.shape[-1] == 1:
             y_true = ops.concatenate([1.0 - y_true, y_true], axis=-1)
             y_pred = ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
@@ -190,7 +190,7 @@ class TverskyLoss(_PooledLoss):
         self.smooth = float(smooth)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         return 1.0 - _tversky_index(y_true, y_pred, self.alpha, self.beta, self.smooth)
 
     def _params(self) -> dict[str, Any]:
@@ -227,7 +227,7 @@ class FocalTverskyLoss(TverskyLoss):
         self.gamma = float(gamma)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         ti = _tversky_index(y_true, y_pred, self.alpha, self.beta, self.smooth)
         return ops.power(ops.maximum(1.0 - ti, 0.0), self.gamma)
 
@@ -266,7 +266,7 @@ class BCEDiceLoss(_PooledLoss):
         self.smooth = float(smooth)
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         bce = ops.mean(ops.binary_crossentropy(y_true, y_pred, from_logits=False))
         dice = _soft_dice_loss(y_true, y_pred, self.smooth)
         return self.bce_weight * bce + self.dice_weight * dice

@@ -23,20 +23,12 @@ from typing import Any
 import keras
 from keras import ops
 
+from mammo_common.keras.training.losses import align_targets
+
 __all__ = ["DiceCoefficient", "IoU", "SoftDice"]
 
 _PACKAGE = "mammo_common"
 _EMPTY = ("one", "zero", "nan", "skip")
-
-
-def _prepare(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
-    y_pred = ops.cast(y_pred, "float32")
-    y_true = ops.cast(y_true, "float32")
-    if len(y_true.shape) == len(y_pred.shape) - 1:
-        y_true = ops.expand_dims(y_true, -1)
-    elif len(y_true.shape) == len(y_pred.shape) + 1 and y_true.shape[-1] == 1:
-        y_true = ops.squeeze(y_true, -1)
-    return y_true, y_pred
 
 
 class _PerImageOverlap(keras.metrics.Metric):
@@ -69,7 +61,7 @@ class _PerImageOverlap(keras.metrics.Metric):
             y_pred: Probability maps of the same shape.
             sample_weight: Optional per-image weights ``(b,)`` (weighted mean).
         """
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         pred = ops.cast(y_pred >= self.threshold, "float32")
         true = ops.cast(y_true >= 0.5, "float32")
         axes = tuple(range(1, len(pred.shape)))
@@ -181,7 +173,7 @@ class SoftDice(keras.metrics.Metric):
         """Adds a batch's sums (``sample_weight`` is not supported and must be None)."""
         if sample_weight is not None:
             raise ValueError("SoftDice is pooled over pixels and takes no sample_weight")
-        y_true, y_pred = _prepare(y_true, y_pred)
+        y_true, y_pred = align_targets(y_true, y_pred)
         self.intersection.assign_add(ops.sum(y_true * y_pred))
         self.total.assign_add(ops.sum(y_true) + ops.sum(y_pred))
 
