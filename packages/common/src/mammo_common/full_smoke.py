@@ -1,0 +1,323 @@
+"""The full protocol's smoke run: ``python3 dev.py pipeline --full --smoke``.
+
+It runs the real ``dvc.yaml`` with ``params-full.yaml``'s grid (every mass network and
+classifier, every fold, the reference's input sizes and batch sizes) on synthetic mammograms
+as large as real ones (4000x3000, 16-bit DICOM, film and digital patients), with every
+training cut to one epoch of one step (the classifier's three fine-tuning phases to one
+epoch each), so that what a real run would do at these sizes (decoding, cropping, building,
+training, saving, predicting, evaluating, reporting) is exercised end to end in a CPU hour
+rather than GPU days.
+
+It never touches the checkout's own pipeline: it works in a folder of its own (by default
+``.smoke-full/`` in the repository root, ignored by Git and DVC), a DVC project without Git
+holding copies of ``dvc.yaml``, ``.dvcignore`` and the packages' sources (the stages' code
+dependencies), its own ``params.yaml`` (written from ``params-full.yaml`` by
+:func:`smoke_params`), ``data/raw`` (``mammo synth``) and everything the stages write. Run
+again, ``dvc repro`` re-runs only what changed (a code fix re-runs the stages that use it).
+
+Each stage runs as its own ``dvc repro --single-item STAGE``, in ``dvc.yaml``'s order (which is
+topological), so that its wall time and the peak resident memory of its largest process
+(``os.wait4``'s ``ru_maxrss``) are measured apart; a final ``dvc status`` must find nothing to
+do. The measurements go to ``full_smoke.json`` in the work folder (:func:`run_smoke`).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: Synthetic set: 12 patients give 32 mammograms (27 with a mass; seed 0) at a real size.
+SMOKE_CASES = 12
+SMOKE_SIZE = (4000, 3000)
+SMOKE_SEED = 0
+#: Work folder, relative to the repository root (in .gitignore and .dvcignore).
+SMOKE_DIR = ".smoke-full"
+#: What the smoke run copies from the checkout besides the packages' sources.
+COPIED_FILES = ("dvc.yaml", ".dvcignore")
+#: The reference's classifier phases, cut to one epoch each (massclass.config.reference_phases).
+SMOKE_PHASES = [
+    {"name": "head", "trainable": "head", "learning_rate": 1e-3, "epochs": 1},
+    {"name": "top", "trainable": 0.25, "learning_rate": 1e-4, "epochs": 1},
+    {"name": "all", "trainable": "all", "learning_rate": 1e-5, "epochs": 1,
+     "early_stopping_patience": 1},
+]
+
+
+def smoke_params(full: dict[str, Any], folds: int | None = None) -> dict[str, Any]:
+    """The smoke run's params: ``full`` (params-full.yaml) with every training cut to the minimum.
+
+    Networks, classifiers, input sizes, batch sizes and the split are kept; breastseg and
+    massseg train one epoch of one step (early stopping and learning-rate plateaus at patience
+    1), massseg's optional refiner and false-positive reduction (if set) one epoch of one batch,
+    and massclass its phases (the reference's three when ``full`` names none) one epoch each.
+
+    Args:
+        full: The full protocol's params (not modified).
+        folds: Keep only the first ``folds`` folds of each massseg and massclass matrix
+            (``None``: every fold).
+
+    Returns:
+        A new params mapping for ``params.yaml``.
+
+    Raises:
+        ValueError: ``full`` lacks a section the pipeline needs, or ``folds`` is below 1.
+    """
+    for section in ("pipeline", "split", "breastseg", "massseg", "massclass"):
+        if not isinstance(full.get(section), dict):
+            raise ValueError(f"the full params have no '{section}' section")
+    if folds is not None and folds < 1:
+        raise ValueError(f"folds must be at least 1, not {folds}")
+    params = copy.deepcopy(full)
+    if folds is not None:
+        for key in ("massseg_folds", "massclass_folds"):
+            params["pipeline"][key] = list(params["pipeline"][key])[:folds]
+    for stage in ("breastseg", "massseg"):
+        train = params[stage].setdefault("train", {})
+        train.update(epochs=1, steps_per_epoch=1, reduce_lr_patience=1)
+        if train.get("early_stopping_patience", 5) is not None:
+            train["early_stopping_patience"] = 1
+    massseg = params["massseg"]["train"]
+    if isinstance(massseg.get("refine"), dict):
+        refine = massseg["refine"]
+        refine.update(epochs=1, samples_per_epoch=refine.get("batch_size", 32))
+    train = params["massclass"].setdefault("train", {})
+    phases = train.get("phases") or SMOKE_PHASES
+    train["phases"] = [
+        {**phase, "epochs": 1}
+        | ({"early_stopping_patience": 1} if phase.get("early_stopping_patience") else {})
+        for phase in copy.deepcopy(phases)
+    ]
+    train.pop("epochs", None)
+    return params
+
+
+def _copy_sources(root: Path, work: Path) -> None:
+    for name in COPIED_FILES:
+        shutil.copyfile(root / name, work / name)
+    for src in sorted((root / "packages").glob("*/src")):
+        dest = work / src.relative_to(root)
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(
+            "__pycache__", "*.pyc", "*.egg-info"))
+
+
+def _call(cmd: list[str], cwd: Path) -> None:
+    print("+", " ".join(cmd), flush=True)
+    code = subprocess.call(cmd, cwd=cwd)
+    if code:
+        raise RuntimeError(f"{' '.join(cmd)} failed (exit {code}) in {cwd}")
+
+
+def prepare_workspace(
+    root: Path,
+    work: Path,
+    *,
+    cases: int = SMOKE_CASES,
+    size: tuple[int, int] = SMOKE_SIZE,
+    seed: int = SMOKE_SEED,
+    folds: int | None = None,
+) -> dict[str, Any]:
+    """Set up (or refresh) the smoke run's DVC project in ``work``.
+
+    Copies ``dvc.yaml``, ``.dvcignore`` and ``packages/*/src`` from ``root``, writes
+    ``params.yaml`` from ``root/params-full.yaml`` (:func:`smoke_params`), makes ``work`` a DVC
+    project without Git (analytics and update checks off) and writes ``data/raw`` with
+    ``mammo synth --style mixed`` (film and digital patients) unless it already holds a set
+    synthesised with the same arguments.
+
+    Args:
+        root: The checkout (holds dvc.yaml, params-full.yaml, packages/).
+        work: The smoke run's folder; created if missing. Must not be ``root``.
+        cases: Synthetic patients (about 2.8 mammograms each).
+        size: (rows, cols) of the synthetic mammograms.
+        seed: ``mammo synth`` seed.
+        folds: Folds kept per network and classifier (``None``: all).
+
+    Returns:
+        What ``data/raw`` holds (synth arguments, images, masses) and the seconds its
+        synthesis took (recorded in ``data/raw.synth.json``; a reused set keeps its record).
+
+    Raises:
+        ValueError: ``work`` is the checkout itself.
+        RuntimeError: ``dvc init`` or ``dvc config`` failed.
+        MammoError: ``mammo synth`` could not write ``data/raw``.
+    """
+    root, work = root.resolve(), work.resolve()
+    if work == root:
+        raise ValueError("the smoke run needs a folder of its own, not the checkout itself")
+    work.mkdir(parents=True, exist_ok=True)
+    _copy_sources(root, work)
+    full = yaml.safe_load((root / "params-full.yaml").read_text(encoding="utf-8"))
+    header = (
+        "# Written by `python3 dev.py pipeline --full --smoke` (mammo_common.full_smoke) from\n"
+        "# params-full.yaml: every network, fold and classifier at the reference's sizes,\n"
+        "# each training cut to one epoch of one step. Rewritten on every smoke run.\n"
+    )
+    (work / "params.yaml").write_text(
+        header + yaml.safe_dump(smoke_params(full, folds), sort_keys=False), encoding="utf-8")
+    if not (work / ".dvc").is_dir():
+        _call(["dvc", "init", "--no-scm", "-q"], work)
+    for key in ("core.analytics", "core.check_update"):
+        _call(["dvc", "config", key, "false"], work)
+    wanted = {"cases": cases, "size": list(size), "seed": seed, "style": "mixed"}
+    marker = work / "data" / "raw.synth.json"
+    raw = work / "data" / "raw"
+    if raw.is_dir() and marker.is_file():
+        done = json.loads(marker.read_text(encoding="utf-8"))
+        if done.get("arguments") == wanted:
+            return done
+    from mammo_common.synth import SynthConfig, run_synth
+
+    print(f"+ mammo synth {raw} --cases {cases} --size {size[0]}x{size[1]} --seed {seed} "
+          "--style mixed --overwrite", flush=True)
+    start = time.perf_counter()
+    result = run_synth(SynthConfig(out=raw, cases=cases, size=size, seed=seed, style="mixed",
+                                   overwrite=True))
+    done = {
+        "arguments": wanted,
+        "images": result.n_images,
+        "mass_images": result.n_mass_images,
+        "masses": result.n_masses,
+        "malignant": result.n_malignant,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+    marker.write_text(json.dumps(done), encoding="utf-8")
+    return done
+
+
+def stage_names(work: Path) -> list[str]:
+    """The stages of ``work/dvc.yaml`` in file order (matrix stages expanded), via ``dvc``."""
+    proc = subprocess.run(["dvc", "stage", "list", "--name-only"], cwd=work,
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"dvc stage list failed in {work}:\n{proc.stderr}")
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def run_stage(name: str, work: Path, extra: list[str] | None = None) -> dict[str, Any]:
+    """``dvc repro --single-item NAME`` in ``work``: exit code, wall seconds, peak RSS (MiB).
+
+    The peak is ``ru_maxrss`` of the DVC process and the stage command it waits for (the
+    largest single process, not their sum), from ``os.wait4``.
+    """
+    cmd = ["dvc", "repro", "--single-item", name, *(extra or [])]
+    print("+", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=work)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.perf_counter() - start
+    return {
+        "stage": name,
+        "exit_code": proc.returncode,
+        "seconds": round(seconds, 1),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
+    }
+
+
+def _machine() -> dict[str, Any]:
+    info: dict[str, Any] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                            "python": platform.python_version()}
+    try:
+        meminfo = Path("/proc/meminfo").read_text().split("\n")[0].split()
+        info["memory_gib"] = round(int(meminfo[1]) / 2**20, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    return info
+
+
+def _commit(root: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                             capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return out.stdout.strip() or None
+
+
+def run_smoke(
+    root: Path,
+    work: Path | None = None,
+    *,
+    cases: int = SMOKE_CASES,
+    size: tuple[int, int] = SMOKE_SIZE,
+    folds: int | None = None,
+    repro_args: list[str] | None = None,
+    results: Path | None = None,
+) -> int:
+    """Prepare the workspace, run every stage one by one, write the measurements.
+
+    Args:
+        root: The checkout.
+        work: The smoke run's folder (default ``root/.smoke-full``).
+        cases: Synthetic patients.
+        size: (rows, cols) of the synthetic mammograms.
+        folds: Folds kept per network and classifier (``None``: all five).
+        repro_args: Extra arguments for every ``dvc repro`` (e.g. ``["--force"]``).
+        results: Where to write the JSON (default ``work/full_smoke.json``); written after
+            every stage, so a failed run keeps what it measured.
+
+    Returns:
+        0 when every stage ran and ``dvc status`` finds nothing to do, else the failing
+        stage's exit code (or 1).
+    """
+    work = (work or root / SMOKE_DIR).resolve()
+    results = results or work / "full_smoke.json"
+    record: dict[str, Any] = {
+        "command": "python3 dev.py pipeline --full --smoke"
+        + (f" --smoke-folds {folds}" if folds else ""),
+        "commit": _commit(root),
+        "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "machine": _machine(),
+        "data": {"cases": cases, "size": list(size), "style": "mixed", "bits": 16,
+                 "format": "DICOM (CBIS-DDSM layout)"},
+        "folds": folds or "all",
+        "stages": [],
+    }
+
+    def save() -> None:
+        results.parent.mkdir(parents=True, exist_ok=True)
+        results.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+    start = time.perf_counter()
+    record["data"]["synth"] = prepare_workspace(root, work, cases=cases, size=size, folds=folds)
+    save()
+    status = 0
+    for name in stage_names(work):
+        row = run_stage(name, work, repro_args)
+        record["stages"].append(row)
+        save()
+        if row["exit_code"]:
+            status = row["exit_code"]
+            record["failed_stage"] = name
+            break
+    if not status:
+        check = subprocess.run(["dvc", "status"], cwd=work, capture_output=True, text=True,
+                               check=False)
+        record["dvc_status"] = check.stdout.strip()
+        if check.returncode or "up to date" not in check.stdout.lower():
+            status = 1
+    stages = record["stages"]
+    record["total_seconds"] = round(time.perf_counter() - start, 1)
+    record["stage_seconds"] = round(sum(s["seconds"] for s in stages), 1)
+    if stages:
+        record["peak_rss_mib"] = max(s["peak_rss_mib"] for s in stages)
+        record["slowest"] = [s["stage"] for s in sorted(stages, key=lambda s: -s["seconds"])[:5]]
+    record["ok"] = not status
+    report = work / "reports" / "report.md"
+    if report.is_file():
+        record["report"] = str(report.relative_to(work))
+    save()
+    return status

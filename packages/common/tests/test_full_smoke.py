@@ -1,0 +1,93 @@
+"""The full protocol's smoke run (`python3 dev.py pipeline --full --smoke`): its params and CLI.
+
+The run itself is the `full_smoke` nox session; these check what it is made of, in seconds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mammo_common.full_smoke import SMOKE_DIR, prepare_workspace, smoke_params
+from mammo_common.pipeline import main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def full() -> dict:
+    return yaml.safe_load((REPO / "params-full.yaml").read_text())
+
+
+def test_smoke_params_keep_the_grid_and_cut_training(full: dict) -> None:
+    params = smoke_params(full)
+    assert params["pipeline"] == full["pipeline"]  # every network, fold and classifier
+    assert len(params["pipeline"]["massseg_archs"]) == 10
+    assert params["pipeline"]["massseg_folds"] == [1, 2, 3, 4, 5]
+    for stage in ("breastseg", "massseg"):
+        train = params[stage]["train"]
+        assert train["input_size"] == full[stage]["train"]["input_size"]
+        assert train["batch_size"] == full[stage]["train"]["batch_size"]
+        assert (train["epochs"], train["steps_per_epoch"]) == (1, 1)
+        assert train["early_stopping_patience"] == 1 and train["reduce_lr_patience"] == 1
+    assert params["massclass"]["train"]["input_size"] == 224
+    phases = params["massclass"]["train"]["phases"]
+    assert [p["name"] for p in phases] == ["head", "top", "all"]  # the reference's three
+    assert all(p["epochs"] == 1 for p in phases)
+    assert params["split"] == full["split"]
+    assert full["breastseg"]["train"]["epochs"] == 100, "the input is not modified"
+
+
+def test_smoke_params_cut_folds_and_refiner() -> None:
+    full = {
+        "pipeline": {"massseg_folds": [1, 2, 3, 4, 5], "massclass_folds": [1, 2, 3, 4, 5]},
+        "split": {},
+        "breastseg": {"train": {}},
+        "massseg": {"train": {"early_stopping_patience": None,
+                              "refine": {"epochs": 30, "batch_size": 8}}},
+        "massclass": {"train": {"epochs": [3, 10, 100], "phases": [
+            {"name": "a", "trainable": "all", "learning_rate": 0.1, "epochs": 7}]}},
+    }
+    params = smoke_params(full, folds=2)
+    assert params["pipeline"]["massseg_folds"] == [1, 2]
+    assert params["pipeline"]["massclass_folds"] == [1, 2]
+    assert params["massseg"]["train"]["early_stopping_patience"] is None  # never stops stays
+    assert params["massseg"]["train"]["refine"] == {"epochs": 1, "batch_size": 8,
+                                                    "samples_per_epoch": 8}
+    assert params["massclass"]["train"]["phases"] == [
+        {"name": "a", "trainable": "all", "learning_rate": 0.1, "epochs": 1}]
+    assert "epochs" not in params["massclass"]["train"]
+
+
+@pytest.mark.parametrize("folds", [0, -1])
+def test_smoke_params_refuse_no_folds(full: dict, folds: int) -> None:
+    with pytest.raises(ValueError, match="folds"):
+        smoke_params(full, folds=folds)
+
+
+def test_smoke_params_refuse_a_missing_section(full: dict) -> None:
+    del full["massseg"]
+    with pytest.raises(ValueError, match="massseg"):
+        smoke_params(full)
+
+
+def test_smoke_workspace_is_not_the_checkout(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="folder of its own"):
+        prepare_workspace(tmp_path, tmp_path)
+
+
+def test_smoke_folder_is_ignored_by_git_and_dvc() -> None:
+    assert f"/{SMOKE_DIR}/" in (REPO / ".gitignore").read_text().splitlines()
+    assert f"{SMOKE_DIR}/" in (REPO / ".dvcignore").read_text().splitlines()
+
+
+@pytest.mark.parametrize("argv", [["--smoke"], ["--full", "--smoke-folds", "2"],
+                                  ["--full", "--smoke", "--smoke-folds", "9"],
+                                  ["--full", "--smoke", "--smoke-size", "big"]])
+def test_smoke_options_are_checked(argv: list[str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert not (tmp_path / SMOKE_DIR).exists() and not (tmp_path / "params.yaml").exists()
