@@ -5,12 +5,19 @@ The run itself is the `full_smoke` nox session; these check what it is made of, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mammo_common.full_smoke import SMOKE_DIR, prepare_workspace, smoke_params
+from mammo_common.full_smoke import (
+    SMOKE_DIR,
+    _earlier_rows,
+    _lock_entries,
+    prepare_workspace,
+    smoke_params,
+)
 from mammo_common.pipeline import main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -91,3 +98,20 @@ def test_smoke_options_are_checked(argv: list[str], tmp_path: Path,
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert not (tmp_path / SMOKE_DIR).exists() and not (tmp_path / "params.yaml").exists()
+
+
+def test_up_to_date_stages_keep_their_earlier_measurement(tmp_path: Path) -> None:
+    """A resumed run reports the cost a stage had when it last ran, not DVC's skip."""
+    assert _lock_entries(tmp_path) == {} and _earlier_rows(tmp_path / "none.json") == {}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(
+        {"schema": "2.0", "stages": {"ingest": {"cmd": "mammo ingest"}}}))
+    assert _lock_entries(tmp_path) == {"ingest": {"cmd": "mammo ingest"}}
+    results = tmp_path / "full_smoke.json"
+    results.write_text(json.dumps({"stages": [
+        {"stage": "ingest", "exit_code": 0, "seconds": 90.0, "ran": True},
+        {"stage": "split", "exit_code": 0, "seconds": 9.0, "ran": False,
+         "check_seconds": 2.0},  # carried over from a run before: still a measurement
+        {"stage": "results", "exit_code": 0, "seconds": 2.0, "ran": False},  # a skip only
+        {"stage": "report", "exit_code": 1, "seconds": 5.0, "ran": True},  # failed
+    ]}))
+    assert list(_earlier_rows(results)) == ["ingest", "split"]

@@ -18,7 +18,10 @@ again, ``dvc repro`` re-runs only what changed (a code fix re-runs the stages th
 Each stage runs as its own ``dvc repro --single-item STAGE``, in ``dvc.yaml``'s order (which is
 topological), so that its wall time and the peak resident memory of its largest process
 (``os.wait4``'s ``ru_maxrss``) are measured apart; a final ``dvc status`` must find nothing to
-do. The measurements go to ``full_smoke.json`` in the work folder (:func:`run_smoke`).
+do. The measurements go to ``full_smoke.json`` in the work folder (:func:`run_smoke`). A stage
+that was up to date (its ``dvc.lock`` entry unchanged) keeps the measurement of the run that
+last executed it (``measured``: that run's start; ``ran: false``), so a run resumed after a
+fix still reports every stage's cost.
 """
 
 from __future__ import annotations
@@ -205,6 +208,28 @@ def stage_names(work: Path) -> list[str]:
     return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
 
 
+def _lock_entries(work: Path) -> dict[str, Any]:
+    """The stages' entries of ``work/dvc.lock`` (empty before the first run)."""
+    try:
+        lock = yaml.safe_load((work / "dvc.lock").read_text(encoding="utf-8")) or {}
+    except OSError:
+        return {}
+    return lock.get("stages", {}) if isinstance(lock, dict) else {}
+
+
+def _earlier_rows(results: Path) -> dict[str, dict[str, Any]]:
+    """The successful stage measurements of an earlier run's results file, by stage."""
+    try:
+        earlier = json.loads(results.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+    # a row that ran, or one carried over from a run that did (it has check_seconds); not a
+    # skip without an earlier measurement (its seconds are DVC's check only)
+    return {row["stage"]: row for row in earlier.get("stages", [])
+            if isinstance(row, dict) and row.get("exit_code") == 0
+            and (row.get("ran", True) or "check_seconds" in row)}
+
+
 def run_stage(name: str, work: Path, extra: list[str] | None = None) -> dict[str, Any]:
     """``dvc repro --single-item NAME`` in ``work``: exit code, wall seconds, peak RSS (MiB).
 
@@ -295,8 +320,15 @@ def run_smoke(
     record["data"]["synth"] = prepare_workspace(root, work, cases=cases, size=size, folds=folds)
     save()
     status = 0
+    earlier = _earlier_rows(results)
     for name in stage_names(work):
+        before = _lock_entries(work).get(name)
         row = run_stage(name, work, repro_args)
+        row["ran"] = row["exit_code"] != 0 or _lock_entries(work).get(name) != before
+        row["measured"] = record["started"]
+        if not row["ran"] and name in earlier:
+            # up to date: the measurement is the run's that last executed the stage
+            row = {**earlier[name], "ran": False, "check_seconds": row["seconds"]}
         record["stages"].append(row)
         save()
         if row["exit_code"]:
