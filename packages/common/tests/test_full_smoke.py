@@ -115,3 +115,15 @@ def test_up_to_date_stages_keep_their_earlier_measurement(tmp_path: Path) -> Non
         {"stage": "report", "exit_code": 1, "seconds": 5.0, "ran": True},  # failed
     ]}))
     assert list(_earlier_rows(results)) == ["ingest", "split"]
+
+
+def test_workspace_copies_the_stage_sources_without_the_runner(tmp_path: Path) -> None:
+    """A change to the runner must not re-run every stage of a resumed smoke run."""
+    from mammo_common.full_smoke import _copy_sources
+
+    _copy_sources(REPO, tmp_path)
+    common = tmp_path / "packages/common/src/mammo_common"
+    assert (common / "store").is_dir() and (tmp_path / "dvc.yaml").is_file()
+    assert not (common / "full_smoke.py").exists() and not (common / "pipeline.py").exists()
+    assert (tmp_path / "packages/massseg/src/massseg/train.py").is_file()
+    assert not list(tmp_path.rglob("__pycache__"))

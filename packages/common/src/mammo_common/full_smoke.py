@@ -33,6 +33,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ SMOKE_SEED = 0
 SMOKE_DIR = ".smoke-full"
 #: What the smoke run copies from the checkout besides the packages' sources.
 COPIED_FILES = ("dvc.yaml", ".dvcignore")
+#: mammo_common modules of the runner itself, left out of the workspace's copy of the sources.
+RUNNER_MODULES = ("pipeline.py", "full_smoke.py")
 #: The reference's classifier phases, cut to one epoch each (massclass.config.reference_phases).
 SMOKE_PHASES = [
     {"name": "head", "trainable": "head", "learning_rate": 1e-3, "epochs": 1},
@@ -105,14 +108,26 @@ def smoke_params(full: dict[str, Any], folds: int | None = None) -> dict[str, An
 
 
 def _copy_sources(root: Path, work: Path) -> None:
+    """Copy dvc.yaml, .dvcignore and the stages' code dependencies (``packages/*/src``).
+
+    The runner's own modules (:data:`RUNNER_MODULES`) stay out: no stage runs them, and a
+    change to the runner would otherwise re-run every stage of a resumed smoke run.
+    """
     for name in COPIED_FILES:
         shutil.copyfile(root / name, work / name)
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        skipped = set(caches(folder, names))
+        if Path(folder).resolve() == (root / "packages/common/src/mammo_common").resolve():
+            skipped |= set(RUNNER_MODULES) & set(names)
+        return skipped
+
     for src in sorted((root / "packages").glob("*/src")):
         dest = work / src.relative_to(root)
         if dest.exists():
             shutil.rmtree(dest)
-        shutil.copytree(src, dest, ignore=shutil.ignore_patterns(
-            "__pycache__", "*.pyc", "*.egg-info"))
+        shutil.copytree(src, dest, ignore=ignore)
 
 
 def _call(cmd: list[str], cwd: Path) -> None:
@@ -153,8 +168,7 @@ def prepare_workspace(
 
     Raises:
         ValueError: ``work`` is the checkout itself.
-        RuntimeError: ``dvc init`` or ``dvc config`` failed.
-        MammoError: ``mammo synth`` could not write ``data/raw``.
+        RuntimeError: ``dvc init``, ``dvc config`` or ``mammo synth`` failed.
     """
     root, work = root.resolve(), work.resolve()
     if work == root:
@@ -180,21 +194,17 @@ def prepare_workspace(
         done = json.loads(marker.read_text(encoding="utf-8"))
         if done.get("arguments") == wanted:
             return done
-    from mammo_common.synth import SynthConfig, run_synth
-
-    print(f"+ mammo synth {raw} --cases {cases} --size {size[0]}x{size[1]} --seed {seed} "
-          "--style mixed --overwrite", flush=True)
+    # in a child process: what the runner holds when it starts a stage counts in that stage's
+    # peak (a child's ru_maxrss starts at its parent's resident set), so it stays small
     start = time.perf_counter()
-    result = run_synth(SynthConfig(out=raw, cases=cases, size=size, seed=seed, style="mixed",
-                                   overwrite=True))
-    done = {
-        "arguments": wanted,
-        "images": result.n_images,
-        "mass_images": result.n_mass_images,
-        "masses": result.n_masses,
-        "malignant": result.n_malignant,
-        "seconds": round(time.perf_counter() - start, 1),
-    }
+    _call([sys.executable, "-m", "mammo_common.cli", "synth", str(raw), "--cases", str(cases),
+           "--size", f"{size[0]}x{size[1]}", "--seed", str(seed), "--style", "mixed",
+           "--overwrite"], work)
+    seconds = time.perf_counter() - start
+    truth = json.loads((raw / "truth" / "truth.json").read_text(encoding="utf-8"))["images"]
+    masses = [sum(1 for f in files if f.startswith("mass_")) for files in truth.values()]
+    done = {"arguments": wanted, "images": len(truth), "mass_images": sum(map(bool, masses)),
+            "masses": sum(masses), "seconds": round(seconds, 1)}
     marker.write_text(json.dumps(done), encoding="utf-8")
     return done
 
