@@ -17,6 +17,7 @@ from mammo_common.full_smoke import (
     _lock_entries,
     prepare_workspace,
     smoke_params,
+    stage_groups,
 )
 from mammo_common.pipeline import main
 
@@ -91,6 +92,7 @@ def test_smoke_folder_is_ignored_by_git_and_dvc() -> None:
 
 
 @pytest.mark.parametrize("argv", [["--smoke"], ["--full", "--smoke-folds", "2"],
+                                  ["--full", "--smoke", "--smoke-jobs", "0"],
                                   ["--full", "--smoke", "--smoke-folds", "9"],
                                   ["--full", "--smoke", "--smoke-size", "big"]])
 def test_smoke_options_are_checked(argv: list[str], tmp_path: Path,
@@ -127,3 +129,14 @@ def test_workspace_copies_the_stage_sources_without_the_runner(tmp_path: Path) -
     assert not (common / "full_smoke.py").exists() and not (common / "pipeline.py").exists()
     assert (tmp_path / "packages/massseg/src/massseg/train.py").is_file()
     assert not list(tmp_path.rglob("__pycache__"))
+
+
+def test_matrix_entries_form_groups_that_may_run_together() -> None:
+    names = ["ingest", "split", "massseg_train@unet5l-1", "massseg_train@unet5l-2",
+             "massseg_train@unetpp-1", "massseg_predict", "massclass_train@vgg16-1",
+             "massclass_predict", "report"]
+    assert stage_groups(names) == [
+        ["ingest"], ["split"],
+        ["massseg_train@unet5l-1", "massseg_train@unet5l-2", "massseg_train@unetpp-1"],
+        ["massseg_predict"], ["massclass_train@vgg16-1"], ["massclass_predict"], ["report"],
+    ]

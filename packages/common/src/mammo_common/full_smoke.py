@@ -35,6 +35,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,23 @@ def _commit(root: Path) -> str | None:
     return out.stdout.strip() or None
 
 
+def stage_groups(names: list[str]) -> list[list[str]]:
+    """Split the stage list into groups that may run at the same time.
+
+    The entries of one matrix stage (``massseg_train@<arch>-<fold>``, ``massclass_train@...``)
+    read the same inputs and write their own model folders, so they are independent of each
+    other; every other stage is a group of its own, run after everything before it.
+    """
+    groups: list[list[str]] = []
+    for name in names:
+        base = name.split("@", 1)[0] if "@" in name else None
+        if base and groups and groups[-1][0].split("@", 1)[0] == base and "@" in groups[-1][0]:
+            groups[-1].append(name)
+        else:
+            groups.append([name])
+    return groups
+
+
 def run_smoke(
     root: Path,
     work: Path | None = None,
@@ -289,10 +307,11 @@ def run_smoke(
     cases: int = SMOKE_CASES,
     size: tuple[int, int] = SMOKE_SIZE,
     folds: int | None = None,
+    jobs: int = 1,
     repro_args: list[str] | None = None,
     results: Path | None = None,
 ) -> int:
-    """Prepare the workspace, run every stage one by one, write the measurements.
+    """Prepare the workspace, run every stage, write the measurements.
 
     Args:
         root: The checkout.
@@ -300,6 +319,9 @@ def run_smoke(
         cases: Synthetic patients.
         size: (rows, cols) of the synthetic mammograms.
         folds: Folds kept per network and classifier (``None``: all five).
+        jobs: How many entries of a matrix stage run at once (:func:`stage_groups`), each its
+            own ``dvc repro --single-item`` (DVC locks each path it reads or writes, not the
+            project, while a stage command runs); the other stages run one at a time.
         repro_args: Extra arguments for every ``dvc repro`` (e.g. ``["--force"]``).
         results: Where to write the JSON (default ``work/full_smoke.json``); written after
             every stage, so a failed run keeps what it measured.
@@ -307,18 +329,25 @@ def run_smoke(
     Returns:
         0 when every stage ran and ``dvc status`` finds nothing to do, else the failing
         stage's exit code (or 1).
+
+    Raises:
+        ValueError: ``jobs`` is below 1.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
     work = (work or root / SMOKE_DIR).resolve()
     results = results or work / "full_smoke.json"
     record: dict[str, Any] = {
         "command": "python3 dev.py pipeline --full --smoke"
-        + (f" --smoke-folds {folds}" if folds else ""),
+        + (f" --smoke-folds {folds}" if folds else "")
+        + (f" --smoke-jobs {jobs}" if jobs > 1 else ""),
         "commit": _commit(root),
         "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "machine": _machine(),
         "data": {"cases": cases, "size": list(size), "style": "mixed", "bits": 16,
                  "format": "DICOM (CBIS-DDSM layout)"},
         "folds": folds or "all",
+        "jobs": jobs,
         "stages": [],
     }
 
@@ -327,11 +356,11 @@ def run_smoke(
         results.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
     start = time.perf_counter()
+    earlier = _earlier_rows(results)
     record["data"]["synth"] = prepare_workspace(root, work, cases=cases, size=size, folds=folds)
     save()
-    status = 0
-    earlier = _earlier_rows(results)
-    for name in stage_names(work):
+
+    def measured(name: str) -> dict[str, Any]:
         before = _lock_entries(work).get(name)
         row = run_stage(name, work, repro_args)
         row["ran"] = row["exit_code"] != 0 or _lock_entries(work).get(name) != before
@@ -339,11 +368,28 @@ def run_smoke(
         if not row["ran"] and name in earlier:
             # up to date: the measurement is the run's that last executed the stage
             row = {**earlier[name], "ran": False, "check_seconds": row["seconds"]}
-        record["stages"].append(row)
+        return row
+
+    status = 0
+    for group in stage_groups(stage_names(work)):
+        if jobs == 1 or len(group) == 1:
+            rows = []
+            for name in group:
+                rows.append(measured(name))
+                if rows[-1]["exit_code"]:
+                    break
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                rows = list(pool.map(measured, group))
+            for row in rows:
+                if row["ran"]:
+                    row["concurrent_jobs"] = jobs
+        record["stages"].extend(rows)
         save()
-        if row["exit_code"]:
-            status = row["exit_code"]
-            record["failed_stage"] = name
+        failed = [row for row in rows if row["exit_code"]]
+        if failed:
+            status = failed[0]["exit_code"]
+            record["failed_stage"] = failed[0]["stage"]
             break
     if not status:
         check = subprocess.run(["dvc", "status"], cwd=work, capture_output=True, text=True,

@@ -11,7 +11,8 @@ own (:mod:`mammo_common.full_smoke`; the checkout's params, data, lock, models a
 left alone): every network, fold and classifier at the reference's sizes, one epoch of one step
 each, on 32 synthetic 4000x3000 16-bit DICOM mammograms. Its options: ``--smoke-dir DIR``
 (default ``.smoke-full``), ``--smoke-folds N`` (the first N folds of each network and
-classifier), ``--smoke-cases N`` (synthetic patients, 12), ``--smoke-size ROWSxCOLS``
+classifier), ``--smoke-jobs N`` (run N entries of a training matrix at once, 1),
+``--smoke-cases N`` (synthetic patients, 12), ``--smoke-size ROWSxCOLS``
 (4000x3000), ``--smoke-results PATH`` (the measurements, default ``DIR/full_smoke.json``).
 """
 
@@ -91,6 +92,7 @@ def _smoke_parser() -> argparse.ArgumentParser:
     parser.add_argument("--smoke", action="store_true")
     parser.add_argument("--smoke-dir", type=Path, default=None)
     parser.add_argument("--smoke-folds", type=int, default=None)
+    parser.add_argument("--smoke-jobs", type=int, default=1)
     parser.add_argument("--smoke-cases", type=int, default=None)
     parser.add_argument("--smoke-size", default=None)
     parser.add_argument("--smoke-results", type=Path, default=None)
@@ -113,11 +115,14 @@ def _smoke(root: Path, argv: list[str]) -> int:
     if opts.smoke_folds is not None and not 1 <= opts.smoke_folds <= 5:
         console.print(f"[red]--smoke-folds {opts.smoke_folds} must be 1 to 5[/]")
         return 2
+    if opts.smoke_jobs < 1:
+        console.print(f"[red]--smoke-jobs {opts.smoke_jobs} must be at least 1[/]")
+        return 2
     work = opts.smoke_dir or root / full_smoke.SMOKE_DIR
     console.rule(f"full-protocol smoke run in {work}")
     code = full_smoke.run_smoke(
         root, work, cases=opts.smoke_cases or full_smoke.SMOKE_CASES, size=size,
-        folds=opts.smoke_folds, repro_args=rest, results=opts.smoke_results,
+        folds=opts.smoke_folds, jobs=opts.smoke_jobs, repro_args=rest, results=opts.smoke_results,
     )
     results = opts.smoke_results or Path(work).resolve() / "full_smoke.json"
     record = json.loads(results.read_text(encoding="utf-8"))
