@@ -6,6 +6,7 @@ The run itself is the `full_smoke` nox session; these check what it is made of, 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from mammo_common.full_smoke import (
     SMOKE_DIR,
     _earlier_rows,
     _lock_entries,
+    _tree_stopped,
     prepare_workspace,
     smoke_params,
     stage_groups,
@@ -140,3 +142,35 @@ def test_matrix_entries_form_groups_that_may_run_together() -> None:
         ["massseg_train@unet5l-1", "massseg_train@unet5l-2", "massseg_train@unetpp-1"],
         ["massseg_predict"], ["massclass_train@vgg16-1"], ["massclass_predict"], ["report"],
     ]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="Linux /proc only")
+def test_a_stopped_descendant_counts_as_stopped() -> None:
+    """A shared machine pauses work with SIGSTOP; those seconds are not the stage's."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    children: list[str] = []
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import subprocess, sys; "
+        "subprocess.run([sys.executable, '-c', 'import time; time.sleep(30)'])")])
+    try:
+        for _ in range(100):
+            children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
+            if children:
+                break
+            time.sleep(0.05)
+        assert children and not _tree_stopped(parent.pid)
+        os.kill(int(children[0]), signal.SIGSTOP)
+        time.sleep(0.2)
+        assert _tree_stopped(parent.pid)
+        os.kill(int(children[0]), signal.SIGCONT)
+        time.sleep(0.2)
+        assert not _tree_stopped(parent.pid)
+    finally:
+        for pid in map(int, children):
+            os.kill(pid, signal.SIGKILL)
+        parent.kill()
+        parent.wait()

@@ -34,6 +34,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -241,23 +242,63 @@ def _earlier_rows(results: Path) -> dict[str, dict[str, Any]]:
             and (row.get("ran", True) or "check_seconds" in row)}
 
 
+def _tree_stopped(pid: int) -> bool:
+    """Whether ``pid`` or one of its descendants is stopped (SIGSTOP: state ``T``), on Linux."""
+    todo, seen = [pid], set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2] in "Tt":
+            return True
+        todo.extend(int(c) for c in children)
+    return False
+
+
 def run_stage(name: str, work: Path, extra: list[str] | None = None) -> dict[str, Any]:
-    """``dvc repro --single-item NAME`` in ``work``: exit code, wall seconds, peak RSS (MiB).
+    """``dvc repro --single-item NAME`` in ``work``: exit code, seconds, peak RSS (MiB).
 
     The peak is ``ru_maxrss`` of the DVC process and the stage command it waits for (the
-    largest single process, not their sum), from ``os.wait4``.
+    largest single process, not their sum), from ``os.wait4``. ``seconds`` is the wall time
+    less ``stopped_seconds``, the time (sampled every half second) during which the stage's
+    processes were stopped by SIGSTOP, as when a shared machine pauses them for another
+    measurement; ``wall_seconds`` keeps the whole.
     """
     cmd = ["dvc", "repro", "--single-item", name, *(extra or [])]
     print("+", " ".join(cmd), flush=True)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=work)
+    stopped = 0.0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal stopped
+        last = time.perf_counter()
+        while not done.wait(0.5):
+            now = time.perf_counter()
+            if _tree_stopped(proc.pid):
+                stopped += now - last
+            last = now
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    done.set()
+    watcher.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    seconds = time.perf_counter() - start
+    wall = time.perf_counter() - start
     return {
         "stage": name,
         "exit_code": proc.returncode,
-        "seconds": round(seconds, 1),
+        "seconds": round(wall - stopped, 1),
+        "wall_seconds": round(wall, 1),
+        "stopped_seconds": round(stopped, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mib": round(usage.ru_maxrss / 1024, 1),
     }
