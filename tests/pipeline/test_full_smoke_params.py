@@ -38,6 +38,7 @@ def test_every_section_validates(params: dict) -> None:
     assert mass.train.input_size == (640, 640)
     cls = MassClassParams.model_validate(params["massclass"])
     assert [p.epochs for p in cls.train.phases] == [1, 1, 1]
+    assert cls.train.roi.source == "truth" and cls.train.input_size == 224
 
 
 @pytest.mark.parametrize("bad", [0, -2])

@@ -47,6 +47,7 @@ def test_smoke_params_keep_the_grid_and_cut_training(full: dict) -> None:
     assert [p["name"] for p in phases] == ["head", "top", "all"]  # the reference's three
     assert all(p["epochs"] == 1 for p in phases)
     assert params["split"] == full["split"]
+    assert params["massclass"]["train"]["roi"] == {"source": "truth"}
     assert full["breastseg"]["train"]["epochs"] == 100, "the input is not modified"
 
 
