@@ -36,7 +36,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -426,11 +426,17 @@ def run_smoke(
                 if rows[-1]["exit_code"]:
                     break
         else:
+            rows = []
             with ThreadPoolExecutor(max_workers=jobs) as pool:
-                rows = list(pool.map(measured, group))
-            for row in rows:
-                if row["ran"]:
-                    row["concurrent_jobs"] = jobs
+                for future in as_completed([pool.submit(measured, name) for name in group]):
+                    row = future.result()
+                    if row["ran"]:
+                        row["concurrent_jobs"] = jobs
+                    rows.append(row)
+                    record["stages"].append(row)
+                    save()  # as each finishes: an interrupted group keeps what it measured
+            rows.sort(key=lambda row: group.index(row["stage"]))
+            del record["stages"][-len(rows):]
         record["stages"].extend(rows)
         save()
         failed = [row for row in rows if row["exit_code"]]
