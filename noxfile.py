@@ -172,3 +172,26 @@ def reliability(session: nox.Session) -> None:
         "pyyaml",
     )
     _pytest(session, "tests/reliability")
+
+
+@nox.session(python=PYTHON, default=False)
+def full_smoke(session: nox.Session) -> None:
+    """The full protocol's smoke run (`python3 dev.py pipeline --full --smoke`): every network,
+    fold and classifier of params-full.yaml at the reference's sizes, one epoch of one step
+    each, on 32 synthetic 4000x3000 16-bit DICOM mammograms, `dvc repro` stage by stage to the
+    report in `.smoke-full/` (the checkout's own pipeline untouched). About 1.5 hours on two
+    CPU cores, so not in the default sessions: `python3 dev.py test -s full_smoke`; arguments
+    after `--` go to the run (e.g. `-- --smoke-folds 1`). Measurements:
+    `.smoke-full/full_smoke.json` (docs/benchmarks.md)."""
+    _install(
+        session,
+        f"{COMMON}[cpu]",
+        "./packages/breastseg",
+        "./packages/massseg",
+        "./packages/massclass",
+        "dvc>=3.50",
+    )
+    session.run(
+        "python", "-m", "mammo_common.pipeline", "--full", "--smoke", *session.posargs,
+        env=TEST_ENV,
+    )

@@ -115,3 +115,32 @@ def test_overlay_array_and_rgb_tiles() -> None:
     assert _near(np.asarray(sheet), COLORS["truth"]).any()
     with pytest.raises(ValueError, match="no tiles"):
         contact_sheet([])
+
+
+def test_a_real_size_mask_is_outlined_at_the_drawing_size_in_the_same_place() -> None:
+    """A 4000x3000 mask pooled before its contour (the full smoke run's report spent 8 GB and
+    17 s contouring twelve of them at full size): the outline lands where the full one does."""
+    import tracemalloc
+
+    from matplotlib.figure import Figure
+
+    from mammo_common.viz import draw_contour
+
+    rows, cols = np.ogrid[:4000, :3000]
+    mask = ((rows - 1500) ** 2 + (cols - 1000) ** 2 < 600**2).astype(np.uint8)
+
+    def outline(max_side: int | None) -> np.ndarray:
+        ax = Figure().add_subplot()
+        assert draw_contour(ax, mask, (255, 0, 0), mask.shape, max_side=max_side)
+        return np.concatenate([p.vertices for c in ax.collections for p in c.get_paths()])
+
+    full = outline(None)
+    tracemalloc.start()
+    pooled = outline(160)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 60e6  # the full-size contour allocates well over 100 MB
+    for points in (full, pooled):
+        radius = np.hypot(points[:, 1] - 1500, points[:, 0] - 1000)
+        assert abs(radius.mean() - 600) < 8, radius.mean()
+    np.testing.assert_allclose(pooled.mean(axis=0), full.mean(axis=0), atol=4)

@@ -283,6 +283,19 @@ def test_weights_argument(tmp_path):
         registry.build_model("resunet", (64, 64, 1), filters=(4, 8, 8, 16), weights="imagenet")
 
 
+@pytest.mark.parametrize("name", ["unet5l", "unetpp", "attention_unet", "resunet",
+                                  "multiresunet"])
+def test_auto_weights_start_a_network_without_imagenet_weights_at_random(name):
+    """params-full.yaml gives every mass network `weights: auto` (found by the full smoke run:
+    the five networks without an ImageNet encoder refused it and the grid stopped)."""
+    keras.utils.set_random_seed(0)
+    auto = registry.build_model(name, TINY[name][0], weights="AUTO", **TINY[name][1])
+    keras.utils.set_random_seed(0)
+    scratch = registry.build_model(name, TINY[name][0], weights=None, **TINY[name][1])
+    for a, b in zip(auto.get_weights(), scratch.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_unet5l_free_size_and_three_channels():
     model = registry.build_model("unet5l", (None, None, 1), filters=2)
     assert tuple(model(np.zeros((1, 32, 48, 1), np.float32)).shape) == (1, 32, 48, 1)

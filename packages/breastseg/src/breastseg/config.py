@@ -73,6 +73,8 @@ class TrainConfig(_Config):
         learning_rate: Adam learning rate (1e-3).
         loss: Loss name for ``mammo_common.keras.training.losses.get_loss`` (soft ``dice``).
         steps_multiplier: Steps per epoch = multiplier x (train images // batch) (3).
+        steps_per_epoch: Batches per epoch, overriding ``steps_multiplier`` (``None``, the
+            reference: the multiplier's count); a smoke run's 1 makes an epoch one step.
         augment: Random transform (the same on image and mask) on training batches.
         intensity_augment: Random intensity changes of the training images (tone curve,
             contrast, background level, noise, blur), as between mammogram sources
@@ -107,6 +109,7 @@ class TrainConfig(_Config):
     learning_rate: float = Field(default=1e-3, gt=0)
     loss: str = "dice"
     steps_multiplier: int = Field(default=3, ge=1)
+    steps_per_epoch: int | None = Field(default=None, ge=1)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
     reduce_lr_patience: int = Field(default=3, ge=1)

@@ -243,7 +243,9 @@ def train(
     augment = with_intensity(
         AugmentConfig.breast() if config.augment else None, config.intensity_augment
     )
-    steps = config.steps_multiplier * max(1, len(train_ids) // config.batch_size)
+    steps = config.steps_per_epoch or (
+        config.steps_multiplier * max(1, len(train_ids) // config.batch_size)
+    )
     train_ds = SegmentationDataset(
         x_train, y_train, batch_size=config.batch_size, shuffle=True, seed=config.seed,
         augment=augment, steps_per_epoch=steps,

@@ -139,11 +139,33 @@ def draw_image(ax, image: np.ndarray, shape: tuple[int, int], *, max_side: int,
     ax.set_axis_off()
 
 
+def _pooled_fraction(mask: np.ndarray, factor: int) -> np.ndarray:
+    """The share of ``mask`` pixels in each ``factor`` x ``factor`` block (edge blocks padded
+    with zeros), as float32."""
+    rows, cols = -(-mask.shape[0] // factor), -(-mask.shape[1] // factor)
+    padded = np.zeros((rows * factor, cols * factor), bool)  # a byte a pixel, not four
+    padded[: mask.shape[0], : mask.shape[1]] = mask
+    blocks = padded.reshape(rows, factor, cols, factor).sum(axis=(1, 3), dtype=np.float32)
+    return blocks / np.float32(factor * factor)
+
+
 def draw_contour(ax, mask: np.ndarray | None, color: tuple[int, int, int],
                  shape: tuple[int, int], *, linewidth: float = LINE_WIDTH,
-                 zorder: float = 2.0) -> bool:
+                 zorder: float = 2.0, max_side: int | None = None) -> bool:
     """Outline a binary mask (stretched over ``shape`` when its shape differs) on ``ax`` by
     the 0.5 iso-line of the mask, zero-padded so a mask touching the border is closed.
+
+    Args:
+        ax: Matplotlib axes in the pixel coordinates of ``shape``.
+        mask: The mask (non-zero inside), or ``None``.
+        color: RGB colour (0-255).
+        shape: (rows, cols) of the image the axes show.
+        linewidth: Line width in points.
+        zorder: Drawing order.
+        max_side: Longer side the panel is drawn at, in pixels: a mask more than twice as
+            large is first pooled to about twice that (the share of mask pixels per block), so
+            a 4000x3000 mammogram's outline costs what a drawing of its size needs, not a
+            contour of 12 million pixels (``None``: the mask as it is).
 
     Returns:
         Whether anything was drawn (``False`` for a missing or empty mask).
@@ -153,10 +175,14 @@ def draw_contour(ax, mask: np.ndarray | None, color: tuple[int, int, int],
     m = np.asarray(mask) > 0
     if not m.any():
         return False
-    sy, sx = shape[0] / m.shape[0], shape[1] / m.shape[1]
-    padded = np.pad(m.astype(np.float32), 1)
-    ys = (np.arange(-1, m.shape[0] + 1) + 0.5) * sy - 0.5
-    xs = (np.arange(-1, m.shape[1] + 1) + 0.5) * sx - 0.5
+    factor = max(m.shape) // (2 * max_side) if max_side else 0
+    level = m.astype(np.float32) if factor < 2 else _pooled_fraction(m, factor)
+    # the pooled grid covers whole blocks: its cells map onto factor source pixels each
+    cells = (m.shape[0] / factor, m.shape[1] / factor) if factor >= 2 else m.shape
+    sy, sx = shape[0] / cells[0], shape[1] / cells[1]
+    padded = np.pad(level, 1)
+    ys = (np.arange(-1, level.shape[0] + 1) + 0.5) * sy - 0.5
+    xs = (np.arange(-1, level.shape[1] + 1) + 0.5) * sx - 0.5
     ax.contour(xs, ys, padded, levels=[0.5], colors=[_rgb(color)], linewidths=linewidth,
                antialiased=True, zorder=zorder)
     return True
@@ -238,7 +264,7 @@ def draw_panels(
             labels.update({key: panel.labels[key]} if key in panel.labels else {})
             order, widen = _ORDER.get(key, (4, 1.0))
             drawn = draw_contour(ax, mask, color, shape, linewidth=LINE_WIDTH * widen,
-                                 zorder=2.0 + 0.1 * order)
+                                 zorder=2.0 + 0.1 * order, max_side=panel_px)
             present[key] = present.get(key, False) or drawn
         for x, y, text, va in panel.notes:
             ax.text(x, y, text, fontsize=font_size - 0.5, color=FOREGROUND, ha="left", va=va,
@@ -283,7 +309,7 @@ def _render_array(panel: Panel, shape: tuple[int, int], linewidth_px: float) -> 
         color = panel.colors.get(key, COLORS.get(key, (255, 255, 255)))
         order, widen = _ORDER.get(key, (4, 1.0))
         draw_contour(ax, mask, color, src, linewidth=linewidth_px * widen * 72.0 / 100.0,
-                     zorder=2.0 + 0.1 * order)
+                     zorder=2.0 + 0.1 * order, max_side=max(shape))
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 

@@ -178,6 +178,8 @@ class TrainSettings(_Strict):
             1e-4).
         loss: Loss name (soft Dice pooled over the batch is the reference).
         steps_multiplier: Steps per epoch = multiplier x (training images // batch) (reference 3).
+        steps_per_epoch: Batches per epoch, overriding ``steps_multiplier`` (``None``, the
+            reference: the multiplier's count); a smoke run's 1 makes an epoch one step.
         patch_size: Train on random patches of this (rows, cols) size instead of whole images
             (``None``, the reference). Patches cost less per step and, with
             ``foreground_fraction``, show the network many more mass pixels; validation and
@@ -229,6 +231,7 @@ class TrainSettings(_Strict):
     learning_rate: float | None = Field(default=None, gt=0)
     loss: Literal["dice", "generalized_dice", "tversky", "focal_tversky", "bce_dice"] = "dice"
     steps_multiplier: int = Field(default=3, ge=1)
+    steps_per_epoch: int | None = Field(default=None, ge=1)
     patch_size: Size | None = None
     foreground_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     augment: bool = True

@@ -372,7 +372,9 @@ def train(
         # patches: train a network of undefined input size, saved at the full size below
         model = _build(config, (None, None, shape[2]) if patch else shape)
     images, masks = _Rows(store.array("images")), _Rows(store.array("mass_masks"))
-    steps = config.steps_multiplier * max(1, len(train_idx) // config.batch_size)
+    steps = config.steps_per_epoch or (
+        config.steps_multiplier * max(1, len(train_idx) // config.batch_size)
+    )
     augment = with_intensity(
         AugmentConfig.mass() if config.augment else None, config.intensity_augment
     )

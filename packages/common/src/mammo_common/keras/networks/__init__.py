@@ -81,17 +81,21 @@ def load_weights_file(model, weights: str | os.PathLike | None, network: str) ->
 
     Networks without a pretrained encoder accept ``weights=None`` (random initialisation)
     or the path of a Keras weights file (``.weights.h5``) saved from the same architecture.
+    ``"auto"`` ("ImageNet weights where there are some, else random", the value
+    ``params-full.yaml`` gives every mass network) is ``None`` here: such a network has no
+    ImageNet set, so it starts from random weights, as an encoder network does when its set is
+    not cached.
 
     Args:
         model: The freshly built Keras model.
-        weights: ``None`` or a path to an existing weights file.
+        weights: ``None``, ``"auto"`` or a path to an existing weights file.
         network: Network name, used in error messages.
 
     Raises:
         ValueError: If ``weights`` names a pretrained set (e.g. ``"imagenet"``) or a file
             that does not exist.
     """
-    if weights is None:
+    if weights is None or (isinstance(weights, str) and weights.strip().lower() == "auto"):
         return
     path = os.fspath(weights)
     if not os.path.isfile(path):
