@@ -38,7 +38,7 @@ from massclass.plots import draw_roc, roc_band
 
 __all__ = [
     "CLASS_REFERENCE",
-    "EvaluationResult",
+    "EvaluateResult",
     "evaluate",
     "evaluate_paths",
     "load_split_cases",
@@ -52,7 +52,7 @@ CLASS_REFERENCE = (
 )
 
 
-class EvaluationResult(BaseModel):
+class EvaluateResult(BaseModel):
     """What :func:`evaluate` wrote and found."""
 
     metrics_path: str
@@ -158,7 +158,7 @@ def _mass_level(
     return rep
 
 
-def evaluate(config: EvaluateConfig) -> EvaluationResult:
+def evaluate(config: EvaluateConfig) -> EvaluateResult:
     """Compute the metrics of a ``diagnosis`` store and write them.
 
     Args:
@@ -169,7 +169,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationResult:
             exists unchanged).
 
     Returns:
-        An :class:`EvaluationResult`.
+        An :class:`EvaluateResult`.
 
     Raises:
         StoreError: Not a diagnosis store.
@@ -284,7 +284,7 @@ def evaluate(config: EvaluateConfig) -> EvaluationResult:
             band=band,
         )
         plot_written = str(roc_plot)
-    return EvaluationResult(
+    return EvaluateResult(
         metrics_path=str(out),
         roc_path=roc_written,
         roc_plot_path=plot_written,
@@ -310,14 +310,14 @@ def evaluate_paths(
     fold: int | None = None,
     masses: str | Path | None = None,
     config: EvaluateSettings | None = None,
-) -> EvaluationResult:
+) -> EvaluateResult:
     """Deprecated: :func:`evaluate` with the paths as arguments.
 
     The signature ``massclass.evaluate.evaluate`` had before it took an
     :class:`EvaluateConfig`; the arguments are those of :class:`EvaluateConfig`.
 
     Returns:
-        An :class:`EvaluationResult`.
+        An :class:`EvaluateResult`.
     """
     warnings.warn(
         "massclass.evaluate.evaluate_paths(data, out, ...) is deprecated; use "

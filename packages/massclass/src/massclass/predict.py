@@ -37,12 +37,12 @@ from massclass.config import PredictConfig, PredictSettings, RoiConfig
 from massclass.rois import case_label, extract_rois
 from massclass.train import predict_rois
 
-__all__ = ["PredictSummary", "predict", "predict_paths", "resolve_threshold"]
+__all__ = ["PredictResult", "predict", "predict_paths", "resolve_threshold"]
 
 logger = logging.getLogger("mammo")
 
 
-class PredictSummary(BaseModel):
+class PredictResult(BaseModel):
     """What :func:`predict` wrote."""
 
     out: str
@@ -91,7 +91,7 @@ def resolve_threshold(cards: list[ModelCard], threshold: float | str) -> tuple[f
     return float(np.clip(np.mean(values), 1e-6, 1 - 1e-6)), "youden"
 
 
-def predict(config: PredictConfig) -> PredictSummary:
+def predict(config: PredictConfig) -> PredictResult:
     """Classify every predicted mass of a ``masses`` store and write a ``diagnosis`` store.
 
     Args:
@@ -100,7 +100,7 @@ def predict(config: PredictConfig) -> PredictSummary:
             ``diagnosis`` store to write atomically (``out``) and ``overwrite``.
 
     Returns:
-        A :class:`PredictSummary`.
+        A :class:`PredictResult`.
 
     Raises:
         ModelFolderError: Missing or foreign model folder, or no Youden threshold.
@@ -204,7 +204,7 @@ def predict(config: PredictConfig) -> PredictSummary:
     if missed:
         logger.warning("%d case(s) without a predicted mass: %s", len(missed),
                        ", ".join(missed[:10]))
-    return PredictSummary(
+    return PredictResult(
         out=str(out), model_ids=model_ids, n_cases=len(records), n_masses=len(found),
         n_no_mass_found=len(missed), no_mass_found=list(missed),
         n_malignant_cases=sum(d.label == "malignant" for d in diagnoses),
@@ -219,7 +219,7 @@ def predict_paths(
     config: PredictSettings | None = None,
     *,
     overwrite: bool = False,
-) -> PredictSummary:
+) -> PredictResult:
     """Deprecated: :func:`predict` with the model folders, input and output as arguments.
 
     The signature ``massclass.predict.predict`` had before it took a :class:`PredictConfig`.
@@ -233,7 +233,7 @@ def predict_paths(
         overwrite: Replace an existing output.
 
     Returns:
-        A :class:`PredictSummary`.
+        A :class:`PredictResult`.
     """
     warnings.warn(
         "massclass.predict.predict_paths(models, data, out, config) is deprecated; use "

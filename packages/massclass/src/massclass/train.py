@@ -59,13 +59,13 @@ if TYPE_CHECKING:
     import keras
 
     from mammo_common.keras.training.data import ClassificationDataset
-    from mammo_common.keras.training.harness import TrainResult
+    from mammo_common.keras.training.harness import TrainResult as FitResult
     from massclass.models import MassClassifier
 
 __all__ = [
     "NORMALIZATION",
     "PhaseSummary",
-    "TrainSummary",
+    "TrainResult",
     "fit_phases",
     "predict_rois",
     "train",
@@ -94,7 +94,7 @@ class PhaseSummary(BaseModel):
     skipped: bool = False
 
 
-class TrainSummary(BaseModel):
+class TrainResult(BaseModel):
     """What :func:`train` did."""
 
     out: str
@@ -172,7 +172,7 @@ def _phase_dir(work: Path, k: int, phase: PhaseConfig) -> Path:
     return work / f"phase{k + 1}_{phase.name}"
 
 
-def _history_rows(phases: list[PhaseConfig], results: dict[int, TrainResult]) -> list[dict]:
+def _history_rows(phases: list[PhaseConfig], results: dict[int, FitResult]) -> list[dict]:
     rows, epoch = [], 0
     for k, phase in enumerate(phases):
         result = results.get(k)
@@ -260,7 +260,8 @@ def fit_phases(
     import keras
 
     from mammo_common.keras.training.distribute import is_chief
-    from mammo_common.keras.training.harness import TrainResult, fit_resumable
+    from mammo_common.keras.training.harness import TrainResult as FitResult
+    from mammo_common.keras.training.harness import fit_resumable
     from massclass.models import set_trainable
 
     writer = is_chief(strategy)  # multi-worker: only the chief writes the work folder
@@ -291,7 +292,7 @@ def fit_phases(
     train_ds, valid_ds = _make_datasets(train_x, train_y, valid_x, valid_y, config)
     metrics = [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")]
 
-    results: dict[int, TrainResult] = {}
+    results: dict[int, FitResult] = {}
     summaries: list[PhaseSummary] = []
     last_best: Path | None = None
     for k, phase in enumerate(config.phases):
@@ -304,7 +305,7 @@ def fit_phases(
         pdir = _phase_dir(work, k, phase)
         done = state["completed"].get(phase.name)
         if done is not None:
-            result = TrainResult.model_validate(done)
+            result = FitResult.model_validate(done)
         else:
             if last_best is not None and writer:  # others hold the best weights in memory
                 model.load_weights(last_best)
@@ -380,7 +381,7 @@ def _valid_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, 
     return {k: v for k, v in rep.items() if isinstance(v, int | float)}
 
 
-def train(config: TrainConfig) -> TrainSummary:
+def train(config: TrainConfig) -> TrainResult:
     """Train a mass classifier on fold ``config.fold`` of a ``masses`` store; write its folder.
 
     Args:
@@ -389,7 +390,7 @@ def train(config: TrainConfig) -> TrainSummary:
             :func:`mammo_common.params.load_section`.
 
     Returns:
-        A :class:`TrainSummary`.
+        A :class:`TrainResult`.
 
     Raises:
         StoreError: Not a masses store, or fold cases missing from it.
@@ -502,7 +503,7 @@ def train(config: TrainConfig) -> TrainSummary:
         keep_work = True
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
-    return TrainSummary(
+    return TrainResult(
         out=str(out), model_id=mid, backbone=model.backbone_name, fold=fold, phases=phases,
         epochs_run=len(history), train_rois=_roi_counts(train_rois),
         valid_rois=_roi_counts(valid_rois), valid_metrics=valid_metrics, threshold=threshold,
@@ -523,7 +524,7 @@ def train_classifier(
     keep_work: bool = False,
     progress: bool = False,
     strategy: str = "none",
-) -> TrainSummary:
+) -> TrainResult:
     """Deprecated: :func:`train` with the paths and run options as arguments.
 
     Builds a :class:`TrainConfig` from ``config``'s settings (defaults: the reference's) and
@@ -544,7 +545,7 @@ def train_classifier(
         strategy: ``none``, ``mirrored`` or ``multiworker``.
 
     Returns:
-        A :class:`TrainSummary`.
+        A :class:`TrainResult`.
     """
     warnings.warn(
         "massclass.train.train_classifier(data, splits, fold, out, config, ...) is deprecated; "

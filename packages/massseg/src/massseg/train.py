@@ -37,7 +37,7 @@ from massseg.config import TrainConfig
 __all__ = [
     "PACKAGE",
     "STAGE",
-    "TrainFoldResult",
+    "TrainResult",
     "is_complete",
     "resolve_input_shape",
     "train",
@@ -49,7 +49,7 @@ STAGE = "massseg"
 PACKAGE = "mammo-massseg"
 
 
-class TrainFoldResult(BaseModel):
+class TrainResult(BaseModel):
     """What ``massseg train`` produced.
 
     Attributes:
@@ -333,7 +333,7 @@ def _fit_fp_reduction(
 
 def train(
     config: TrainConfig, *, callbacks: Sequence[Any] = (), strategy: str = "none"
-) -> TrainFoldResult:
+) -> TrainResult:
     """Train ``config.arch`` on fold ``config.fold`` and write its model folder.
 
     Args:
@@ -343,7 +343,7 @@ def train(
             batch size stays the global batch; only the chief writes the model folder.
 
     Returns:
-        The :class:`TrainFoldResult`.
+        The :class:`TrainResult`.
 
     Raises:
         MammoError: On bad inputs (checked before anything is built or written).
@@ -500,7 +500,7 @@ def train(
         if scorer is not None:
             scorer.save(config.out)
         shutil.rmtree(work, ignore_errors=True)
-    return TrainFoldResult(
+    return TrainResult(
         arch=config.arch,
         fold=config.fold,
         model_dir=config.out,
