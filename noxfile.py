@@ -179,10 +179,11 @@ def full_smoke(session: nox.Session) -> None:
     """The full protocol's smoke run (`python3 dev.py pipeline --full --smoke`): every network,
     fold and classifier of params-full.yaml at the reference's sizes, one epoch of one step
     each, on 32 synthetic 4000x3000 16-bit DICOM mammograms, `dvc repro` stage by stage to the
-    report in `.smoke-full/` (the checkout's own pipeline untouched). About 1.5 hours on two
-    CPU cores, so not in the default sessions: `python3 dev.py test -s full_smoke`; arguments
-    after `--` go to the run (e.g. `-- --smoke-folds 1`). Measurements:
-    `.smoke-full/full_smoke.json` (docs/benchmarks.md)."""
+    report in `.smoke-full/` (the checkout's own pipeline untouched). Too slow for the default
+    sessions (two CPU cores: all five folds estimated at 1.5 hours; `-- --smoke-folds 2
+    --smoke-jobs 2` took 34 minutes plus 12 of synthesis): `python3 dev.py test -s full_smoke`,
+    arguments after `--` go to the run. Measurements: `.smoke-full/full_smoke.json`
+    (docs/benchmarks.md section 9)."""
     _install(
         session,
         f"{COMMON}[cpu]",
