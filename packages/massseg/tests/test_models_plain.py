@@ -383,3 +383,25 @@ def test_tiny_unet5l_learns_disks():
     trained = _mean_dice(model, x_test, y_test)
     assert untrained < 0.5
     assert trained >= 0.8, (untrained, trained)
+
+
+def test_weights_origin_names_what_auto_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model card's ``weights_origin``: ``auto`` is random initialisation for a network
+    without an ImageNet encoder, ImageNet for an encoder network only when its set can be had."""
+    from mammo_common.keras.networks import weights as weights_mod
+
+    assert [registry.encoder_of(n) for n in PLAIN] == [None] * len(PLAIN)
+    assert registry.encoder_of("unet_vgg16") == "vgg16"
+    assert registry.encoder_of("unet_resnet50") == "resnet50"
+    assert registry.encoder_of("unetpp_xception") == "xception"
+    assert registry.encoder_of("deeplabv3plus") == "resnet50"
+    for name in PLAIN:
+        assert registry.weights_origin(name, "auto") == "scratch"
+        assert registry.weights_origin(name, None) == "scratch"
+    assert registry.weights_origin("unet_vgg16", "imagenet") == "imagenet"
+    assert registry.weights_origin("unet_vgg16", "/w/vgg.h5") == "/w/vgg.h5"
+    monkeypatch.setattr(weights_mod, "download_allowed", lambda: True)
+    assert registry.weights_origin("unet_vgg16", "auto") == "imagenet"
+    monkeypatch.setattr(weights_mod, "download_allowed", lambda: False)
+    monkeypatch.setattr(weights_mod.ImageNetFiles, "cached", lambda self, include_top: None)
+    assert registry.weights_origin("unet_vgg16", "auto") == "scratch"

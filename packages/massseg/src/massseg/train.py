@@ -365,6 +365,7 @@ def train(
     from mammo_common.keras.training.distribute import get_strategy, is_chief, strategy_scope
     from mammo_common.keras.training.harness import ReduceLROnPlateauConfig, fit_resumable
     from mammo_common.keras.training.metrics import DiceCoefficient, IoU
+    from massseg.models import weights_origin
 
     distribution = get_strategy(strategy)
     patch = _patch_shape(config, shape)
@@ -469,7 +470,7 @@ def train(
             "last_val_dice": float(last.get("val_dice", float("nan"))),
             "max_val_dice": float(max(d for d in dices)),
         },
-        weights_origin=str(config.weights) if config.weights else "scratch",
+        weights_origin=weights_origin(config.arch, config.weights),
     )
     if patch:
         full = _build(config, shape)

@@ -29,6 +29,7 @@ __all__ = [
     "describe_models",
     "input_multiple",
     "model_kwargs_names",
+    "weights_origin",
 ]
 
 MODEL_NAMES: tuple[str, ...] = (
@@ -210,3 +211,48 @@ def describe_models(
                 keras.backend.clear_session()
         rows.append(row)
     return rows
+
+
+def encoder_of(name: str) -> str | None:
+    """The ImageNet encoder (a :mod:`mammo_common.keras.networks.encoders` name) network ``name``
+    is built on, or ``None`` for a network without one (imports Keras).
+
+    Read from the network's module: its ``ENCODER`` constant, or that of the model class it
+    defines (``unet_vgg16``, ``unet_resnet50``).
+    """
+    module = _module(name)
+    encoder = getattr(module, "ENCODER", None)
+    if not encoder:
+        encoder = next(
+            (
+                value.ENCODER
+                for value in vars(module).values()
+                if isinstance(value, type)
+                and value.__module__ == module.__name__
+                and getattr(value, "ENCODER", "")
+            ),
+            None,
+        )
+    return str(encoder) if encoder else None
+
+
+def weights_origin(name: str, weights: Any) -> str:
+    """What a ``weights`` request gives network ``name``: ``imagenet``, ``scratch`` or a path.
+
+    ``"auto"`` is resolved as the network's build resolves it: ImageNet for an encoder network
+    whose weights are cached or may be downloaded, random initialisation otherwise and for a
+    network without an ImageNet encoder (imports Keras).
+    """
+    if weights is None:
+        return "scratch"
+    request = weights.strip().lower() if isinstance(weights, str) else None
+    if request not in {"auto", "imagenet"}:
+        return str(weights)
+    encoder = encoder_of(name)
+    if encoder is None:
+        return "scratch"
+    if request == "imagenet":
+        return "imagenet"
+    from mammo_common.keras.networks.encoders import get_encoder_spec
+
+    return "scratch" if get_encoder_spec(encoder).resolve_weights("auto") is None else "imagenet"
