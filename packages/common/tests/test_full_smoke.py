@@ -105,6 +105,14 @@ def test_smoke_options_are_checked(argv: list[str], tmp_path: Path,
     assert not (tmp_path / SMOKE_DIR).exists() and not (tmp_path / "params.yaml").exists()
 
 
+def test_smoke_dir_as_the_checkout_is_a_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["--full", "--smoke", "--smoke-dir", str(tmp_path)]) == 2
+    assert "a folder of its own" in capsys.readouterr().out
+    assert not (tmp_path / "params.yaml").exists()
+
+
 def test_up_to_date_stages_keep_their_earlier_measurement(tmp_path: Path) -> None:
     """A resumed run reports the cost a stage had when it last ran, not DVC's skip."""
     assert _lock_entries(tmp_path) == {} and _earlier_rows(tmp_path / "none.json") == {}

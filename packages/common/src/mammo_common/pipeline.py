@@ -120,10 +120,16 @@ def _smoke(root: Path, argv: list[str]) -> int:
         return 2
     work = opts.smoke_dir or root / full_smoke.SMOKE_DIR
     console.rule(f"full-protocol smoke run in {work}")
-    code = full_smoke.run_smoke(
-        root, work, cases=opts.smoke_cases or full_smoke.SMOKE_CASES, size=size,
-        folds=opts.smoke_folds, jobs=opts.smoke_jobs, repro_args=rest, results=opts.smoke_results,
-    )
+    try:
+        code = full_smoke.run_smoke(
+            root, work, cases=opts.smoke_cases or full_smoke.SMOKE_CASES, size=size,
+            folds=opts.smoke_folds, jobs=opts.smoke_jobs, repro_args=rest,
+            results=opts.smoke_results,
+        )
+    except (ValueError, RuntimeError) as exc:  # the workspace could not be set up
+        console.print(f"[red]smoke run stopped before its stages: {exc}[/] "
+                      "(--smoke-dir names the run's own folder, default .smoke-full)")
+        return 2
     results = opts.smoke_results or Path(work).resolve() / "full_smoke.json"
     record = json.loads(results.read_text(encoding="utf-8"))
     table = Table("stage", "seconds", "peak RSS (MiB)", "exit", title="smoke run: stages")
