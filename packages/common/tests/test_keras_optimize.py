@@ -235,6 +235,28 @@ def test_a_convolution_that_is_also_an_output_is_not_folded(x: np.ndarray) -> No
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
 
 
+def test_a_batchnorm_before_a_shared_addition_is_kept(x: np.ndarray) -> None:
+    """Xception's middle flow: conv -> BN -> add, the sum used by a ReLU and the next add.
+    Folded, TensorFlow's remapper fails on that graph; the BN stays, the one before a plain
+    addition is folded, and the function is the same."""
+    inp = keras.Input((16, 16, 3))
+    residual = layers.Conv2D(4, 1, name="stem")(inp)
+    h = layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv_a")(residual)
+    h = layers.BatchNormalization(name="bn_a")(h)
+    h = layers.Add(name="add_a")([h, residual])  # used twice: kept
+    y = layers.Activation("relu", name="relu_a")(h)
+    y = layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv_b")(y)
+    y = layers.BatchNormalization(name="bn_b")(y)
+    out = layers.Add(name="add_b")([y, h])  # used once (a model output): folded
+    model = keras.Model(inp, out)
+    _randomize_batchnorms(model)
+    folded, report = inference_model(model)
+    assert report.folded == {"bn_b": "conv_b"} and report.kept == ["bn_a"]
+    np.testing.assert_allclose(
+        np.asarray(folded(x)), np.asarray(model(x, training=False)), atol=1e-4
+    )
+
+
 #: (total, non-trainable) parameters of the folded zoo: every producer of a folded BatchNorm
 #: carries a bias (conv gains one), the folded BatchNorms have no weights, the kept ones keep
 #: 4 per channel (2 of them frozen; bn_shared and bn_add 5 channels, bn_act 4).
