@@ -11,7 +11,13 @@ pipeline's output) with ground-truth ``mass_masks``:
   12 mm across at the demo's 0.25-0.3 mm per pixel);
 * every predicted component that touches no true mass is a *false detection*, counted on the
   images with a mass and on the images without one; an image without a mass is *clean* when
-  it has none.
+  it has none;
+* every true mass's **conspicuity**, measured on the image against the truth (no model):
+  its contrast-to-noise ratio ``(mean inside - mean of its surround) / SD of the surround``,
+  the surround being the breast pixels within one equivalent radius outside its outline.
+  A mass inside dense tissue has a surround as bright as itself (CNR near 0); the found and
+  missed masses' CNRs, and the ROC AUC of CNR for "found", say whether what is missed is what
+  is hard to see.
 
 Writes ``bench/results/mass_detection.json`` (or ``<--name>.json``: the store, its producer's
 model ids, the counts, per-size groups and the per-mass rows) and prints a table. Takes
@@ -40,8 +46,30 @@ from mammo_common.store import open_store
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _masses(truth: np.ndarray, pred: np.ndarray, large: int) -> tuple[list[dict[str, Any]], int]:
-    """Per true mass: area, found, Dice; and the number of false detections."""
+def conspicuity(image: np.ndarray, mass: np.ndarray, breast: np.ndarray | None) -> float | None:
+    """Contrast-to-noise ratio of ``mass`` against the breast within one equivalent radius."""
+    radius = max(2, round(float(np.sqrt(mass.sum() / np.pi))))
+    outside = ndi.distance_transform_edt(~mass)
+    ring = (outside > 0) & (outside <= radius)
+    if breast is not None:
+        ring &= breast
+    if ring.sum() < 10:
+        return None
+    values = image.astype(np.float64)
+    spread = float(values[ring].std())
+    if spread == 0:
+        return None
+    return (float(values[mass].mean()) - float(values[ring].mean())) / spread
+
+
+def _masses(
+    truth: np.ndarray,
+    pred: np.ndarray,
+    large: int,
+    image: np.ndarray | None = None,
+    breast: np.ndarray | None = None,
+) -> tuple[list[dict[str, Any]], int]:
+    """Per true mass: area, found, Dice, conspicuity; and the number of false detections."""
     plab, pn = ndi.label(pred)
     tlab, tn = ndi.label(truth)
     rows = []
@@ -51,8 +79,12 @@ def _masses(truth: np.ndarray, pred: np.ndarray, large: int) -> tuple[list[dict[
         drawn = np.isin(plab, touching) if touching else np.zeros_like(mass)
         area = int(mass.sum())
         dice = 2.0 * float((drawn & mass).sum()) / float(drawn.sum() + area)
-        rows.append({"area": area, "large": area >= large, "found": bool(touching),
-                     "dice": round(dice, 4)})
+        row = {"area": area, "large": area >= large, "found": bool(touching),
+               "dice": round(dice, 4)}
+        if image is not None:
+            cnr = conspicuity(image, mass, breast)
+            row["cnr"] = None if cnr is None else round(cnr, 3)
+        rows.append(row)
     false = sum(1 for k in range(1, pn + 1) if not truth[plab == k].any())
     return rows, false
 
@@ -62,6 +94,8 @@ def measure(data: Path, splits: Path, part: str, large: int) -> dict[str, Any]:
     store = open_store(data, "masses")
     wanted = set(split_cases(splits, part))
     truth_arr, pred_arr = store.array("mass_masks"), store.array("mass_pred")
+    image_arr = store.array("images")
+    breast_arr = store.array("breast_masks") if store.has("breast_masks") else None
     masses: list[dict[str, Any]] = []
     false_on_mass = false_on_normal = clean = normals = 0
     for i, case in enumerate(store.case_ids):
@@ -69,7 +103,11 @@ def measure(data: Path, splits: Path, part: str, large: int) -> dict[str, Any]:
             continue
         truth = np.asarray(truth_arr[i]) > 0
         pred = np.asarray(pred_arr[i]) > 0
-        rows, false = _masses(truth, pred, large)
+        image = np.asarray(image_arr[i]).squeeze()
+        if image.ndim == 3:  # channels last
+            image = image[..., 0]
+        breast = np.asarray(breast_arr[i]).squeeze() > 0 if breast_arr is not None else None
+        rows, false = _masses(truth, pred, large, image, breast)
         masses += [{"case_id": case, **r} for r in rows]
         if truth.any():
             false_on_mass += false
@@ -80,12 +118,20 @@ def measure(data: Path, splits: Path, part: str, large: int) -> dict[str, Any]:
 
     def group(rows: list[dict[str, Any]]) -> dict[str, Any]:
         found = [r for r in rows if r["found"]]
+        missed = [r for r in rows if not r["found"]]
+
+        def median_cnr(group_rows: list[dict[str, Any]]) -> float | None:
+            values = [r["cnr"] for r in group_rows if r.get("cnr") is not None]
+            return float(np.median(values)) if values else None
+
         return {
             "n": len(rows),
             "found": len(found),
             "missed": len(rows) - len(found),
             "dice_mean": float(np.mean([r["dice"] for r in rows])) if rows else None,
             "dice_mean_found": float(np.mean([r["dice"] for r in found])) if found else None,
+            "cnr_median_found": median_cnr(found),
+            "cnr_median_missed": median_cnr(missed),
         }
 
     producer = getattr(store.meta, "producer", None)
@@ -102,8 +148,20 @@ def measure(data: Path, splits: Path, part: str, large: int) -> dict[str, Any]:
         "false_detections_on_images_without_mass": false_on_normal,
         "images_without_mass": normals,
         "images_without_mass_clean": clean,
+        "cnr_auc_for_found": _cnr_auc(masses),
         "per_mass": masses,
     }
+
+
+def _cnr_auc(rows: list[dict[str, Any]]) -> float | None:
+    """ROC AUC of conspicuity as a score for "found" (0.5: unrelated; 1: the found masses
+    are all more conspicuous than the missed ones)."""
+    scored = [r for r in rows if r.get("cnr") is not None]
+    if len({r["found"] for r in scored}) < 2:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score([r["found"] for r in scored], [r["cnr"] for r in scored]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = measure(args.data, args.splits, args.part, args.large)
     print(f"{'group':<22}{'masses':>8}{'found':>8}{'missed':>8}{'Dice (all)':>12}"
-          f"{'Dice (found)':>14}")
+          f"{'Dice (found)':>14}{'CNR found':>11}{'CNR missed':>12}")
 
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
@@ -125,12 +183,14 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("masses", "masses_large", "masses_small"):
         g = result[name]
         print(f"{name:<22}{g['n']:>8}{g['found']:>8}{g['missed']:>8}"
-              f"{fmt(g['dice_mean']):>12}{fmt(g['dice_mean_found']):>14}")
+              f"{fmt(g['dice_mean']):>12}{fmt(g['dice_mean_found']):>14}"
+              f"{fmt(g['cnr_median_found']):>11}{fmt(g['cnr_median_missed']):>12}")
     print(f"false detections: {result['false_detections']} "
           f"({result['false_detections_on_images_with_mass']} on images with a mass, "
           f"{result['false_detections_on_images_without_mass']} on the "
           f"{result['images_without_mass']} without); images without a mass left clean: "
           f"{result['images_without_mass_clean']} of {result['images_without_mass']}")
+    print(f"conspicuity (CNR) as a score for found: ROC AUC {fmt(result['cnr_auc_for_found'])}")
     path = write_results(args.name, {
         "command": " ".join(["python bench/mass_detection.py", *(argv or sys.argv[1:])]),
         **result,
