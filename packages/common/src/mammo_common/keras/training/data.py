@@ -148,6 +148,14 @@ def epoch_order(n: int, count: int, *, shuffle: bool, seed: int, epoch: int) -> 
     return order[:count].astype(np.int64)
 
 
+def _checked_indices(indices: Any, n: int) -> NDArray[np.int64]:
+    """``indices`` (all of ``range(n)`` when ``None``) as int64, each checked to lie in it."""
+    out = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+    if out.size and (out.min() < 0 or out.max() >= n):
+        raise ValueError(f"indices must lie in [0, {n})")
+    return out
+
+
 class _EpochDataset(keras.utils.PyDataset):
     """Batching, per-epoch order and seeding shared by the two datasets."""
 
@@ -323,9 +331,7 @@ class SegmentationDataset(_EpochDataset):
             raise ValueError(f"{n} images but {n_items(masks)} masks")
         self.images = images
         self.masks = masks
-        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
-        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
-            raise ValueError(f"indices must lie in [0, {n})")
+        self.indices = _checked_indices(indices, n)
         self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
         self.cache_bytes = max(0, int(cache_bytes))
@@ -441,9 +447,7 @@ class ClassificationDataset(_EpochDataset):
             raise ValueError(f"{n} crops but {labels_arr.size} labels")
         self.crops = crops
         self.labels = labels_arr
-        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
-        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
-            raise ValueError(f"indices must lie in [0, {n})")
+        self.indices = _checked_indices(indices, n)
         self.image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
         self.preprocess = preprocess
