@@ -279,22 +279,27 @@ def worker_cascade(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_single(files: list[Path], models: Path, work_size: str, out: Path) -> dict[str, Any]:
-    """``mammo run ONE.dcm`` as its own process (wall time and the child's peak RSS)."""
+def run_single(
+    files: list[Path], models: Path, work_size: str, out: Path, repeats: int = 1
+) -> dict[str, Any]:
+    """``mammo run ONE.dcm`` as its own process, ``repeats`` times on different files (wall
+    time of each command and the children's peak RSS); ``first_image_s`` is the median."""
     exe = str(C.VENV_BIN / "mammo")
-    cmd = [exe, "run", str(files[0]), "--models", str(models), "--out", str(out / "one.png"),
-           "--work-size", work_size]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True,
-                          env={**os.environ, "MAMMO_NO_PROGRESS": "1"})
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
-        raise SystemExit(f"mammo run failed (rc {proc.returncode})")
-    # the first child of this process: its ru_maxrss is the children's maximum so far
+    walls, cmd = [], []
+    for k, file in enumerate(files[: max(1, repeats)]):
+        cmd = [exe, "run", str(file), "--models", str(models), "--out",
+               str(out / f"one_{k}.png"), "--work-size", work_size]
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              env={**os.environ, "MAMMO_NO_PROGRESS": "1"})
+        walls.append(time.perf_counter() - t0)
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:], proc.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"mammo run failed (rc {proc.returncode})")
+    # children of this process so far are these commands: ru_maxrss is their maximum
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
-    return {"command": " ".join(cmd), "first_image_s": wall, "peak_rss_mib": rss,
-            "n_images": 1}
+    return {"command": " ".join(cmd), "first_image_s": float(sorted(walls)[len(walls) // 2]),
+            "runs_s": walls, "peak_rss_mib": rss, "n_images": 1}
 
 
 # --------------------------------------------------------------------------- main
@@ -311,6 +316,10 @@ def main() -> None:
     p.add_argument("--reference", action="store_true",
                    help="random-weight models at the reference's sizes, work size 640x640 "
                         "(results: batch_run_reference.json)")
+    p.add_argument("--single-repeats", type=int, default=1,
+                   help="cold `mammo run ONE.dcm` processes, each on another file (median)")
+    p.add_argument("--name", default=None,
+                   help="results name (default batch_run[_reference][_quick])")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--variant", default="batch", help=argparse.SUPPRESS)
     p.add_argument("--data", default=None, help=argparse.SUPPRESS)
@@ -340,7 +349,7 @@ def main() -> None:
     if "single" in variants:  # first, so RUSAGE_CHILDREN is this command's own peak
         C.log("single: mammo run ONE.dcm")
         results["single"] = run_single(sorted(data.glob("*.dcm")), models, args.work_size,
-                                       out_root)
+                                       out_root, args.single_repeats)
     for variant in [v for v in variants if v != "single"]:
         C.log(f"worker: {variant}")
         cmd = [sys.executable, __file__, "--worker", "--variant", variant, "--data", str(data),
@@ -395,7 +404,7 @@ def main() -> None:
         batch_total = results["batch"]["first_image_s"] + (n - 1) * steady("batch")
         print(f"{n} images: one process each ~{n * results['single']['first_image_s']:.0f} s, "
               f"one batch ~{batch_total:.0f} s")
-    name = ("batch_run_reference" if args.reference else "batch_run") + (
+    name = args.name or ("batch_run_reference" if args.reference else "batch_run") + (
         "_quick" if args.quick else "")
     path = C.write_results(name, {
         "n_images": args.n, "native": list(size), "work_size": args.work_size,
