@@ -17,7 +17,8 @@ pipeline's output) with ground-truth ``mass_masks``:
   the surround being the breast pixels within one equivalent radius outside its outline.
   A mass inside dense tissue has a surround as bright as itself (CNR near 0); the found and
   missed masses' CNRs, and the ROC AUC of CNR for "found", say whether what is missed is what
-  is hard to see.
+  is hard to see; beside it ``p_max``, the highest final probability (``mass_probs``) inside
+  the true outline (a missed mass at 0.3 was nearly found, one at 0.01 was not seen at all).
 
 Writes ``bench/results/mass_detection.json`` (or ``<--name>.json``: the store, its producer's
 model ids, the counts, per-size groups and the per-mass rows) and prints a table. Takes
@@ -68,6 +69,7 @@ def _masses(
     large: int,
     image: np.ndarray | None = None,
     breast: np.ndarray | None = None,
+    probs: np.ndarray | None = None,
 ) -> tuple[list[dict[str, Any]], int]:
     """Per true mass: area, found, Dice, conspicuity; and the number of false detections."""
     plab, pn = ndi.label(pred)
@@ -84,6 +86,8 @@ def _masses(
         if image is not None:
             cnr = conspicuity(image, mass, breast)
             row["cnr"] = None if cnr is None else round(cnr, 3)
+        if probs is not None:
+            row["p_max"] = round(float(probs[mass].max()), 3)
         rows.append(row)
     false = sum(1 for k in range(1, pn + 1) if not truth[plab == k].any())
     return rows, false
@@ -95,6 +99,7 @@ def measure(data: Path, splits: Path, part: str, large: int) -> dict[str, Any]:
     wanted = set(split_cases(splits, part))
     truth_arr, pred_arr = store.array("mass_masks"), store.array("mass_pred")
     image_arr = store.array("images")
+    probs_arr = store.array("mass_probs") if store.has("mass_probs") else None
     breast_arr = store.array("breast_masks") if store.has("breast_masks") else None
     masses: list[dict[str, Any]] = []
     false_on_mass = false_on_normal = clean = normals = 0
@@ -107,7 +112,9 @@ def measure(data: Path, splits: Path, part: str, large: int) -> dict[str, Any]:
         if image.ndim == 3:  # channels last
             image = image[..., 0]
         breast = np.asarray(breast_arr[i]).squeeze() > 0 if breast_arr is not None else None
-        rows, false = _masses(truth, pred, large, image, breast)
+        probs = (np.asarray(probs_arr[i], np.float32).squeeze()
+                 if probs_arr is not None else None)
+        rows, false = _masses(truth, pred, large, image, breast, probs)
         masses += [{"case_id": case, **r} for r in rows]
         if truth.any():
             false_on_mass += false
