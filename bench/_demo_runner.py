@@ -180,9 +180,12 @@ class Metric:
 METRICS: tuple[Metric, ...] = (
     Metric("breast_dice", "breast Dice", "metrics/breastseg.json", "dice_mean", 0.97),
     Metric("breast_jaccard", "breast Jaccard", "metrics/breastseg.json", "jaccard_mean"),
+    Metric("breast_dice_min", "breast Dice, lowest image", "metrics/breastseg.json", "dice_min"),
     Metric("mass_dice", "mass Dice (per image mean)", "metrics/massseg.json", "dice_mean", 0.80),
     Metric("mass_jaccard", "mass IoU", "metrics/massseg.json", "jaccard_mean"),
     Metric("mass_pixel_auc", "mass pixel AUC", "metrics/massseg.json", "auc_mean"),
+    Metric("mass_empty_images_clean", "images without a mass left clean (share)",
+           "metrics/massseg.json", "empty_images_clean"),
     Metric("case_accuracy", "case accuracy", "metrics/massclass.json", "case.accuracy"),
     Metric("case_roc_auc", "case ROC AUC", "metrics/massclass.json", "case.roc_auc", 0.90),
     Metric("case_roc_auc_ci_low", "case ROC AUC, 95% CI low", "metrics/massclass.json",
