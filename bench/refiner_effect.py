@@ -16,9 +16,13 @@ scored on the test part of the splits, and the masses are counted per object:
   objects under ``min_object_pixels``) that touch no ground-truth mass, on every test image;
 * ``empty_images_clean``: share of the test images without a mass predicted empty.
 
+``--tta`` adds ``as_trained_tta``: the as-trained run with flip test-time augmentation
+(``massseg predict --tta``: the image and its flips through the network, maps averaged).
+
 Usage::
 
-    .venv/bin/python bench/refiner_effect.py      # the committed demo models (1-2 min)
+    .venv/bin/python bench/refiner_effect.py        # the committed demo models (1-2 min)
+    .venv/bin/python bench/refiner_effect.py --tta  # and with test-time augmentation
 
 Prints a table and writes ``bench/results/refiner_effect.json`` (``runs.as_trained``,
 ``runs.no_fp_reduction`` when the model has a scorer, ``runs.no_refine``; ``delta`` is
@@ -98,7 +102,7 @@ def object_counts(masses: Path, case_ids: list[str]) -> dict[str, int]:
 
 def run(
     model: Path, data: Path, splits: Path, params: Path | None, work: Path, name: str,
-    *, refine: bool, fp_reduction: bool,
+    *, refine: bool, fp_reduction: bool, tta: bool = False,
 ) -> dict[str, Any]:
     """Predict with or without the refiner / scorer, evaluate on the test part, count objects."""
     from mammo_common.params import load_section
@@ -111,7 +115,7 @@ def run(
     start = time.perf_counter()
     config = load_section(
         PredictConfig, params, "massseg.predict",
-        {"refine": refine, "fp_reduction": fp_reduction, "overwrite": True},
+        {"refine": refine, "fp_reduction": fp_reduction, "tta": tta, "overwrite": True},
         paths={"models": [model], "data": data, "out": out}, settings_model=PredictSettings,
     )
     pred = predict(config)
@@ -127,6 +131,7 @@ def run(
     return {
         "refine": refine,
         "fp_reduction": fp_reduction,
+        "tta": tta,
         "model_ids": pred.model_ids,
         "threshold": pred.threshold,
         "min_object_pixels": pred.min_object_pixels,
@@ -154,20 +159,26 @@ def main(argv: list[str] | None = None) -> int:
         help="massseg.predict / massseg.evaluate settings, as dvc.yaml passes them "
         "(none when the file is missing)",
     )
+    parser.add_argument(
+        "--tta", action="store_true",
+        help="also the as-trained run with flip test-time augmentation (run as_trained_tta)",
+    )
     args = parser.parse_args(argv)
     params = args.params if args.params and args.params.is_file() else None
     info = model_info(args.model)
     if info["refiner"] is None:
         parser.error(f"{args.model} has no refiner ({args.model}/refiner/model_card.json)")
-    variants = {"as_trained": (True, True)}
+    variants = {"as_trained": (True, True, False)}
+    if args.tta:
+        variants["as_trained_tta"] = (True, True, True)
     if info["fp_reduction"] is not None:
-        variants["no_fp_reduction"] = (True, False)
-    variants["no_refine"] = (False, False)
+        variants["no_fp_reduction"] = (True, False, False)
+    variants["no_refine"] = (False, False, False)
     with tempfile.TemporaryDirectory(prefix="refiner_effect_") as tmp:
         runs = {
             name: run(args.model, args.data, args.splits, params, Path(tmp), name,
-                      refine=refine, fp_reduction=fp)
-            for name, (refine, fp) in variants.items()
+                      refine=refine, fp_reduction=fp, tta=tta)
+            for name, (refine, fp, tta) in variants.items()
         }
     keys = ("dice_mean", "masses_found", "n_masses", "detections", "false_detections",
             "empty_images_clean", "dice_pooled", "predict_s")
