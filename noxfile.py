@@ -180,8 +180,8 @@ def full_smoke(session: nox.Session) -> None:
     fold and classifier of params-full.yaml at the reference's sizes, one epoch of one step
     each, on 32 synthetic 4000x3000 16-bit DICOM mammograms, `dvc repro` stage by stage to the
     report in `.smoke-full/` (the checkout's own pipeline untouched). Too slow for the default
-    sessions (two CPU cores: all five folds estimated at 1.5 hours; `-- --smoke-folds 2
-    --smoke-jobs 2` took 34 minutes plus 12 of synthesis): `python3 dev.py test -s full_smoke`,
+    sessions (two CPU cores: `-- --smoke-jobs 2`, all five folds, two stages at once, took 52
+    minutes, synthesis included; peak 9.2 GiB per stage): `python3 dev.py test -s full_smoke`,
     arguments after `--` go to the run. Measurements: `.smoke-full/full_smoke.json`
     (docs/benchmarks.md section 9)."""
     _install(
