@@ -150,6 +150,15 @@ def test_evaluate_config_needs_one_source() -> None:
     assert EvaluateConfig(out="m.json", cv="cv").cv == Path("cv")
 
 
+def test_a_count_given_as_the_overlays_folder_is_refused() -> None:
+    """``--overlays 0`` meant "no overlays" but would have drawn them into a folder "0"."""
+    with pytest.raises(ConfigError, match="--n-overlays"):
+        load_evaluate_config(paths={"out": "m.json", "data": "x", "overlays_dir": "0"})
+    assert load_evaluate_config(
+        paths={"out": "m.json", "data": "x", "overlays_dir": "plots/0"}
+    ).overlays_dir == Path("plots/0")
+
+
 def test_whole_section_validates() -> None:
     params = MassSegParams.model_validate(
         {"train": {"arch": "unet5l"}, "predict": {"tta": True}, "evaluate": {"overlays": 2}}

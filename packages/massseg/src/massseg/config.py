@@ -417,6 +417,17 @@ class EvaluateConfig(EvaluateSettings):
     overlays_dir: Path | None = None
     markdown: Path | None = None
 
+    @field_validator("overlays_dir")
+    @classmethod
+    def _folder_not_count(cls, value: Path | None) -> Path | None:
+        if value is not None and str(value).isdigit():
+            raise ValueError(
+                f"overlays_dir {str(value)!r} looks like a count: --overlays is the folder for "
+                "the PNGs; give the number of cases per category with --n-overlays "
+                "(massseg.evaluate.overlays in params.yaml; 0 draws none)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_source(self) -> EvaluateConfig:
         if (self.data is None) == (self.cv is None):
