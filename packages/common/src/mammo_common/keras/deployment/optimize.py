@@ -26,8 +26,9 @@ the next block's ReLU and to the next addition). Folded, its convolution's bias 
 addition and the ReLU look fusable to TensorFlow's Grappler remapper, which then fails on the
 sum's second consumer ("remapper failed: INVALID_ARGUMENT: Mutation::Apply error: fanout ...
 exist for missing node .../Add", TensorFlow 2.21 with oneDNN) and skips its convolution +
-bias + activation fusions for the whole graph. Keeping those BatchNorms costs nothing
-measurable (unetpp_xception 256x256: same CPU time either way) and keeps the log clean.
+bias + activation fusions for the whole graph. Keeping those BatchNorms keeps the log clean;
+in a one-off timing (unetpp_xception 256x256, not kept in a results file) it cost no
+measurable CPU time.
 
 **bfloat16.** ``precision="bfloat16"`` rebuilds every layer under Keras' ``mixed_bfloat16``
 policy (bfloat16 compute, float32 weights; BatchNorm statistics and the model's output layers
