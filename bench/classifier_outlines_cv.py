@@ -17,7 +17,10 @@ found (train, validation and test: about 130 on the demo), with grouped cross-va
    GroupKFold by patient, repeated over 5 shuffles of the patients, for: training and testing
    on true outlines (the classifier's ceiling), training on true outlines and testing on
    the drawn ones (what the cascade does), training and testing on drawn outlines, and the
-   same with the image measurements only (no shape descriptor);
+   same with the image measurements only (no shape descriptor), and training on true and
+   testing on drawn outlines both redrawn from the image (``roi.outline: image``,
+   :mod:`massclass.outline`: the contour half-way between the mass and its surroundings,
+   seeded by the mask), what the demo classifier does;
 4. each descriptor's own ROC AUC on true and on drawn outlines (malignant high; below 0.5
    means malignant low, e.g. circularity).
 
@@ -43,9 +46,11 @@ import numpy as np
 IMAGE_ONLY = ("contrast", "relative_contrast", "sharpness", "spiculation", "heterogeneity")
 
 
-def descriptor_table(data: Path, source: str) -> dict[str, tuple[np.ndarray, float, str]]:
+def descriptor_table(
+    data: Path, source: str, outline: str = "mask"
+) -> dict[str, tuple[np.ndarray, float, str]]:
     """Per labelled case with a mass of ``source``: (descriptors of its largest mass, label,
-    patient)."""
+    patient); ``outline="image"`` redraws each outline from the image (``roi.outline``)."""
     from mammo_common.store import open_store
     from massclass.config import RoiConfig
     from massclass.descriptors import SMOOTH_FRACTION, MassDescriptors
@@ -55,7 +60,7 @@ def descriptor_table(data: Path, source: str) -> dict[str, tuple[np.ndarray, flo
     size = 96
     rois = extract_rois(
         store,
-        RoiConfig(source=source, representation="image+mask", margin=0.5),
+        RoiConfig(source=source, representation="image+mask", margin=0.5, outline=outline),
         size=size,
     )
     layer = MassDescriptors(value_range=(0.0, 1.0), smooth=SMOOTH_FRACTION * size)
@@ -111,11 +116,16 @@ def main(argv: list[str] | None = None) -> int:
     truth = descriptor_table(args.data, "truth")
     C.log("descriptors on the drawn outlines")
     drawn = descriptor_table(args.data, "pred_matched")
+    C.log("descriptors on the image's outlines seeded by the true and by the drawn masks")
+    truth_img = descriptor_table(args.data, "truth", "image")
+    drawn_img = descriptor_table(args.data, "pred_matched", "image")
     cases = sorted(set(truth) & set(drawn))
     y = np.array([truth[c][1] for c in cases])
     groups = np.array([truth[c][2] for c in cases])
     xt = np.stack([truth[c][0] for c in cases])
     xd = np.stack([drawn[c][0] for c in cases])
+    xti = np.stack([truth_img[c][0] for c in cases])
+    xdi = np.stack([drawn_img[c][0] for c in cases])
     every = list(range(len(DESCRIPTOR_NAMES)))
     image = [DESCRIPTOR_NAMES.index(n) for n in IMAGE_ONLY]
     setups = {
@@ -124,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "drawn->drawn, all descriptors": (xd, xd, every),
         "truth->drawn, image measurements only": (xt, xd, image),
         "drawn->drawn, image measurements only": (xd, xd, image),
+        "truth->drawn, outlines redrawn from the image": (xti, xdi, every),
+        "truth->truth, outlines redrawn from the image": (xti, xti, every),
     }
     cv = {
         name: grouped_cv(a[:, cols], b[:, cols], y, groups, args.repeats, args.c)
@@ -133,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         name: {
             "truth": float(roc_auc_score(y, xt[:, j])),
             "drawn": float(roc_auc_score(y, xd[:, j])),
+            "truth_redrawn": float(roc_auc_score(y, xti[:, j])),
+            "drawn_redrawn": float(roc_auc_score(y, xdi[:, j])),
         }
         for j, name in enumerate(DESCRIPTOR_NAMES)
     }
@@ -142,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         title=f"grouped 5-fold CV over {len(cases)} found masses ({int(y.sum())} malignant)",
     )
     C.print_table(
-        ["descriptor", "AUC on true outlines", "AUC on drawn outlines"],
-        [[k, round(v["truth"], 3), round(v["drawn"], 3)] for k, v in single.items()],
+        ["descriptor", "true outlines", "drawn outlines", "true, redrawn", "drawn, redrawn"],
+        [[k, *(round(v[o], 3) for o in ("truth", "drawn", "truth_redrawn", "drawn_redrawn"))]
+         for k, v in single.items()],
         title="each descriptor alone (malignant high; < 0.5: malignant low)",
     )
     payload: dict[str, Any] = {

@@ -147,6 +147,11 @@ class RoiConfig(_Strict):
         min_side: Smallest crop side in store pixels (tiny masses keep some context).
         benign_without_callback: How ``BENIGN_WITHOUT_CALLBACK`` counts: ``benign`` (default),
             ``malignant`` or ``exclude`` (such cases get no label).
+        outline: What the ``image+mask`` mask channel holds: ``mask``, the mass's mask as
+            given (ground truth or the segmentation's); ``image``, the crop's own outline of
+            the mass seeded by that mask (:mod:`massclass.outline`: the contour half-way
+            between the mass and its surroundings), so that outlines drawn by different hands
+            (an annotator at training, the network at prediction) read alike.
     """
 
     source: Literal["pred", "truth", "pred_matched"] = "pred"
@@ -155,6 +160,16 @@ class RoiConfig(_Strict):
     min_pixels: int | None = Field(default=None, ge=0)
     min_side: int = Field(default=32, ge=1)
     benign_without_callback: Literal["benign", "malignant", "exclude"] = "benign"
+    outline: Literal["mask", "image"] = "mask"
+
+    @model_validator(mode="after")
+    def _outline_needs_mask(self) -> RoiConfig:
+        if self.outline == "image" and self.representation != "image+mask":
+            raise ValueError(
+                "roi.outline 'image' redraws the mask channel, which only the 'image+mask' "
+                "representation has: set roi.representation: image+mask or roi.outline: mask"
+            )
+        return self
 
 
 class PhaseConfig(_Strict):

@@ -51,7 +51,8 @@ class MassclassStage:
             size = int(card.input_shape[0] or 224)
             rois = np.stack([
                 crop_roi(image, m.component, size=size, margin=roi.margin,
-                         min_side=roi.min_side, representation=roi.representation)
+                         min_side=roi.min_side, representation=roi.representation,
+                         outline=roi.outline)
                 for m in case.masses
             ])
             total += predict_rois(model, rois)

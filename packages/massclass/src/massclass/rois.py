@@ -16,6 +16,9 @@ For every case (in store order, or the ids asked for):
    breast image, not stretched per crop).
 4. Channels: ``image`` representation -> the gray crop three times; ``image+mask`` ->
    (image, image, this mass's own mask, 0/1). The model maps [0, 1] to its backbone's range.
+   With ``outline="image"`` the mask channel is the crop's own outline of the mass, seeded by
+   the mask (:mod:`massclass.outline`), so a ground-truth outline at training and a
+   network's outline at prediction are redrawn alike.
 
 Labels come from the case pathology: ``MALIGNANT`` -> 1, ``BENIGN`` -> 0,
 ``BENIGN_WITHOUT_CALLBACK`` -> 0 by default (configurable: malignant or excluded), unknown ->
@@ -37,6 +40,7 @@ from mammo_common.postprocess import Component, components
 from mammo_common.schema import CaseRecord
 from mammo_common.store import MassesStore
 from massclass.config import RoiConfig
+from massclass.outline import image_outline, outline_settings
 
 __all__ = ["RoiSet", "case_label", "crop_box", "crop_roi", "extract_rois"]
 
@@ -79,8 +83,13 @@ def crop_roi(
     margin: float = 0.25,
     min_side: int = 32,
     representation: str = "image",
+    outline: str = "mask",
 ) -> np.ndarray:
-    """One ROI ``(size, size, 3)`` float32 in [0, 1] from an image already scaled to [0, 1]."""
+    """One ROI ``(size, size, 3)`` float32 in [0, 1] from an image already scaled to [0, 1].
+
+    ``outline="image"`` (with ``image+mask``) replaces the component's mask by the crop's own
+    outline of the mass, seeded by it (:func:`massclass.outline.image_outline`).
+    """
     box = crop_box(component.bbox, margin, min_side)
     gray = np.clip(resize_bilinear(_padded_crop(image, box), size), 0.0, 1.0)
     if representation == "image":
@@ -90,6 +99,10 @@ def crop_roi(
     full = np.zeros(image.shape, dtype=np.float32)
     full[component.slices] = component.mask
     mask = (resize_bilinear(_padded_crop(full, box), size) >= 0.5).astype(np.float32)
+    if outline == "image":
+        mask = image_outline(gray, mask, **outline_settings(size))
+    elif outline != "mask":
+        raise ValueError(f"outline must be 'mask' or 'image', not {outline!r}")
     return np.stack([gray, gray, mask], axis=-1)
 
 
@@ -260,6 +273,7 @@ def extract_rois(
                     margin=config.margin,
                     min_side=config.min_side,
                     representation=config.representation,
+                    outline=config.outline,
                 )
             )
             labels.append(label)
