@@ -222,6 +222,15 @@ def predict(
             f"whole: {', '.join(result.empty_cases[:5])}",
             highlight=False,
         )
+    if result.labeller_fallback_cases:
+        console.print(
+            f"[yellow]warning:[/] the network lost most of the breast in "
+            f"{len(result.labeller_fallback_cases)} case(s); the threshold labeller's mask was "
+            f"used (breastseg.predict.labeller_fallback): "
+            f"{', '.join(result.labeller_fallback_cases[:5])}. Check those masks by eye; many "
+            "such cases mean the images differ from the ones the network learnt from",
+            highlight=False,
+        )
 
 
 @app.command()

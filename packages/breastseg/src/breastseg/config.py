@@ -158,6 +158,10 @@ class PredictConfig(_Config):
             AVX-512 BF16/AMX and recent GPUs; probabilities move by ~0.01-0.03).
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
             fewer passes over memory; see ``mammo_common.keras.deployment.optimize``).
+        labeller_fallback: The safeguard of ``method: unet`` against a network that lost the
+            breast (:func:`breastseg.segment.check_with_labeller`): where the network's mask
+            holds less than this share of the threshold labeller's breast and lies within it,
+            the labeller's mask is used and the case's record says so; ``null`` turns it off.
         overwrite: Replace an existing output store.
     """
 
@@ -177,6 +181,7 @@ class PredictConfig(_Config):
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
+    labeller_fallback: float | None = Field(default=0.5, gt=0, lt=1)
     overwrite: bool = False
 
     _fill_holes = model_validator(mode="before")(_legacy_fill_holes)
@@ -213,6 +218,8 @@ class EvaluateConfig(_Config):
             are scored as predict stores them).
         precision: Inference compute, as ``breastseg predict --precision``.
         fold_batchnorm: Fold BatchNorms, as ``breastseg predict``.
+        labeller_fallback: As ``breastseg predict`` (the masks are scored as predict stores
+            them; the metrics count the cases where the labeller's mask was used).
     """
 
     RENAMED: ClassVar[dict[str, str]] = {k: RENAMED_KEYS[k] for k in ("tta_flips",)}
@@ -235,6 +242,7 @@ class EvaluateConfig(_Config):
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
+    labeller_fallback: float | None = Field(default=0.5, gt=0, lt=1)
 
     _fill_holes = model_validator(mode="before")(_legacy_fill_holes)
 

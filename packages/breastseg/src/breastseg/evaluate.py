@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from breastseg import __version__
 from breastseg.config import EvaluateConfig
 from breastseg.labeller import label_breast
-from breastseg.segment import Segmenter, make_segmenter, segment_breast
+from breastseg.segment import Segmenter, check_with_labeller, make_segmenter, segment_breast
 from breastseg.train import check_cases
 from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, NoGroundTruthError, StoreError
@@ -163,11 +163,19 @@ def require_ground_truth(store: MammogramsStore, reference: str) -> None:
 
 def _predict_mask(
     segmenter: Segmenter, image: np.ndarray, config: EvaluateConfig, laterality: str | None = None
-) -> np.ndarray:
+) -> tuple[np.ndarray, bool]:
+    """The mask ``breastseg predict`` would store, and whether it is the labeller's fallback."""
     prob = segmenter.probabilities(image)
-    return segment_breast(
+    segmented = segment_breast(
         prob, config.threshold, postprocess=config.postprocess, laterality=laterality, warn=False
-    ).mask
+    )
+    if config.method != "unet":
+        return segmented.mask, False
+    segmented, replaced = check_with_labeller(
+        image, segmented, min_share=config.labeller_fallback, labeller=config.labeller,
+        postprocess=config.postprocess, laterality=laterality,
+    )
+    return segmented.mask, replaced
 
 
 def _summary(values: list[float]) -> dict[str, float]:
@@ -200,7 +208,7 @@ def _plot(
         for score in group:
             image = store.array(score.case_id, "image")
             ref, _ = _reference(store, score.case_id, image, config)
-            pred = _predict_mask(
+            pred, _ = _predict_mask(
                 segmenter, image, config, store.record(score.case_id).laterality
             )
             panels.append(Panel(image, {"truth": ref, "pred": pred},
@@ -247,10 +255,13 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         raise ConfigError(f"part {config.part!r} holds no case", fix="choose another part")
 
     scores: list[CaseScore] = []
+    fallback: list[str] = []
     for case_id in track(case_ids, "breastseg evaluate"):
         image = store.array(case_id, "image")
         ref, source = _reference(store, case_id, image, config)
-        pred = _predict_mask(segmenter, image, config, store.record(case_id).laterality)
+        pred, replaced = _predict_mask(segmenter, image, config, store.record(case_id).laterality)
+        if replaced:
+            fallback.append(case_id)
         scores.append(
             CaseScore(
                 case_id=case_id,
@@ -279,6 +290,8 @@ def evaluate(config: EvaluateConfig) -> EvaluateResult:
         "jaccard_min": j["min"],
         "n_cases": len(scores),
         "n_empty_predictions": sum(s.empty_prediction for s in scores),
+        "n_labeller_fallback": len(fallback),
+        "labeller_fallback_cases": fallback,
         "n_reference_store": n_store,
         "n_reference_labeller": n_label,
         "reference": reference,

@@ -65,6 +65,7 @@ __all__ = [
     "ChestWall",
     "PostprocessConfig",
     "Side",
+    "border_share",
     "fill_breast_holes",
     "infer_chest_wall",
     "laterality_side",
@@ -310,7 +311,9 @@ def fill_breast_holes(mask: ArrayLike, side: Side | None = None) -> NDArray[np.b
     return ndimage.binary_fill_holes(np.hstack([mask, wall]))[:, :-1]
 
 
-def _border_share(mask: NDArray[np.bool_]) -> float:
+def border_share(mask: NDArray[np.bool_]) -> float:
+    """Share of the image's border pixels inside ``mask`` (the background taken for breast
+    covers most of it)."""
     border = np.concatenate([mask[0], mask[-1], mask[1:-1, 0], mask[1:-1, -1]])
     return float(border.mean()) if border.size else 0.0
 
@@ -384,7 +387,7 @@ def postprocess_breast_mask(
         kept = m.copy()
 
     final = fill_breast_holes(kept, side) if cfg.fill_holes else kept
-    share = _border_share(final)
+    share = border_share(final)
     if share >= BORDER_WARNING:
         notes.append(
             f"the breast mask covers {share:.0%} of the image border: the background may have "

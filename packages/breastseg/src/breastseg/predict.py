@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from breastseg import __version__
 from breastseg.config import PredictConfig
-from breastseg.segment import crop_case, make_segmenter, segment_breast
+from breastseg.segment import check_with_labeller, crop_case, make_segmenter, segment_breast
 from mammo_common.cli_support import track
 from mammo_common.errors import StoreError
 from mammo_common.schema import Producer
@@ -50,6 +50,8 @@ class PredictResult(BaseModel):
             ``unknown``.
         artefact_pixels: Pixels of the thresholded masks that post-processing removed (labels,
             markers, rulers, film edges, thin bridges), all cases together.
+        labeller_fallback_cases: Cases whose network mask lost most of the breast and were
+            given the threshold labeller's mask (``labeller_fallback``).
         seconds: Wall time.
     """
 
@@ -63,6 +65,7 @@ class PredictResult(BaseModel):
     empty_cases: list[str]
     chest_wall: dict[str, int] = {}
     artefact_pixels: int = 0
+    labeller_fallback_cases: list[str] = []
     seconds: float
 
 
@@ -110,6 +113,7 @@ def predict(config: PredictConfig) -> PredictResult:
         "normalize": config.normalize,
         "threshold": config.threshold,
         "postprocess": config.postprocess.model_dump(),
+        "labeller_fallback": config.labeller_fallback if config.method == "unet" else None,
     }
     producer = Producer(
         package=PACKAGE,
@@ -119,6 +123,7 @@ def predict(config: PredictConfig) -> PredictResult:
         params=params,
     )
     empty: list[str] = []
+    fallback: list[str] = []
     sides = {"left": 0, "right": 0, "unknown": 0}
     removed = 0
     with StackedStoreWriter(
@@ -143,6 +148,14 @@ def predict(config: PredictConfig) -> PredictResult:
                 laterality=case.record.laterality,
                 warn=False,
             )
+            if config.method == "unet":
+                segmented, replaced = check_with_labeller(
+                    case.image, segmented, min_share=config.labeller_fallback,
+                    labeller=config.labeller, postprocess=config.postprocess,
+                    laterality=case.record.laterality,
+                )
+                if replaced:
+                    fallback.append(case_id)
             sides[segmented.chest_wall or "unknown"] += 1
             removed += segmented.removed_pixels
             cropped = crop_case(
@@ -182,5 +195,6 @@ def predict(config: PredictConfig) -> PredictResult:
         empty_cases=empty,
         chest_wall=sides,
         artefact_pixels=removed,
+        labeller_fallback_cases=fallback,
         seconds=round(time.perf_counter() - start, 3),
     )

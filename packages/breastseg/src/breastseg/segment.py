@@ -17,18 +17,37 @@ Per case (see :func:`breast_mask` and :func:`crop_case`):
    masks nearest); the :class:`~mammo_common.schema.CaseTransform` records the mapping.
 
 An empty mask (nothing found) keeps the whole, unblanked image and is reported.
+
+**Safeguard against a network that loses the breast** (:func:`check_with_labeller`, setting
+``labeller_fallback``): a network trained on one kind of mammogram can, on an unfamiliar one
+(another film, another vendor, a fatty breast whose tissue is nearly as dark as the
+background), draw only the bright part of the breast (the pectoral muscle, the dense core).
+Everything downstream then works on a fraction of the breast and misses every mass outside
+it. After step 2 the network's mask is compared with the threshold labeller's
+(:mod:`breastseg.labeller`); when it holds less than ``labeller_fallback`` of the labeller's
+breast, lies within it (so the two agree on where the breast is and the network stopped
+short) and the labeller's mask looks like a breast (it does not cover most of the image
+border or the whole image), the labeller's mask is used instead and the case's record says
+so. Where the network is right this changes nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from breastseg.postprocess import BreastMask, PostprocessConfig, postprocess_breast_mask
+from breastseg.labeller import LabellerConfig, label_breast
+from breastseg.postprocess import (
+    BORDER_WARNING,
+    BreastMask,
+    PostprocessConfig,
+    border_share,
+    postprocess_breast_mask,
+)
 from mammo_common.errors import ModelFolderError
 from mammo_common.postprocess import binarize
 from mammo_common.schema import CaseTransform
@@ -39,6 +58,7 @@ __all__ = [
     "Segmenter",
     "UNetSegmenter",
     "breast_mask",
+    "check_with_labeller",
     "crop_case",
     "make_segmenter",
     "segment_breast",
@@ -186,6 +206,57 @@ def segment_breast(
     return postprocess_breast_mask(
         binarize(prob, threshold), cfg, laterality=laterality, warn=warn
     )
+
+
+#: The network's mask must lie this much inside the labeller's for the labeller to take over.
+FALLBACK_WITHIN = 0.8
+#: A labeller mask covering more than this share of the image is not trusted as a breast.
+FALLBACK_MAX_IMAGE_SHARE = 0.97
+
+
+def check_with_labeller(
+    image: NDArray,
+    segmented: BreastMask,
+    *,
+    min_share: float | None,
+    labeller: LabellerConfig | None = None,
+    postprocess: PostprocessConfig | None = None,
+    laterality: str | None = None,
+) -> tuple[BreastMask, bool]:
+    """Replace a network's breast mask that lost most of the breast by the labeller's.
+
+    Args:
+        image: The native mammogram.
+        segmented: The network's post-processed mask (:func:`segment_breast`).
+        min_share: The network's mask must hold at least this share of the labeller's breast;
+            ``None`` turns the check off.
+        labeller: Threshold labeller settings.
+        postprocess: Post-processing settings (applied inside the labeller too).
+        laterality: The case's laterality.
+
+    Returns:
+        The mask to use and whether it is the labeller's. A replaced mask carries a note that
+        says how much of the breast the network had found.
+    """
+    if min_share is None:
+        return segmented, False
+    found = segmented.mask.astype(bool)
+    exposed = label_breast(image, labeller, postprocess=postprocess, laterality=laterality) > 0
+    n_exposed = int(exposed.sum())
+    n_found = int(found.sum())
+    if n_exposed == 0 or n_found >= min_share * n_exposed:
+        return segmented, False
+    if n_found and int((found & exposed).sum()) < FALLBACK_WITHIN * n_found:
+        return segmented, False  # they disagree on where the breast is: keep the network's
+    background = border_share(exposed) >= BORDER_WARNING
+    if background or n_exposed > FALLBACK_MAX_IMAGE_SHARE * exposed.size:
+        return segmented, False  # the labeller took the background: not a breast to trust
+    note = (
+        f"the network's breast mask held {n_found / n_exposed:.0%} of the breast the threshold "
+        f"labeller finds (under labeller_fallback {min_share:g}); the labeller's mask was used"
+    )
+    notes = [n for n in segmented.notes if not n.startswith("empty")] + [note]
+    return replace(segmented, mask=exposed.astype(np.uint8), notes=notes), True
 
 
 def breast_mask(

@@ -1,0 +1,127 @@
+"""The safeguard against a network that lost the breast: the labeller's mask takes over.
+
+A breast network shown an unfamiliar kind of mammogram can draw only its brightest part (the
+pectoral muscle, a dense core). ``check_with_labeller`` replaces such a mask by the threshold
+labeller's, and only such a mask: a right one, one that disagrees with the labeller about
+where the breast is, or a labeller mask that took the background, are left alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from breastseg_phantoms import make_phantom, write_phantom_store
+
+from breastseg.config import EvaluateConfig, PredictConfig
+from breastseg.postprocess import postprocess_breast_mask
+from breastseg.segment import check_with_labeller
+from mammo_common.metrics import dice
+
+SIZE = (128, 128)
+
+
+def _segmented(mask: np.ndarray, laterality: str):
+    return postprocess_breast_mask(mask, laterality=laterality, warn=False)
+
+
+def _core(breast: np.ndarray, laterality: str, share: float = 0.2) -> np.ndarray:
+    """The part of the breast nearest the chest wall: what a failing network draws."""
+    cols = np.where(breast.any(axis=0))[0]
+    width = max(1, int(share * (cols.max() - cols.min() + 1)))
+    core = np.zeros_like(breast)
+    if laterality == "L":
+        core[:, cols.min(): cols.min() + width] = breast[:, cols.min(): cols.min() + width]
+    else:
+        core[:, cols.max() + 1 - width: cols.max() + 1] = breast[:, cols.max() + 1 - width:
+                                                                 cols.max() + 1]
+    return core
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_lost_breast_gets_the_labellers_mask(seed: int) -> None:
+    p = make_phantom(seed)
+    core = _core(p.breast, p.laterality)
+    assert dice(core, p.breast) < 0.5
+    out, replaced = check_with_labeller(
+        p.image, _segmented(core, p.laterality), min_share=0.5, laterality=p.laterality
+    )
+    assert replaced
+    assert dice(out.mask, p.breast) > 0.9
+    assert "labeller" in out.notes[-1] and "%" in out.notes[-1]
+    # an empty network mask (nothing found) is replaced too
+    out, replaced = check_with_labeller(
+        p.image, _segmented(np.zeros_like(p.breast), p.laterality), min_share=0.5,
+        laterality=p.laterality,
+    )
+    assert replaced and dice(out.mask, p.breast) > 0.9
+    assert not any(n.startswith("empty") for n in out.notes)
+
+
+def test_a_right_mask_is_kept_and_the_check_can_be_off() -> None:
+    p = make_phantom(3)
+    good = _segmented(p.breast, p.laterality)
+    out, replaced = check_with_labeller(p.image, good, min_share=0.5, laterality=p.laterality)
+    assert not replaced and out is good
+    lost = _segmented(_core(p.breast, p.laterality), p.laterality)
+    out, replaced = check_with_labeller(p.image, lost, min_share=None)
+    assert not replaced and out is lost
+
+
+def test_disagreement_or_a_background_labeller_mask_keeps_the_network() -> None:
+    p = make_phantom(4)
+    # a small mask outside the breast: network and labeller disagree on where the breast is
+    elsewhere = np.zeros_like(p.breast)
+    rows, cols = np.where(p.breast == 0)
+    elsewhere[rows[: len(rows) // 20], cols[: len(rows) // 20]] = 1
+    seg = _segmented(elsewhere, p.laterality)
+    if seg.mask.any():
+        out, replaced = check_with_labeller(p.image, seg, min_share=0.5, laterality=p.laterality)
+        assert not replaced
+    # an image that is bright everywhere: the labeller's mask is the whole frame, not trusted
+    bright = np.full_like(p.image, 50000)
+    bright[::7, ::5] = 52000
+    lost = _segmented(_core(p.breast, p.laterality), p.laterality)
+    out, replaced = check_with_labeller(bright, lost, min_share=0.5, laterality=p.laterality)
+    assert not replaced and out is lost
+
+
+def test_predict_and_evaluate_report_the_fallback(monkeypatch, tmp_path) -> None:
+    """A network that draws only the chest-wall strip: predict stores the labeller's masks and
+    says so, evaluate scores what predict stores."""
+    import breastseg.evaluate as evaluate_module
+    import breastseg.predict as predict_module
+    from breastseg.evaluate import evaluate
+    from breastseg.predict import predict
+    from mammo_common.store import open_store
+
+    class LostSegmenter:
+        params: dict = {"method": "unet"}
+        model_ids = ["test/lost"]
+        card = None
+
+        def probabilities(self, image):
+            source = open_store(store_path, "mammograms")
+            for case_id in source.case_ids:
+                case = source.load(case_id)
+                if case.image.shape == image.shape and np.array_equal(case.image, image):
+                    return _core(case.breast_mask, case.record.laterality).astype(np.float32)
+            raise AssertionError("unknown image")
+
+    store_path = write_phantom_store(tmp_path / "m.zarr", 4)
+    for module in (predict_module, evaluate_module):
+        monkeypatch.setattr(module, "make_segmenter", lambda *a, **k: LostSegmenter())
+    model = tmp_path / "model"
+    model.mkdir()
+    result = predict(PredictConfig(model=model, data=store_path, out=tmp_path / "b.zarr",
+                                   output_size=SIZE))
+    assert len(result.labeller_fallback_cases) == 4
+    breast = open_store(tmp_path / "b.zarr", "breast")
+    assert breast.meta.producer.params["labeller_fallback"] == 0.5
+    assert all(any("labeller's mask was used" in n for n in r.notes) for r in breast.cases)
+    scored = evaluate(EvaluateConfig(model=model, data=store_path, out=tmp_path / "m.json",
+                                     part="all"))
+    assert scored.metrics["n_labeller_fallback"] == 4
+    assert scored.metrics["dice_min"] > 0.9
+    off = evaluate(EvaluateConfig(model=model, data=store_path, out=tmp_path / "off.json",
+                                  part="all", labeller_fallback=None))
+    assert off.metrics["n_labeller_fallback"] == 0 and off.metrics["dice_mean"] < 0.5
