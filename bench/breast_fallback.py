@@ -3,8 +3,9 @@
 For every test case of a ``mammograms`` store with exact breast masks, the breast model's
 post-processed mask and the threshold labeller's mask are computed once; then, for each
 threshold of ``--thresholds``, the mask ``check_with_labeller`` would keep (the labeller's where
-the network's holds less than that share of it and lies within it, and the labeller's looks like
-a breast) is scored against the truth (Dice). Also the network alone and the labeller alone,
+the network's holds less than that share of it and lies within it, or is more than 1/threshold
+times it and holds it, and the labeller's looks like a breast) is scored against the truth
+(Dice). Also the network alone and the labeller alone,
 and the distribution of the share (network pixels / labeller pixels).
 
 Run it on the demo (a model trained on the same kind of images: the safeguard should never
@@ -63,12 +64,14 @@ def measure(model: Path, data: Path, splits: Path) -> list[dict[str, Any]]:
             "case_id": case_id,
             "share": float(net.sum() / max(1, n_lab)),
             "within": float((net & lab).sum() / net.sum()) if net.any() else 1.0,
+            "contains": float((net & lab).sum() / n_lab) if n_lab else 0.0,
             "labeller_trusted": bool(trusted),
             "dice_network": dice(net, truth),
             "dice_labeller": dice(lab, truth),
         })
     for row in rows:
-        row["eligible"] = row["within"] >= FALLBACK_WITHIN and row["labeller_trusted"]
+        row["lost_eligible"] = row["within"] >= FALLBACK_WITHIN and row["labeller_trusted"]
+        row["overgrown_eligible"] = row["contains"] >= FALLBACK_WITHIN and row["labeller_trusted"]
     return rows
 
 
@@ -88,10 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     share = np.array([r["share"] for r in rows])
     net = np.array([r["dice_network"] for r in rows])
     lab = np.array([r["dice_labeller"] for r in rows])
-    eligible = np.array([r["eligible"] for r in rows])
+    lost = np.array([r["lost_eligible"] for r in rows])
+    overgrown = np.array([r["overgrown_eligible"] for r in rows])
     by_threshold = {}
     for t in args.thresholds:
-        use = eligible & (share < t)
+        use = (lost & (share < t)) | (overgrown & (share > 1.0 / t))
         kept = np.where(use, lab, net)
         by_threshold[f"{t:g}"] = {
             "fallbacks": int(use.sum()),

@@ -57,6 +57,25 @@ def test_a_lost_breast_gets_the_labellers_mask(seed: int) -> None:
     assert not any(n.startswith("empty") for n in out.notes)
 
 
+@pytest.mark.parametrize("seed", [5, 6])
+def test_a_breast_with_its_background_gets_the_labellers_mask(seed: int) -> None:
+    """A network that took the grey film background around the breast for breast."""
+    p = make_phantom(seed)
+    overgrown = np.zeros_like(p.breast)
+    h, w = p.breast.shape
+    cols = np.where(p.breast.any(axis=0))[0]
+    # the whole frame but a margin on the far side: several times the breast, holding it
+    if p.laterality == "L":
+        overgrown[:, : min(w, cols.max() + w // 3)] = 1
+    else:
+        overgrown[:, max(0, cols.min() - w // 3):] = 1
+    seg = _segmented(overgrown, p.laterality)
+    assert seg.mask.sum() > 1.5 * p.breast.sum() and dice(seg.mask, p.breast) < 0.8
+    out, replaced = check_with_labeller(p.image, seg, min_share=0.7, laterality=p.laterality)
+    assert replaced and dice(out.mask, p.breast) > 0.9
+    assert "over 1/0.7" in out.notes[-1]
+
+
 def test_a_right_mask_is_kept_and_the_check_can_be_off() -> None:
     p = make_phantom(3)
     good = _segmented(p.breast, p.laterality)
@@ -116,7 +135,7 @@ def test_predict_and_evaluate_report_the_fallback(monkeypatch, tmp_path) -> None
                                    output_size=SIZE))
     assert len(result.labeller_fallback_cases) == 4
     breast = open_store(tmp_path / "b.zarr", "breast")
-    assert breast.meta.producer.params["labeller_fallback"] == 0.5
+    assert breast.meta.producer.params["labeller_fallback"] == 0.7
     assert all(any("labeller's mask was used" in n for n in r.notes) for r in breast.cases)
     scored = evaluate(EvaluateConfig(model=model, data=store_path, out=tmp_path / "m.json",
                                      part="all"))

@@ -159,9 +159,11 @@ class PredictConfig(_Config):
         fold_batchnorm: Fold BatchNorms into the convolutions before them (same function,
             fewer passes over memory; see ``mammo_common.keras.deployment.optimize``).
         labeller_fallback: The safeguard of ``method: unet`` against a network that lost the
-            breast (:func:`breastseg.segment.check_with_labeller`): where the network's mask
-            holds less than this share of the threshold labeller's breast and lies within it,
-            the labeller's mask is used and the case's record says so; ``null`` turns it off.
+            breast or took in the background (:func:`breastseg.segment.check_with_labeller`):
+            where the network's mask holds less than this share of the threshold labeller's
+            breast and lies within it, or is more than its inverse times the labeller's breast
+            and holds it, the labeller's mask is used and the case's record says so (0.7:
+            outside 70-143 % of the labeller's breast); ``null`` turns it off.
         overwrite: Replace an existing output store.
     """
 
@@ -181,7 +183,7 @@ class PredictConfig(_Config):
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
-    labeller_fallback: float | None = Field(default=0.5, gt=0, lt=1)
+    labeller_fallback: float | None = Field(default=0.7, gt=0, lt=1)
     overwrite: bool = False
 
     _fill_holes = model_validator(mode="before")(_legacy_fill_holes)
@@ -242,7 +244,7 @@ class EvaluateConfig(_Config):
     labeller: LabellerConfig = Field(default_factory=LabellerConfig)
     precision: Literal["float32", "bfloat16"] = "float32"
     fold_batchnorm: bool = True
-    labeller_fallback: float | None = Field(default=0.5, gt=0, lt=1)
+    labeller_fallback: float | None = Field(default=0.7, gt=0, lt=1)
 
     _fill_holes = model_validator(mode="before")(_legacy_fill_holes)
 

@@ -21,14 +21,16 @@ An empty mask (nothing found) keeps the whole, unblanked image and is reported.
 **Safeguard against a network that loses the breast** (:func:`check_with_labeller`, setting
 ``labeller_fallback``): a network trained on one kind of mammogram can, on an unfamiliar one
 (another film, another vendor, a fatty breast whose tissue is nearly as dark as the
-background), draw only the bright part of the breast (the pectoral muscle, the dense core).
-Everything downstream then works on a fraction of the breast and misses every mass outside
-it. After step 2 the network's mask is compared with the threshold labeller's
-(:mod:`breastseg.labeller`); when it holds less than ``labeller_fallback`` of the labeller's
-breast, lies within it (so the two agree on where the breast is and the network stopped
-short) and the labeller's mask looks like a breast (it does not cover most of the image
-border or the whole image), the labeller's mask is used instead and the case's record says
-so. Where the network is right this changes nothing.
+background), draw only the bright part of the breast (the pectoral muscle, the dense core),
+or take a grey film background for breast. Everything downstream then works on a fraction of
+the breast, or on a crop mostly of background. After step 2 the network's mask is compared
+with the threshold labeller's (:mod:`breastseg.labeller`); when it holds less than
+``labeller_fallback`` of the labeller's breast and lies within it (the two agree on where the
+breast is and the network stopped short), or is more than ``1 / labeller_fallback`` times the
+labeller's breast and holds it (the network took in the background), and the labeller's mask
+looks like a breast (it does not cover most of the image border or the whole image), the
+labeller's mask is used instead and the case's record says so. Where the network is right
+this changes nothing.
 """
 
 from __future__ import annotations
@@ -223,20 +225,30 @@ def check_with_labeller(
     postprocess: PostprocessConfig | None = None,
     laterality: str | None = None,
 ) -> tuple[BreastMask, bool]:
-    """Replace a network's breast mask that lost most of the breast by the labeller's.
+    """Replace a network's breast mask that lost most of the breast, or took in the
+    background, by the threshold labeller's.
+
+    Two failures, one rule each, both needing a labeller mask that looks like a breast (under
+    :data:`~breastseg.postprocess.BORDER_WARNING` of the image border, under
+    :data:`FALLBACK_MAX_IMAGE_SHARE` of the image):
+
+    * **lost**: the network's mask holds less than ``min_share`` of the labeller's breast and
+      lies within it (at least :data:`FALLBACK_WITHIN` of it), or is empty;
+    * **overgrown**: the network's mask is more than ``1 / min_share`` times the labeller's
+      breast and holds it (at least :data:`FALLBACK_WITHIN` of the labeller's mask inside):
+      the film background, or everything exposed, taken for breast.
 
     Args:
         image: The native mammogram.
         segmented: The network's post-processed mask (:func:`segment_breast`).
-        min_share: The network's mask must hold at least this share of the labeller's breast;
-            ``None`` turns the check off.
+        min_share: See above, in (0, 1); ``None`` turns the check off.
         labeller: Threshold labeller settings.
         postprocess: Post-processing settings (applied inside the labeller too).
         laterality: The case's laterality.
 
     Returns:
         The mask to use and whether it is the labeller's. A replaced mask carries a note that
-        says how much of the breast the network had found.
+        says how the network's mask compared with the labeller's.
     """
     if min_share is None:
         return segmented, False
@@ -244,16 +256,20 @@ def check_with_labeller(
     exposed = label_breast(image, labeller, postprocess=postprocess, laterality=laterality) > 0
     n_exposed = int(exposed.sum())
     n_found = int(found.sum())
-    if n_exposed == 0 or n_found >= min_share * n_exposed:
+    if n_exposed == 0:
         return segmented, False
-    if n_found and int((found & exposed).sum()) < FALLBACK_WITHIN * n_found:
-        return segmented, False  # they disagree on where the breast is: keep the network's
+    overlap = int((found & exposed).sum())
+    lost = n_found < min_share * n_exposed and overlap >= FALLBACK_WITHIN * n_found
+    overgrown = n_found * min_share > n_exposed and overlap >= FALLBACK_WITHIN * n_exposed
+    if not (lost or overgrown):
+        return segmented, False  # they agree, or disagree on where the breast is
     background = border_share(exposed) >= BORDER_WARNING
     if background or n_exposed > FALLBACK_MAX_IMAGE_SHARE * exposed.size:
         return segmented, False  # the labeller took the background: not a breast to trust
+    bound = f"under labeller_fallback {min_share:g}" if lost else f"over 1/{min_share:g}"
     note = (
         f"the network's breast mask held {n_found / n_exposed:.0%} of the breast the threshold "
-        f"labeller finds (under labeller_fallback {min_share:g}); the labeller's mask was used"
+        f"labeller finds ({bound}); the labeller's mask was used"
     )
     notes = [n for n in segmented.notes if not n.startswith("empty")] + [note]
     return replace(segmented, mask=exposed.astype(np.uint8), notes=notes), True
