@@ -62,7 +62,7 @@ def test_a_breast_with_its_background_gets_the_labellers_mask(seed: int) -> None
     """A network that took the grey film background around the breast for breast."""
     p = make_phantom(seed)
     overgrown = np.zeros_like(p.breast)
-    h, w = p.breast.shape
+    w = p.breast.shape[1]
     cols = np.where(p.breast.any(axis=0))[0]
     # the whole frame but a margin on the far side: several times the breast, holding it
     if p.laterality == "L":

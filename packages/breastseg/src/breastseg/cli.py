@@ -224,9 +224,10 @@ def predict(
         )
     if result.labeller_fallback_cases:
         console.print(
-            f"[yellow]warning:[/] the network lost most of the breast in "
-            f"{len(result.labeller_fallback_cases)} case(s); the threshold labeller's mask was "
-            f"used (breastseg.predict.labeller_fallback): "
+            f"[yellow]warning:[/] the network's breast mask and the threshold labeller's "
+            f"disagreed (part of the breast lost, or background taken in) in "
+            f"{len(result.labeller_fallback_cases)} case(s); the labeller's mask was used "
+            f"(breastseg.predict.labeller_fallback): "
             f"{', '.join(result.labeller_fallback_cases[:5])}. Check those masks by eye; many "
             "such cases mean the images differ from the ones the network learnt from",
             highlight=False,

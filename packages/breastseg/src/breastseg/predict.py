@@ -50,8 +50,9 @@ class PredictResult(BaseModel):
             ``unknown``.
         artefact_pixels: Pixels of the thresholded masks that post-processing removed (labels,
             markers, rulers, film edges, thin bridges), all cases together.
-        labeller_fallback_cases: Cases whose network mask lost most of the breast and were
-            given the threshold labeller's mask (``labeller_fallback``).
+        labeller_fallback_cases: Cases whose network mask lost part of the breast or took in
+            the background and were given the threshold labeller's mask
+            (``labeller_fallback``).
         seconds: Wall time.
     """
 
