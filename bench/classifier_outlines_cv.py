@@ -28,6 +28,7 @@ Usage::
 
     .venv/bin/python bench/classifier_outlines_cv.py                     # data/masses.zarr
     .venv/bin/python bench/classifier_outlines_cv.py --data /tmp/masses.zarr --name NAME
+    .venv/bin/python bench/classifier_outlines_cv.py --sheet docs/images/classifier_outlines.png
 
 Writes ``bench/results/classifier_outlines_cv.json`` (or ``<--name>.json``) and prints tables.
 Takes about a minute; no trained model is needed.
@@ -99,6 +100,44 @@ def grouped_cv(
             "repeats": repeats}
 
 
+def outline_sheet(data: Path, splits: Path, out: Path, n: int = 8) -> Path:
+    """A contact sheet of test masses: the segmentation's outline and the image's redrawing."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mammo_common.store import open_store
+    from massclass.config import RoiConfig
+    from massclass.rois import extract_rois
+
+    store = open_store(data, "masses")
+    test = json.loads(splits.read_text(encoding="utf-8"))["test"]
+    sets = [
+        extract_rois(store, RoiConfig(source="pred_matched", representation="image+mask",
+                                      margin=0.5, outline=outline), size=96, case_ids=test)
+        for outline in ("mask", "image")
+    ]
+    picks = np.linspace(0, len(sets[0]) - 1, n).round().astype(int)
+    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(12, 6.5))
+    for ax, i in zip(axes.flat, picks, strict=False):
+        ax.imshow(sets[0].images[i, ..., 0], cmap="gray", vmin=0, vmax=1)
+        for rois, colour in zip(sets, ("orange", "cyan"), strict=True):
+            ax.contour(rois.images[i, ..., 2], [0.5], colors=colour, linewidths=1)
+        label = {1.0: "malignant", 0.0: "benign"}.get(float(sets[0].labels[i]), "unknown")
+        ax.set_title(f"{sets[0].case_ids[i]} ({label})", fontsize=8)
+        ax.axis("off")
+    fig.suptitle("test masses, 96x96 ROIs: orange, the outline the segmentation drew; cyan, "
+                 "redrawn from the image (roi.outline: image)", fontsize=10)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: measure, print, write the JSON."""
     from sklearn.metrics import roc_auc_score
@@ -110,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--c", type=float, default=0.3)
     parser.add_argument("--name", default="classifier_outlines_cv")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="also draw a contact sheet of test masses' outlines (PNG)")
+    parser.add_argument("--splits", type=Path, default=Path("data/splits.json"))
     args = parser.parse_args(argv)
+    if args.sheet is not None:
+        print(f"wrote {outline_sheet(args.data, args.splits, args.sheet)}")
 
     C.log("descriptors on the true outlines")
     truth = descriptor_table(args.data, "truth")
