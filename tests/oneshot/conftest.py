@@ -66,6 +66,21 @@ def write_models(root: Path, stages=("breastseg", "massseg", "massclass")) -> Pa
     return root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_breast_safeguard():
+    """The stub breast model marks every pixel as breast. The breast safeguard
+    (``labeller_fallback``) rightly replaces such a mask by the threshold labeller's breast;
+    these tests check the plumbing with whole-image masks, so it is off in ``mammo run`` here
+    (which reads the setting's default), except where a test turns it on
+    (``test_mammo_run_replaces_a_whole_frame_breast_mask``); the batch commands get
+    ``labeller_fallback: null`` from a params file."""
+    from breastseg.config import PredictConfig
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PredictConfig.model_fields["labeller_fallback"], "default", None)
+        yield
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     return write_models(tmp_path_factory.mktemp("models"))

@@ -43,6 +43,27 @@ def test_mammo_run_all_stages(models_dir, mammogram, tmp_path):
     assert 1.0 < rgb.shape[0] / rgb.shape[1] < 2.0  # portrait, as the 120x90 mammogram
 
 
+def test_mammo_run_replaces_a_whole_frame_breast_mask(models_dir, mammogram, tmp_path,
+                                                      monkeypatch):
+    """The safeguard in ``mammo run``: a breast mask over the whole frame (the stub model's)
+    holds the labeller's breast and is far larger, so the labeller's mask is used and said."""
+    from breastseg.config import PredictConfig
+
+    monkeypatch.setattr(PredictConfig.model_fields["labeller_fallback"], "default", 0.7)
+    report = tmp_path / "run.json"
+    result = CliRunner().invoke(app, [
+        "run", str(mammogram), "--models", str(models_dir), "--out", str(tmp_path / "o.png"),
+        "--json", str(report), "--work-size", "64x64",
+    ])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(report.read_text())
+    assert any("labeller's mask was used" in n for n in summary["notes"]), summary["notes"]
+    # the mass (the stub marks the whole breast crop) now spans the breast's box, not the frame:
+    # the phantom's breast is the half-ellipse on the left, 110 of 120 rows and 70 of 90 columns
+    y0, x0, y1, x1 = summary["masses"][0]["bbox_native"]
+    assert (y1 - y0) < 120 and (x1 - x0) < 80 and x0 == 0
+
+
 def test_mammo_run_without_a_stage_model_notes_it(tmp_path, mammogram):
     models = write_models(tmp_path / "models", stages=("massseg",))
     result = CliRunner().invoke(app, ["run", str(mammogram), "--models", str(models),

@@ -3,7 +3,9 @@
 ``mammo ingest --format images`` -> ``breastseg predict`` -> ``massseg predict`` -> ``massclass
 predict`` -> ``mammo results``, each through its command line, with the tiny models of
 ``conftest.py`` (the breast model marks every pixel as breast and the mass model the whole
-breast crop as one mass, so the mass is the whole native image and every coordinate is known).
+breast crop as one mass, so the mass is the whole native image and every coordinate is known;
+the breast safeguard, which would rightly give such a whole-frame mask the threshold labeller's
+breast, is off: ``labeller_fallback: null`` in a params file).
 The three ``evaluate`` commands refuse the stores: there is nothing to compare against.
 """
 
@@ -44,10 +46,13 @@ def cascade(models_dir: Path, tmp_path_factory) -> dict:
         _write_mg(root / "folder" / name, image.astype(np.uint16), uids[name], SPACING[name])
     models = {s: next((models_dir / s).glob("*/fold_1")) for s in ("breastseg", "massseg",
                                                                    "massclass")}
+    params = root / "params.yaml"
+    params.write_text("breastseg:\n  predict:\n    labeller_fallback: null\n")
     steps = [
         (mammo, ["ingest", root / "folder", root / "m.zarr", "--format", "images"]),
-        (breastseg, ["predict", "--model", models["breastseg"], "--data", root / "m.zarr",
-                     "--out", root / "b.zarr", "--output-size", "64x64"]),
+        (breastseg, ["predict", "--params", params, "--model", models["breastseg"],
+                     "--data", root / "m.zarr", "--out", root / "b.zarr", "--output-size",
+                     "64x64"]),
         (massseg, ["predict", "--model", models["massseg"], "--data", root / "b.zarr",
                    "--out", root / "ms.zarr"]),
         (massclass, ["predict", "--model", models["massclass"], "--data", root / "ms.zarr",

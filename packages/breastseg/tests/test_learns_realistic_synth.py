@@ -5,6 +5,8 @@ rulers, bright film edges) -> ``mammo ingest`` (exact breast masks from the trut
 ``breastseg train`` at 64x48 with 4 filters -> ``breastseg evaluate`` on held-out cases
 against the truth. An untrained network (a fixture evaluates the same architecture with its
 initial weights: a learning rate of 1e-12) scores far lower, so the threshold can only be met by learning.
+The breast safeguard (``labeller_fallback``) is off here: it would hand the untrained network's
+masks the threshold labeller's, and this test measures the network.
 """
 
 from __future__ import annotations
@@ -42,9 +44,10 @@ def _train(root, out, epochs, learning_rate=1e-3):
 
 def _test_dice(root, model, name):
     evaluate(EvaluateConfig(data=root / "m.zarr", splits=root / "splits.json", model=model,
-                            out=root / f"{name}.json", part="test"))
+                            out=root / f"{name}.json", part="test", labeller_fallback=None))
     metrics = json.loads((root / f"{name}.json").read_text())
     assert metrics["reference"] == "store" and metrics["n_reference_labeller"] == 0
+    assert metrics["n_labeller_fallback"] == 0
     return metrics["dice_mean"]
 
 
