@@ -88,14 +88,17 @@ def test_a_right_mask_is_kept_and_the_check_can_be_off() -> None:
 
 def test_disagreement_or_a_background_labeller_mask_keeps_the_network() -> None:
     p = make_phantom(4)
-    # a small mask outside the breast: network and labeller disagree on where the breast is
+    # a block in the far-side corner, off the breast: network and labeller disagree on where
+    # the breast is
+    h, w = p.breast.shape
     elsewhere = np.zeros_like(p.breast)
-    rows, cols = np.where(p.breast == 0)
-    elsewhere[rows[: len(rows) // 20], cols[: len(rows) // 20]] = 1
+    far = slice(w - w // 4, w) if p.laterality == "L" else slice(0, w // 4)
+    elsewhere[h - h // 4:, far] = 1
+    elsewhere &= p.breast == 0
     seg = _segmented(elsewhere, p.laterality)
-    if seg.mask.any():
-        out, replaced = check_with_labeller(p.image, seg, min_share=0.5, laterality=p.laterality)
-        assert not replaced
+    assert seg.mask.any() and (seg.mask & p.breast).sum() == 0
+    out, replaced = check_with_labeller(p.image, seg, min_share=0.5, laterality=p.laterality)
+    assert not replaced and out is seg
     # an image that is bright everywhere: the labeller's mask is the whole frame, not trusted
     bright = np.full_like(p.image, 50000)
     bright[::7, ::5] = 52000

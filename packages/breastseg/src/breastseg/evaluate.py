@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from breastseg import __version__
 from breastseg.config import EvaluateConfig
 from breastseg.labeller import label_breast
-from breastseg.segment import Segmenter, check_with_labeller, make_segmenter, segment_breast
+from breastseg.segment import Segmenter, make_segmenter, segment_checked
 from breastseg.train import check_cases
 from mammo_common.cli_support import track
 from mammo_common.errors import ConfigError, NoGroundTruthError, StoreError
@@ -165,15 +165,11 @@ def _predict_mask(
     segmenter: Segmenter, image: np.ndarray, config: EvaluateConfig, laterality: str | None = None
 ) -> tuple[np.ndarray, bool]:
     """The mask ``breastseg predict`` would store, and whether it is the labeller's fallback."""
-    prob = segmenter.probabilities(image)
-    segmented = segment_breast(
-        prob, config.threshold, postprocess=config.postprocess, laterality=laterality, warn=False
-    )
-    if config.method != "unet":
-        return segmented.mask, False
-    segmented, replaced = check_with_labeller(
-        image, segmented, min_share=config.labeller_fallback, labeller=config.labeller,
-        postprocess=config.postprocess, laterality=laterality,
+    segmented, replaced = segment_checked(
+        image, segmenter.probabilities(image), config.threshold, postprocess=config.postprocess,
+        labeller=config.labeller,
+        labeller_fallback=config.labeller_fallback if config.method == "unet" else None,
+        laterality=laterality,
     )
     return segmented.mask, replaced
 

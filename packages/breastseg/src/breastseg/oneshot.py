@@ -36,7 +36,7 @@ class BreastsegStage:
         """
         from breastseg._keras import load_breast_model
         from breastseg.config import PredictConfig
-        from breastseg.segment import check_with_labeller, crop_case, segment_breast
+        from breastseg.segment import crop_case, segment_checked
         from mammo_common.keras.deployment.inference import predict_probabilities
         from mammo_common.keras.deployment.optimize import inference_model
 
@@ -45,15 +45,12 @@ class BreastsegStage:
         card = loaded[0][1]
         prob = predict_probabilities(models, case.image[None])[0]
         defaults = PredictConfig.model_fields
-        postprocess = defaults["postprocess"].get_default(call_default_factory=True)
-        laterality = getattr(case, "laterality", None)
-        segmented = segment_breast(
-            prob, card.threshold, postprocess=postprocess, laterality=laterality, warn=False
-        )
-        segmented, _ = check_with_labeller(
-            case.image, segmented, min_share=defaults["labeller_fallback"].default,
+        segmented, _ = segment_checked(
+            case.image, prob, card.threshold,
+            postprocess=defaults["postprocess"].get_default(call_default_factory=True),
             labeller=defaults["labeller"].get_default(call_default_factory=True),
-            postprocess=postprocess, laterality=laterality,
+            labeller_fallback=defaults["labeller_fallback"].default,
+            laterality=getattr(case, "laterality", None),
         )
         case.notes.extend(
             f"breastseg: {note}" for note in segmented.notes if not note.startswith("empty")

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from breastseg import __version__
 from breastseg.config import PredictConfig
-from breastseg.segment import check_with_labeller, crop_case, make_segmenter, segment_breast
+from breastseg.segment import crop_case, make_segmenter, segment_checked
 from mammo_common.cli_support import track
 from mammo_common.errors import StoreError
 from mammo_common.schema import Producer
@@ -106,6 +106,7 @@ def predict(config: PredictConfig) -> PredictResult:
         postprocess=config.postprocess,
     )
     case_ids = store.case_ids
+    fallback_share = config.labeller_fallback if config.method == "unet" else None
     with_mass = any(_has_array(store, cid, "mass_mask") for cid in case_ids)
     params = {
         **segmenter.params,
@@ -114,7 +115,7 @@ def predict(config: PredictConfig) -> PredictResult:
         "normalize": config.normalize,
         "threshold": config.threshold,
         "postprocess": config.postprocess.model_dump(),
-        "labeller_fallback": config.labeller_fallback if config.method == "unet" else None,
+        "labeller_fallback": fallback_share,
     }
     producer = Producer(
         package=PACKAGE,
@@ -142,21 +143,13 @@ def predict(config: PredictConfig) -> PredictResult:
         for index, case_id in enumerate(track(case_ids, "breastseg predict")):
             case = store.load(case_id)
             prob = segmenter.probabilities(case.image)
-            segmented = segment_breast(
-                prob,
-                config.threshold,
-                postprocess=config.postprocess,
+            segmented, replaced = segment_checked(
+                case.image, prob, config.threshold, postprocess=config.postprocess,
+                labeller=config.labeller, labeller_fallback=fallback_share,
                 laterality=case.record.laterality,
-                warn=False,
             )
-            if config.method == "unet":
-                segmented, replaced = check_with_labeller(
-                    case.image, segmented, min_share=config.labeller_fallback,
-                    labeller=config.labeller, postprocess=config.postprocess,
-                    laterality=case.record.laterality,
-                )
-                if replaced:
-                    fallback.append(case_id)
+            if replaced:
+                fallback.append(case_id)
             sides[segmented.chest_wall or "unknown"] += 1
             removed += segmented.removed_pixels
             cropped = crop_case(

@@ -64,6 +64,7 @@ __all__ = [
     "crop_case",
     "make_segmenter",
     "segment_breast",
+    "segment_checked",
 ]
 
 
@@ -273,6 +274,34 @@ def check_with_labeller(
     )
     notes = [n for n in segmented.notes if not n.startswith("empty")] + [note]
     return replace(segmented, mask=exposed.astype(np.uint8), notes=notes), True
+
+
+def segment_checked(
+    image: NDArray,
+    prob: NDArray,
+    threshold: float,
+    *,
+    postprocess: PostprocessConfig | None,
+    labeller: LabellerConfig | None,
+    labeller_fallback: float | None,
+    laterality: str | None = None,
+) -> tuple[BreastMask, bool]:
+    """The stage's breast mask of one image: :func:`segment_breast`, then the safeguard.
+
+    ``predict``, ``evaluate`` and ``mammo run`` all call this, so the masks ``evaluate`` scores
+    are those ``predict`` stores. ``labeller_fallback=None`` skips the safeguard (the
+    threshold method, which is the labeller already).
+
+    Returns:
+        The mask and whether it is the labeller's (:func:`check_with_labeller`).
+    """
+    segmented = segment_breast(
+        prob, threshold, postprocess=postprocess, laterality=laterality, warn=False
+    )
+    return check_with_labeller(
+        image, segmented, min_share=labeller_fallback, labeller=labeller,
+        postprocess=postprocess, laterality=laterality,
+    )
 
 
 def breast_mask(

@@ -1,7 +1,7 @@
 """The image's own outline of a mass: an iso-intensity contour seeded by a mask.
 
 A classifier that reads a mass's shape from its mask learns whoever drew the mask. Outlines
-differ by source: a radiologist's (CBIS-DDSM's are often loose, see docs/DATASETS.md), a
+differ by source: a radiologist's (CBIS-DDSM's are often loose, see docs/datasets.md), a
 phantom generator's exact ones, a segmentation network's smooth blobs. A descriptor
 classifier trained on exact outlines and shown the network's blobs at prediction time loses
 most of its shape signal (``bench/classifier_outlines_cv.py``). This module redraws the
