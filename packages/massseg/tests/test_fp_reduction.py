@@ -7,6 +7,7 @@ whose separation is known, so the tests can say what it must learn. The model-fo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from massseg.fp_reduction import (
     fit_fp_reduction,
     load_fp_reduction,
     load_fp_reductions,
+    rank_in_groups,
     reject_objects,
 )
 
@@ -163,3 +165,90 @@ def test_an_ensemble_needs_a_scorer_in_every_fold(tmp_path: Path) -> None:
     assert load_fp_reductions([tmp_path, tmp_path], [Card(False), Card(False)]) is None
     with pytest.raises(ModelFolderError, match="only some models"):
         load_fp_reductions([tmp_path / "a", tmp_path / "b"], [Card(True), Card(False)])
+
+
+def test_rank_in_groups_orders_each_image_by_descending_score() -> None:
+    scores = np.array([0.2, 0.9, 0.5, 0.7, 0.1, 0.7])
+    groups = np.array([0, 0, 1, 1, 1, 0])
+    # image 0: 0.9 (1st), 0.7 (2nd), 0.2 (3rd); image 1: 0.7, 0.5, 0.1
+    assert rank_in_groups(scores, groups).tolist() == [2, 0, 1, 0, 2, 1]
+    assert rank_in_groups(np.zeros(0), np.zeros(0, np.int64)).tolist() == []
+
+
+def _rivals(rng: np.random.Generator, n_images: int) -> ObjectSet:
+    """Images each with one mass and one smaller look-alike; sizes vary between images.
+
+    Within an image the mass is the larger object, but a look-alike in one image can be larger
+    than the mass of another: no score threshold separates them, one object per image does.
+    """
+    shape = (96, 96)
+    imgs, probs, truths = [], [], []
+    for _ in range(n_images):
+        r = float(rng.uniform(6.0, 12.0))
+        image = rng.normal(0.4, 0.02, shape).astype(np.float32)
+        prob = np.zeros(shape, np.float32)
+        mass, rival = _disc(shape, (28, 28), r), _disc(shape, (68, 68), r - 3.0)
+        for disc in (mass, rival):
+            image[disc] += 0.2
+            prob[disc] = 0.8
+        imgs.append(np.clip(image, 0, 1))
+        probs.append(prob)
+        truths.append(mass)
+    return collect_objects(imgs, probs, probs, truths, threshold=0.5, min_object_pixels=5)
+
+
+def test_auto_cap_keeps_one_object_per_image_when_no_threshold_can() -> None:
+    rng = np.random.default_rng(5)
+    train, valid = _rivals(rng, 16), _rivals(rng, 10)
+    scorer = fit_fp_reduction(train, valid, max_objects="auto")
+    by_cap = scorer.info["valid_dice_by_max_objects"]
+    assert scorer.max_objects == 1
+    assert by_cap["1"] == pytest.approx(1.0)
+    assert by_cap["none"] < 0.95
+    assert scorer.info["valid_false_kept"] == 0 and scorer.info["valid_masses_kept"] == 10
+    # never capping is what the setting None gives, with the lower Dice
+    uncapped = fit_fp_reduction(train, valid, max_objects=None)
+    assert uncapped.max_objects is None
+    assert uncapped.info["valid_dice"] == pytest.approx(by_cap["none"])
+    with pytest.raises(ValueError, match="max_objects"):
+        fit_fp_reduction(train, valid, max_objects=0)
+
+
+def test_auto_cap_stays_off_when_the_threshold_already_separates() -> None:
+    rng = np.random.default_rng(6)
+    scorer = fit_fp_reduction(_objects(rng, 12), _objects(rng, 8), max_objects="auto")
+    assert scorer.max_objects is None  # every cap ties at Dice 1: the loosest (none) is kept
+    assert scorer.info["valid_dice"] == pytest.approx(1.0)
+
+
+def test_reject_objects_keeps_the_best_scoring_objects_up_to_the_cap() -> None:
+    scene = _scene(np.random.default_rng(7), n_true=1, n_false=2)
+    coef = [4.0 if name == "log_area_share" else 0.0 for name in FEATURES]
+    mean = [float(np.log(150 / 96**2))] + [0.0] * (len(FEATURES) - 1)
+    capped = FPReduction(mean=mean, scale=[1.0] * len(FEATURES), coef=coef, intercept=0.0,
+                         threshold=0.0, max_objects=1)
+    out = capped.apply(scene["image"], scene["prob"], scene["prob"], threshold=0.5,
+                       min_object_pixels=5)
+    assert np.array_equal(out >= 0.5, scene["truth"])  # the largest (best-scoring) stays
+    two = dataclasses.replace(capped, max_objects=2)
+    kept = two.apply(scene["image"], scene["prob"], scene["prob"], threshold=0.5,
+                     min_object_pixels=5) >= 0.5
+    assert kept.sum() > scene["truth"].sum() and (kept & scene["truth"]).sum() == scene[
+        "truth"].sum()
+    # an ensemble caps only when every scorer does, at the loosest cap
+    uncapped = dataclasses.replace(capped, max_objects=None)
+    both = reject_objects([capped, uncapped], scene["image"], scene["prob"], scene["prob"],
+                          threshold=0.5, min_object_pixels=5)
+    assert np.array_equal(both >= 0.5, scene["prob"] >= 0.5)
+
+
+def test_a_scorer_file_without_a_cap_reads_as_uncapped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(8)
+    scorer = fit_fp_reduction(_rivals(rng, 8), _rivals(rng, 6), max_objects=2)
+    assert scorer.max_objects == 2  # a number is a fixed cap
+    scorer.save(tmp_path)
+    assert load_fp_reduction(tmp_path).max_objects == 2
+    raw = json.loads((tmp_path / FP_REDUCTION_FILE).read_text())
+    del raw["max_objects"]  # a file from before the cap
+    (tmp_path / FP_REDUCTION_FILE).write_text(json.dumps(raw))
+    assert load_fp_reduction(tmp_path).max_objects is None

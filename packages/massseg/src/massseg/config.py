@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     Field,
@@ -151,10 +151,15 @@ class FPReductionSettings(_Strict):
             detections, is the operating point.
         min_object_pixels: Smallest object measured (as ``predict.min_object_pixels``).
         batch_size: Images per forward pass while collecting the examples.
+        max_objects: Objects kept per image, the highest-scoring ones: ``"auto"`` (the
+            default: the loosest of no cap, 3, 2 or 1 whose validation Dice is within
+            ``tolerance`` of the best, so a cap is set only when it clearly helps), a number,
+            or ``null`` (never cap).
     """
 
     c: float = Field(default=1.0, gt=0)
     tolerance: float = Field(default=0.005, ge=0.0, lt=1.0)
+    max_objects: Literal["auto"] | Annotated[int, Field(ge=1)] | None = "auto"
     min_object_pixels: int = Field(default=30, ge=1)
     batch_size: int = Field(default=16, ge=1)
 

@@ -16,9 +16,14 @@ true ones). This module is the second step:
 * the operating point is chosen on the validation images: the highest score threshold whose
   mean Dice over the validation images with a mass is within ``tolerance`` of the best, so
   among equally good thresholds the one that keeps fewest false detections wins;
-* at prediction, an object scoring under the threshold is removed: its pixels' probabilities
-  are capped at its score (below the segmentation threshold), so the probability map and the
-  mask agree.
+* optionally a cap on the objects kept per image, the highest-scoring ones (a CAD system's
+  "marks per image"; nnU-Net's "keep the largest component" is its one-object form, decided
+  the same way): with ``max_objects="auto"`` each cap of :data:`MAX_OBJECTS_CHOICES` gets its
+  own best threshold, and the loosest cap whose validation Dice is within ``tolerance`` of the
+  best is kept (no cap unless one clearly helps);
+* at prediction, an object scoring under the threshold, or beyond the cap in its image, is
+  removed: its pixels' probabilities are capped at its score (below the segmentation
+  threshold), so the probability map and the mask agree.
 
 The fitted scorer is a small JSON file in the model folder (``fp_reduction.json``: feature
 names, scaler, coefficients, threshold and what it was fitted on), read without scikit-learn
@@ -43,6 +48,7 @@ from scipy import ndimage as ndi
 __all__ = [
     "FEATURES",
     "FP_REDUCTION_FILE",
+    "MAX_OBJECTS_CHOICES",
     "FPReduction",
     "ObjectSet",
     "collect_objects",
@@ -67,6 +73,9 @@ FEATURES = (
     "texture_inside",
     "texture_ring",
 )
+
+#: The caps on objects per image that ``max_objects="auto"`` compares (``None``: no cap).
+MAX_OBJECTS_CHOICES: tuple[int | None, ...] = (None, 3, 2, 1)
 
 _RING = 6  # pixels of the ring around an object
 _FORMAT = 1
@@ -144,6 +153,10 @@ class ObjectSet:
         """Whether each object touches a ground-truth mass."""
         return self.overlap > 0
 
+    def rank(self, scores: NDArray[np.float64]) -> NDArray[np.int64]:
+        """Each object's place (0: best) among its image's objects by ``scores``."""
+        return rank_in_groups(scores, self.image)
+
     def mean_dice(self, keep: NDArray[np.bool_]) -> float:
         """Mean Dice over the images with a mass when only the ``keep`` objects are kept."""
         inter = np.bincount(self.image[keep], self.overlap[keep], len(self.truth_area))
@@ -153,6 +166,31 @@ class ObjectSet:
             return float("nan")
         dice = 2.0 * inter[with_mass] / (drawn[with_mass] + self.truth_area[with_mass])
         return float(dice.mean())
+
+
+def rank_in_groups(scores: NDArray[np.float64], groups: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Place of each score (0: highest) within its group; ties keep the input order."""
+    scores = np.asarray(scores, np.float64)
+    groups = np.asarray(groups, np.int64)
+    order = np.lexsort((-scores, groups))  # by group, then by descending score (stable)
+    ranks = np.empty(len(scores), np.int64)
+    if len(scores):
+        sorted_groups = groups[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
+        first = np.repeat(starts, np.diff(np.r_[starts, len(scores)]))
+        ranks[order] = np.arange(len(scores)) - first
+    return ranks
+
+
+def _keep(
+    scores: NDArray[np.float64], ranks: NDArray[np.int64], threshold: float,
+    max_objects: int | None,
+) -> NDArray[np.bool_]:
+    """Objects kept at an operating point (score threshold and cap per image)."""
+    keep = scores >= threshold
+    if max_objects is not None:
+        keep &= ranks < max_objects
+    return keep
 
 
 def collect_objects(
@@ -209,6 +247,8 @@ class FPReduction:
         threshold: Objects scoring under this are removed.
         features: Feature names (must equal :data:`FEATURES`).
         info: What it was fitted on and how it scored (counts, validation Dice).
+        max_objects: At most this many objects are kept per image, the highest-scoring ones
+            (``None``: no cap; files written before the cap existed read as ``None``).
     """
 
     mean: list[float]
@@ -218,6 +258,7 @@ class FPReduction:
     threshold: float
     features: list[str] = dataclasses.field(default_factory=lambda: list(FEATURES))
     info: dict[str, Any] = dataclasses.field(default_factory=dict)
+    max_objects: int | None = None
 
     def scores(self, features: NDArray[np.float64]) -> NDArray[np.float64]:
         """Probability that each object (a row of ``features``) is a mass."""
@@ -244,8 +285,9 @@ class FPReduction:
             min_object_pixels: Objects under this size are left to the post-processing.
 
         Returns:
-            A copy of ``prob`` where every removed object's pixels are capped at its score
-            (which is under the segmentation threshold whenever the operating point is).
+            A copy of ``prob`` where every removed object's pixels (scoring under
+            :attr:`threshold`, or beyond :attr:`max_objects` in the image) are capped at its
+            score, and under the segmentation threshold.
         """
         return reject_objects([self], image, coarse, prob, threshold=threshold,
                               min_object_pixels=min_object_pixels)
@@ -276,7 +318,8 @@ def reject_objects(
     """``prob`` without the objects that ``scorers`` reject (see :meth:`FPReduction.apply`).
 
     An ensemble's scorers (one per fold) are averaged: an object is kept when the mean of
-    their scores reaches the mean of their thresholds.
+    their scores reaches the mean of their thresholds and, when every scorer caps the objects
+    per image, it is among the loosest cap's best-scoring objects of the image.
     """
     from mammo_common.keras.training.data import normalize_image
 
@@ -285,9 +328,13 @@ def reject_objects(
     if not scorers:
         return out
     cutoff = float(np.mean([s.threshold for s in scorers]))
+    caps = [s.max_objects for s in scorers]
+    max_objects = None if any(c is None for c in caps) else max(caps)  # type: ignore[type-var]
     scaled = np.clip(normalize_image(np.asarray(image)), 0.0, 1.0)
     cap = min(float(threshold) - 1e-3, 0.999)
     lab, _ = _labels(refined >= threshold)
+    objects: list[NDArray[np.bool_]] = []
+    scores: list[float] = []
     for k, box in enumerate(ndi.find_objects(lab), start=1):
         if box is None:
             continue
@@ -295,8 +342,13 @@ def reject_objects(
         if int(obj[box].sum()) < max(1, min_object_pixels):
             continue
         feats = np.asarray([object_features(scaled, coarse, refined, obj, box)])
-        score = float(np.mean([s.scores(feats)[0] for s in scorers]))
-        if score < cutoff:
+        objects.append(obj)
+        scores.append(float(np.mean([s.scores(feats)[0] for s in scorers])))
+    values = np.asarray(scores, np.float64)
+    keep = _keep(values, rank_in_groups(values, np.zeros(len(values), np.int64)), cutoff,
+                 max_objects)
+    for obj, score, kept in zip(objects, scores, keep, strict=True):
+        if not kept:
             out[obj] = np.minimum(out[obj], np.float32(min(score, cap)))
     return out
 
@@ -361,12 +413,15 @@ def load_fp_reduction(folder: str | os.PathLike[str]) -> FPReduction:
 
 
 def _operating_point(
-    scores: NDArray[np.float64], objects: ObjectSet, tolerance: float
+    scores: NDArray[np.float64], objects: ObjectSet, tolerance: float,
+    max_objects: int | None = None,
 ) -> tuple[float, float, float]:
-    """``(threshold, validation Dice, Dice with every object kept)``."""
+    """``(threshold, validation Dice, Dice with every object kept)`` under a cap per image."""
     everything = objects.mean_dice(np.ones(len(scores), bool))
+    ranks = objects.rank(scores)
     candidates = np.unique(np.concatenate([[0.0], scores]))
-    dices = np.array([objects.mean_dice(scores >= t) for t in candidates])
+    dices = np.array([objects.mean_dice(_keep(scores, ranks, t, max_objects))
+                      for t in candidates])
     best = float(np.nanmax(dices))
     good = candidates[dices >= best - tolerance]
     threshold = float(good.max())
@@ -375,7 +430,30 @@ def _operating_point(
     below = scores[scores < threshold]
     if below.size:
         threshold = float((threshold + below.max()) / 2.0)
-    return threshold, float(objects.mean_dice(scores >= threshold)), everything
+    dice = objects.mean_dice(_keep(scores, ranks, threshold, max_objects))
+    return threshold, float(dice), everything
+
+
+def _choose_cap(
+    scores: NDArray[np.float64], objects: ObjectSet, tolerance: float,
+    choices: Sequence[int | None],
+) -> tuple[int | None, float, float, float, dict[str, float]]:
+    """The loosest cap of ``choices`` within ``tolerance`` of the best validation Dice.
+
+    Returns:
+        ``(cap, threshold, validation Dice, Dice with every object kept, Dice per cap)``.
+    """
+    points = {cap: _operating_point(scores, objects, tolerance, cap) for cap in choices}
+    best = max(p[1] for p in points.values())
+
+    def looseness(cap: int | None) -> float:
+        return math.inf if cap is None else float(cap)
+
+    good = [cap for cap, p in points.items() if p[1] >= best - tolerance]
+    cap = max(good, key=looseness)
+    threshold, dice, everything = points[cap]
+    by_cap = {("none" if c is None else str(c)): p[1] for c, p in points.items()}
+    return cap, threshold, dice, everything, by_cap
 
 
 def fit_fp_reduction(
@@ -384,6 +462,7 @@ def fit_fp_reduction(
     *,
     c: float = 1.0,
     tolerance: float = 0.005,
+    max_objects: int | str | None = None,
 ) -> FPReduction:
     """Fit the scorer on ``train``'s objects and choose its threshold on ``valid``'s.
 
@@ -392,7 +471,9 @@ def fit_fp_reduction(
         valid: Objects on the validation images, with truth (the operating point).
         c: Inverse L2 regularisation strength of the logistic regression.
         tolerance: Thresholds whose validation Dice is within this of the best are equally
-            good; the highest of them is kept.
+            good; the highest of them is kept. Caps likewise: the loosest good one is kept.
+        max_objects: Objects kept per image: ``None`` (no cap), a number, or ``"auto"``
+            (chosen on the validation images among :data:`MAX_OBJECTS_CHOICES`).
 
     Returns:
         The scorer. When the training objects are all masses or all false detections, or the
@@ -401,10 +482,17 @@ def fit_fp_reduction(
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
+    if max_objects == "auto":
+        choices: tuple[int | None, ...] = MAX_OBJECTS_CHOICES
+    elif max_objects is None or (isinstance(max_objects, int) and max_objects >= 1):
+        choices = (max_objects,)
+    else:
+        raise ValueError(f"max_objects must be None, 'auto' or a positive int, not {max_objects!r}")
     y = train.is_mass
     info: dict[str, Any] = {
         "c": float(c),
         "tolerance": float(tolerance),
+        "max_objects_setting": max_objects,
         "train_objects": len(y),
         "train_masses": int(y.sum()),
         "valid_objects": len(valid.area),
@@ -428,11 +516,13 @@ def fit_fp_reduction(
     )
     if len(valid.area) and valid.is_mass.any() and not valid.is_mass.all():
         scores = scorer.scores(valid.features)
-        threshold, dice, everything = _operating_point(scores, valid, tolerance)
+        cap, threshold, dice, everything, by_cap = _choose_cap(scores, valid, tolerance,
+                                                               choices)
         from sklearn.metrics import roc_auc_score
 
-        kept = scores >= threshold
+        kept = _keep(scores, valid.rank(scores), threshold, cap)
         info.update({
+            "valid_dice_by_max_objects": by_cap,
             "valid_auc": float(roc_auc_score(valid.is_mass, scores)),
             "valid_dice_all_objects": everything,
             "valid_dice": dice,
@@ -442,6 +532,7 @@ def fit_fp_reduction(
             "threshold_from": "validation Dice",
         })
         scorer.threshold = threshold
+        scorer.max_objects = cap
     else:
         info["threshold_from"] = "no validation objects of both kinds: nothing removed"
     scorer.info = info
@@ -460,6 +551,7 @@ def train_fp_reduction(
     min_object_pixels: int,
     c: float = 1.0,
     tolerance: float = 0.005,
+    max_objects: int | str | None = None,
     batch: int = 16,
 ) -> FPReduction:
     """Run the trained network (and refiner) on the training and validation images and fit.
@@ -475,6 +567,7 @@ def train_fp_reduction(
         min_object_pixels: Smallest object, as in prediction.
         c: See :func:`fit_fp_reduction`.
         tolerance: See :func:`fit_fp_reduction`.
+        max_objects: See :func:`fit_fp_reduction`.
         batch: Images per forward pass.
     """
     from mammo_common.cli_support import track
@@ -496,4 +589,4 @@ def train_fp_reduction(
                                min_object_pixels=min_object_pixels)
 
     return fit_fp_reduction(objects(train_idx, "train"), objects(valid_idx, "valid"), c=c,
-                            tolerance=tolerance)
+                            tolerance=tolerance, max_objects=max_objects)

@@ -179,7 +179,9 @@ def predict(config: PredictConfig) -> PredictResult:
             {"margin": refiners.margin, "size": refiners.size} if refiners is not None else None
         ),
         "fp_reduction": (
-            {"thresholds": [s.threshold for s in scorers]} if scorers is not None else None
+            {"thresholds": [s.threshold for s in scorers],
+             "max_objects": [s.max_objects for s in scorers]}
+            if scorers is not None else None
         ),
     }
     producer = Producer(

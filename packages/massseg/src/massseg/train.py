@@ -327,7 +327,8 @@ def _fit_fp_reduction(
     return train_fp_reduction(
         predict, refine, images, masks, train_idx, valid_idx, threshold=config.threshold,
         min_object_pixels=settings.min_object_pixels, c=settings.c,
-        tolerance=settings.tolerance, batch=settings.batch_size,
+        tolerance=settings.tolerance, max_objects=settings.max_objects,
+        batch=settings.batch_size,
     )
 
 
@@ -494,6 +495,8 @@ def train(
             if isinstance(v, int | float) and not isinstance(v, bool)
         })
         card.metrics["fp_reduction_threshold"] = float(scorer.threshold)
+        # no cap is written as 0 (metrics are numbers)
+        card.metrics["fp_reduction_max_objects"] = float(scorer.max_objects or 0)
     if is_chief(distribution):  # multi-worker: only the chief writes
         save_model_folder(config.out, model, card, result)
         if refiner is not None:
