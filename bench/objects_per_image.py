@@ -98,7 +98,7 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
         return _objects(model, refiners, store, [i for i, c in enumerate(ids) if c in wanted],
                         shape, threshold, min_pixels)
 
-    valid = objects(split_cases(splits, "valid", card.fold))
+    valid = objects(split_cases(splits, "valid", card.data.fold))
     test = objects(split_cases(splits, "test"))
     sv, st = scorer.scores(valid.features), scorer.scores(test.features)
     on_mass_image = test.truth_area[test.image] > 0
