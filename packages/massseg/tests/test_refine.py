@@ -172,7 +172,8 @@ def test_fp_reduction_is_fitted_used_and_refused_when_lost(
     kept = tmp_path / "kept.zarr"
     predict(PredictConfig(models=[out], data=breast, out=kept, min_object_pixels=5))
     store = open_store(kept, "masses")
-    assert store.meta.producer.params["fp_reduction"] == {"thresholds": [scorer.threshold]}
+    assert store.meta.producer.params["fp_reduction"] == {
+        "thresholds": [scorer.threshold], "max_objects": [scorer.max_objects]}
     every = tmp_path / "every.zarr"
     predict(PredictConfig(models=[out], data=breast, out=every, min_object_pixels=5,
                           fp_reduction=False))
