@@ -56,6 +56,7 @@ __all__ = [
     "load_fp_reduction",
     "load_fp_reductions",
     "object_features",
+    "rank_in_groups",
     "reject_objects",
     "train_fp_reduction",
 ]
