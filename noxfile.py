@@ -21,6 +21,8 @@ TEST_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "MAMMO_NO_PROGRESS": "1",
     "PYTHONHASHSEED": "0",
+    # TensorFlow's pooled CPU allocator (mammo_common.runtime); importing mammo sets it too
+    "TF_CPU_ALLOCATOR_USE_BFC": "true",
 }
 
 

@@ -4,7 +4,12 @@ The core (schema, stores, ingest, synthetic data, splits, metrics) imports witho
 TensorFlow or Keras; shared Keras code lives in :mod:`mammo_common.keras` (extra ``[keras]``).
 """
 
+from mammo_common.runtime import prefer_pooled_cpu_allocator as _prefer_pooled_cpu_allocator
+
 __version__ = "0.1.0"
+
+# before any TensorFlow tensor exists: see mammo_common.runtime
+_prefer_pooled_cpu_allocator()
 
 
 def open_store(path, kind=None, *, deep=False):
