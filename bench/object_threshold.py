@@ -32,73 +32,28 @@ from pathlib import Path
 from typing import Any
 
 import _common as C
+import _massseg as M
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _maps(model: Any, store: Any, indices: list[int], shape: tuple) -> tuple[list, list, list]:
-    """Store images, whole-image probability maps and truth masks of ``indices``."""
-    from mammo_common.keras.deployment.inference import predict_probabilities
-
-    images, masks = store.array("images"), store.array("mass_masks")
-    imgs, coarse, truths = [], [], []
-    for start in range(0, len(indices), 16):
-        chunk = indices[start : start + 16]
-        x = np.stack([np.asarray(images[i]) for i in chunk])
-        maps = predict_probabilities([model], x, input_size=shape[:2], channels=shape[2],
-                                     batch_size=16)
-        imgs += list(x)
-        coarse += list(maps)
-        truths += [np.asarray(masks[i]) > 0 for i in chunk]
-    return imgs, coarse, truths
-
-
-def _objects(part: tuple[list, list, list], refiners: Any, threshold: float,
-             min_pixels: int) -> Any:
-    from massseg.fp_reduction import collect_objects
-
-    imgs, coarse, truths = part
-    refined = [refiners(x, m, threshold=threshold, min_object_pixels=min_pixels)
-               if refiners else m for x, m in zip(imgs, coarse, strict=True)]
-    return collect_objects(imgs, coarse, refined, truths, threshold=threshold,
-                           min_object_pixels=min_pixels)
 
 
 def measure(model_dir: Path, data: Path, splits: Path, thresholds: list[float]) -> dict[str, Any]:
     """Test figures of every object threshold for the model in ``model_dir``."""
-    import importlib
-
-    from mammo_common.keras.deployment.model_folder import load_model_folder
-    from mammo_common.keras.deployment.optimize import inference_model
-    from mammo_common.schema.model_card import read_model_card
-    from mammo_common.stage import split_cases
     from mammo_common.store import open_store
     from massseg.fp_reduction import _keep, fit_fp_reduction
-    from massseg.refine import load_refiners
 
-    card = read_model_card(model_dir)
-    importlib.import_module(f"massseg.models.{card.architecture}")
-    settings = card.training.get("fp_reduction")
-    if not settings:
-        raise SystemExit(f"{model_dir}: trained without false-positive reduction")
-    model = inference_model(load_model_folder(model_dir, "massseg")[0])[0]
-    refiners = load_refiners([model_dir], [card])
+    mm = M.load_mass_model(model_dir)
+    settings = mm.fp_settings
     store = open_store(data, "breast")
-    ids = store.case_ids
-    shape = tuple(int(d) for d in card.input_shape)
-    min_pixels = int(settings["min_object_pixels"])
 
     def part(which: str) -> tuple[list, list, list]:
-        cases = set(split_cases(splits, which, None if which == "test" else card.data.fold))
         C.log(f"network on the {which} images")
-        return _maps(model, store, [i for i, c in enumerate(ids) if c in cases], shape)
+        return M.network_maps(mm, store, M.case_indices(store, splits, which, mm.card.data.fold))
 
     parts = {name: part(name) for name in ("train", "valid", "test")}
     rows: dict[str, Any] = {}
     for t in thresholds:
         C.log(f"object threshold {t}")
-        objs = {name: _objects(p, refiners, t, min_pixels) for name, p in parts.items()}
+        objs = {name: M.measure_objects(mm, p, t) for name, p in parts.items()}
         scorer = fit_fp_reduction(objs["train"], objs["valid"], c=float(settings.get("c", 1.0)),
                                   tolerance=float(settings.get("tolerance", 0.005)),
                                   max_objects=settings.get("max_objects", "auto"))
@@ -124,7 +79,7 @@ def measure(model_dir: Path, data: Path, splits: Path, thresholds: list[float]) 
         }
     return {
         "model": str(model_dir),
-        "model_id": card.model_id,
+        "model_id": mm.card.model_id,
         "data": str(data),
         "test_images": len(parts["test"][0]),
         "test_images_with_mass": int(sum(t.any() for t in parts["test"][2])),
@@ -134,12 +89,8 @@ def measure(model_dir: Path, data: Path, splits: Path, thresholds: list[float]) 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models/massseg/unet5l/fold_1")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "breast.zarr")
-    parser.add_argument("--splits", type=Path, default=ROOT / "data" / "splits.json")
+    M.add_model_arguments(parser, "object_threshold")
     parser.add_argument("--thresholds", type=float, nargs="+", default=[0.5, 0.4, 0.3, 0.2])
-    parser.add_argument("--name", default="object_threshold",
-                        help="results file bench/results/<name>.json")
     args = parser.parse_args(argv)
     result = measure(args.model, args.data, args.splits, args.thresholds)
     rows = [[t, r["max_objects"], f"{r['valid_dice']:.3f}", f"{r['test_dice']:.3f}",

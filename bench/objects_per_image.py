@@ -34,41 +34,12 @@ from pathlib import Path
 from typing import Any
 
 import _common as C
+import _massseg as M
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _objects(model: Any, refiners: Any, store: Any, indices: list[int], shape: tuple,
-             threshold: float, min_pixels: int) -> Any:
-    from mammo_common.keras.deployment.inference import predict_probabilities
-    from massseg.fp_reduction import collect_objects
-
-    images, masks = store.array("images"), store.array("mass_masks")
-    imgs, coarse, refined, truths = [], [], [], []
-    for start in range(0, len(indices), 16):
-        chunk = indices[start : start + 16]
-        x = np.stack([np.asarray(images[i]) for i in chunk])
-        maps = predict_probabilities([model], x, input_size=shape[:2], channels=shape[2],
-                                     batch_size=16)
-        for j, i in enumerate(chunk):
-            imgs.append(x[j])
-            coarse.append(maps[j])
-            refined.append(refiners(x[j], maps[j], threshold=threshold,
-                                    min_object_pixels=min_pixels) if refiners else maps[j])
-            truths.append(np.asarray(masks[i]) > 0)
-    return collect_objects(imgs, coarse, refined, truths, threshold=threshold,
-                           min_object_pixels=min_pixels)
 
 
 def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
     """Validation and test Dice of every cap for the model in ``model_dir``."""
-    import importlib
-
-    from mammo_common.keras.deployment.model_folder import load_model_folder
-    from mammo_common.keras.deployment.optimize import inference_model
-    from mammo_common.schema.model_card import read_model_card
-    from mammo_common.stage import split_cases
     from mammo_common.store import open_store
     from massseg.fp_reduction import (
         MAX_OBJECTS_CHOICES,
@@ -76,30 +47,19 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
         _operating_point,
         load_fp_reduction,
     )
-    from massseg.refine import load_refiners
 
-    card = read_model_card(model_dir)
-    importlib.import_module(f"massseg.models.{card.architecture}")
-    settings = card.training.get("fp_reduction")
-    if not settings:
-        raise SystemExit(f"{model_dir}: trained without false-positive reduction")
-    model = inference_model(load_model_folder(model_dir, "massseg")[0])[0]
-    refiners = load_refiners([model_dir], [card])
+    mm = M.load_mass_model(model_dir)
     scorer = load_fp_reduction(model_dir)
     store = open_store(data, "breast")
-    ids = store.case_ids
-    shape = tuple(int(d) for d in card.input_shape)
-    threshold = float(card.threshold)
-    min_pixels = int(settings["min_object_pixels"])
-    tolerance = float(settings.get("tolerance", 0.005))
+    threshold = float(mm.card.threshold)
+    tolerance = float(mm.fp_settings.get("tolerance", 0.005))
 
-    def objects(cases: list[str]) -> Any:
-        wanted = set(cases)
-        return _objects(model, refiners, store, [i for i, c in enumerate(ids) if c in wanted],
-                        shape, threshold, min_pixels)
+    def objects(part: str) -> Any:
+        rows = M.case_indices(store, splits, part, mm.card.data.fold)
+        return M.measure_objects(mm, M.network_maps(mm, store, rows), threshold)
 
-    valid = objects(split_cases(splits, "valid", card.data.fold))
-    test = objects(split_cases(splits, "test"))
+    valid = objects("valid")
+    test = objects("test")
     sv, st = scorer.scores(valid.features), scorer.scores(test.features)
     on_mass_image = test.truth_area[test.image] > 0
     caps: dict[str, Any] = {}
@@ -117,7 +77,7 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
         }
     return {
         "model": str(model_dir),
-        "model_id": card.model_id,
+        "model_id": mm.card.model_id,
         "data": str(data),
         "chosen": "none" if scorer.max_objects is None else str(scorer.max_objects),
         "scorer_info": scorer.info,
@@ -133,11 +93,7 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "models/massseg/unet5l/fold_1")
-    parser.add_argument("--data", type=Path, default=ROOT / "data" / "breast.zarr")
-    parser.add_argument("--splits", type=Path, default=ROOT / "data" / "splits.json")
-    parser.add_argument("--name", default="objects_per_image",
-                        help="results file bench/results/<name>.json")
+    M.add_model_arguments(parser, "objects_per_image")
     args = parser.parse_args(argv)
     result = measure(args.model, args.data, args.splits)
     rows = [[name, f"{r['score_threshold']:.3f}", f"{r['valid_dice']:.3f}",
