@@ -3,11 +3,12 @@
 TensorFlow's default CPU allocator hands every large tensor back to the operating system when it
 is freed (glibc ``free`` -> ``munmap``), so the next training step maps and zero-fills the same
 pages again. On virtual machines, where a page fault is expensive, that can cost a third of the
-run time: one demo breast-U-Net epoch on a 2-core AMD EPYC (Zen 3) KVM guest took
-250-252 s wall and 300 s of CPU time (108-110 s of it in the kernel, 24-25 M page faults) with
-the default allocator, and 144-188 s wall and 209 s of CPU time (22 s kernel, 3 M faults) with
-TensorFlow's pooled best-fit-with-coalescing (BFC) allocator, the same weights to the bit
-(two runs each; ``bench/cpu_allocator.py``). The pool keeps what it has mapped for the life of the
+run time: one demo breast-U-Net epoch on a 2-core AMD EPYC (Zen 3) KVM guest took 300 s of CPU
+time (108 s of it in the kernel, 25 M page faults, 252 s wall) with the default allocator and
+209 s (22 s kernel, 3 M faults, 188 s wall) with TensorFlow's pooled best-fit-with-coalescing
+(BFC) allocator, the same weights to the bit (``bench/cpu_allocator.py``,
+``bench/results/cpu_allocator.json``; wall times on that shared VM vary by tens of seconds
+between runs, CPU times less). The pool keeps what it has mapped for the life of the
 process, so peak resident memory is what the largest step needed (+7 % there).
 
 Importing :mod:`mammo_common` (which every stage package does first) sets
