@@ -42,6 +42,10 @@ def test_help_teaches() -> None:
         assert command in result.output
     result = runner.invoke(app, ["split", "--help"])
     assert "Example" in result.output and "grouped by patient" in result.output
+    # Rich reads "[default: 5]" as a markup tag and prints nothing: defaults go in parentheses
+    for command, default in (("split", "(default: 5)"), ("synth", "(default: 100)")):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert default in result.output, result.output
 
 
 def test_validate_and_info(tmp_path: Path) -> None:

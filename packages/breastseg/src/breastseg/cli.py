@@ -63,9 +63,9 @@ def train(
     data: Annotated[Path, typer.Option(help="mammograms store (from `mammo ingest`).")],
     splits: Annotated[Path, typer.Option(help="splits.json (from `mammo split`).")],
     out: Annotated[Path, typer.Option(help="Model folder to write.")],
-    fold: Annotated[int | None, typer.Option(help="1-based fold [default: 1].")] = None,
+    fold: Annotated[int | None, typer.Option(help="1-based fold (default: 1).")] = None,
     params: ParamsOpt = None,
-    arch: Annotated[str | None, typer.Option(help="Network [default: unet5l].")] = None,
+    arch: Annotated[str | None, typer.Option(help="Network (default: unet5l).")] = None,
     input_size: Annotated[
         str | None, typer.Option(help="Network input ROWSxCOLS, multiples of 16 [1024x768].")
     ] = None,

@@ -63,17 +63,17 @@ def _size(text: str | None) -> tuple[int, int] | None:
 @handle_errors
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write (CBIS-DDSM layout).")],
-    cases: Annotated[int | None, typer.Option(help="Number of patients [default: 100].")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
+    cases: Annotated[int | None, typer.Option(help="Number of patients (default: 100).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: 0).")] = None,
     size: Annotated[
-        str | None, typer.Option(help="Mammogram size ROWSxCOLS [default: 512x384].")
+        str | None, typer.Option(help="Mammogram size ROWSxCOLS (default: 512x384).")
     ] = None,
     no_defects: Annotated[
         bool, typer.Option("--no-defects", help="Do not reproduce CBIS-DDSM's known defects.")
     ] = False,
     style: Annotated[
         str | None,
-        typer.Option(help="film, digital or mixed (one per patient) [default: mixed]."),
+        typer.Option(help="film, digital or mixed (one per patient) (default: mixed)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing folder.")] = False,
 ) -> None:
@@ -115,7 +115,7 @@ def ingest(
         typer.Option(
             "--format",
             help="cbis-ddsm, inbreast, bcdr, folder, or images (unlabelled DICOM/PNG/TIFF "
-            "at any depth) [default: detect].",
+            "at any depth) (default: detect).",
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing store.")] = False,
@@ -135,7 +135,7 @@ def ingest(
     ] = False,
     max_pixels: Annotated[
         int | None,
-        typer.Option(help="Refuse images whose header claims more pixel values [default: 60M]."),
+        typer.Option(help="Refuse images whose header claims more pixel values (default: 60M)."),
     ] = None,
 ) -> None:
     """Read a dataset as distributed (CBIS-DDSM, INbreast, BCDR, PNG folders in the reference's
@@ -271,11 +271,11 @@ def show(
 def split(
     store: Annotated[Path, typer.Argument(help="Store whose cases to split (usually mammograms).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Splits JSON file to write.")],
-    folds: Annotated[int | None, typer.Option(help="Cross-validation folds [default: 5].")] = None,
+    folds: Annotated[int | None, typer.Option(help="Cross-validation folds (default: 5).")] = None,
     test_fraction: Annotated[
-        float | None, typer.Option(help="Share of patients held out as test [default: 0.2].")
+        float | None, typer.Option(help="Share of patients held out as test (default: 0.2).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed [default: 0].")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: 0).")] = None,
     params: Annotated[
         Path | None, typer.Option(help="Read defaults from the 'split' section of this YAML.")
     ] = None,
