@@ -43,7 +43,9 @@ def test_help_teaches() -> None:
     result = runner.invoke(app, ["split", "--help"])
     assert "Example" in result.output and "grouped by patient" in result.output
     # Rich reads "[default: 5]" as a markup tag and prints nothing: defaults go in parentheses
-    for command, default in (("split", "(default: 5)"), ("synth", "(default: 100)")):
+    from mammo_common.synth import DEFAULT_CASES
+
+    for command, default in (("split", "(default: 5)"), ("synth", f"(default: {DEFAULT_CASES})")):
         result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"})
         assert default in result.output, result.output
 

@@ -63,7 +63,7 @@ def _size(text: str | None) -> tuple[int, int] | None:
 @handle_errors
 def synth(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write (CBIS-DDSM layout).")],
-    cases: Annotated[int | None, typer.Option(help="Number of patients (default: 100).")] = None,
+    cases: Annotated[int | None, typer.Option(help="Number of patients (default: 300).")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: 0).")] = None,
     size: Annotated[
         str | None, typer.Option(help="Mammogram size ROWSxCOLS (default: 512x384).")

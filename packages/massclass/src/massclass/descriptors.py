@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 __all__ = ["DESCRIPTOR_NAMES", "MassDescriptors", "build_descriptor_backbone"]
@@ -75,22 +76,75 @@ def _diff(x: Any) -> tuple[Any, Any]:
     return dy, dx
 
 
+def _window_max(x: Any, steps: int, axis: int) -> Any:
+    """Maximum over ``2 steps + 1`` neighbours along ``axis`` (1 or 2) of a ``(n, h, w)`` mask."""
+    size = x.shape[axis]
+    if size is None:
+        size = ops.shape(x)[axis]
+    pad = [(0, 0), (0, 0), (0, 0)]
+    pad[axis] = (steps, steps)
+    padded = ops.pad(x, pad)  # zeros: the mask is 0/1, so zero padding is the border's -inf
+
+    def window(k: int) -> Any:
+        return padded[:, k : k + size, :] if axis == 1 else padded[:, :, k : k + size]
+
+    out = window(0)
+    for k in range(1, 2 * steps + 1):
+        out = ops.maximum(out, window(k))
+    return out
+
+
 def _dilate(mask: Any, steps: int) -> Any:
-    """Binary dilation of ``(n, h, w)`` by ``steps`` 3x3 max-pools."""
-    x = ops.expand_dims(mask, -1)
-    for _ in range(max(0, steps)):
-        x = ops.max_pool(x, 3, strides=1, padding="same")
-    return ops.squeeze(x, -1)
+    """Binary dilation of a 0/1 ``(n, h, w)`` mask by ``steps`` 3x3 steps.
+
+    The same result as ``steps`` 3x3 max-pools (a ``2 steps + 1`` square), computed as shifted
+    maxima along rows, then columns: 3x3 max-pooling of one channel is slow on CPUs (141 ms
+    against a few for 8 steps on 16 96x96 ROIs, 2-core Zen 3), and it was most of the
+    descriptor model's time.
+    """
+    if steps <= 0:
+        return mask
+    return _window_max(_window_max(mask, steps, 1), steps, 2)
 
 
-def _gaussian(img: Any, sigma: float) -> Any:
-    """Separable Gaussian blur of ``(n, h, w)`` (edges replicated); ``sigma`` 0 is identity."""
-    if sigma <= 0:
-        return img
+def _gaussian_taps(sigma: float) -> list[float]:
+    """Normalised 1-D Gaussian taps, ``3 sigma`` each side."""
     radius = max(1, math.ceil(3.0 * sigma))
     taps = [math.exp(-0.5 * (k / sigma) ** 2) for k in range(-radius, radius + 1)]
     total = sum(taps)
-    kernel = ops.convert_to_tensor([t / total for t in taps], dtype="float32")
+    return [t / total for t in taps]
+
+
+def _blur_matrix(size: int, taps: list[float]) -> np.ndarray:
+    """``(size, size)`` matrix ``M`` with ``x @ M`` the blur of rows ``x`` by ``taps``, edges
+    mirrored (``numpy.pad`` ``symmetric``: ``c b a | a b c | c b a``)."""
+    radius = len(taps) // 2
+    matrix = np.zeros((size, size), np.float64)
+    for i in range(size):
+        for k, t in enumerate(taps):
+            j = i + k - radius
+            while j < 0 or j >= size:  # mirror, repeatedly for kernels wider than the image
+                j = -j - 1 if j < 0 else 2 * size - j - 1
+            matrix[j, i] += t
+    return matrix.astype(np.float32)
+
+
+def _gaussian(img: Any, sigma: float) -> Any:
+    """Separable Gaussian blur of ``(n, h, w)`` (edges mirrored); ``sigma`` 0 is identity.
+
+    With a static image size the blur is two matrix products with banded matrices (a 1-channel
+    convolution is slow on CPUs: 10 ms against 1 for 16 96x96 ROIs); otherwise convolutions.
+    """
+    if sigma <= 0:
+        return img
+    taps = _gaussian_taps(sigma)
+    h, w = img.shape[1], img.shape[2]
+    if h is not None and w is not None:
+        rows = ops.convert_to_tensor(_blur_matrix(int(h), taps).T)
+        cols = ops.convert_to_tensor(_blur_matrix(int(w), taps))
+        return ops.matmul(rows, ops.matmul(img, cols))
+    radius = len(taps) // 2
+    kernel = ops.convert_to_tensor(taps, dtype="float32")
     x = ops.expand_dims(img, -1)
     x = ops.pad(x, [(0, 0), (radius, radius), (radius, radius), (0, 0)], mode="symmetric")
     x = ops.conv(x, ops.reshape(kernel, (-1, 1, 1, 1)), padding="valid")
