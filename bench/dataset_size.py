@@ -3,10 +3,11 @@
 Synthesises a fresh dataset (``--cases`` patients, ``--seed``: a seed the committed models
 never saw), ingests, splits and crops it with the committed breast model, then scores on its
 test part (a) given models (``--massseg-model``/``--massclass-model``; default the checkout's
-demo models; ``bench/results/dataset_size.json`` compares the 100-patient demo models of 34fa417
-with models trained on 300 patients) and (b) models trained on fold 1 of the new data with ``params.yaml`` except
-``massseg.train.steps_multiplier`` (``--steps-multiplier``; choose it so that the steps per
-epoch match the committed model's: 1 for three times the patients). Both cascades are scored
+demo models; ``bench/results/dataset_size.json`` compares the 100-patient demo models of
+34fa417 with models trained on 300 patients) and (b) models trained on fold 1 of the new data
+with ``params.yaml`` except ``massseg.train.steps_multiplier`` (``--steps-multiplier``;
+choose it so that the steps per epoch match the committed model's: 1 for three times the
+patients). Both cascades are scored
 by the packages' own ``massseg evaluate`` and ``massclass evaluate`` on the same test images,
 and the masses are counted as objects (:func:`refiner_effect.object_counts`: found, false
 detections).
