@@ -165,3 +165,40 @@ def test_descriptor_classifier_learns_from_few_masses(tmp_path, keras_session) -
     # the descriptors alone rank the masses somewhat even under a random head (in either
     # direction); training must do better than that ranking read the right way round
     assert after > max(before, 1.0 - before)
+
+
+@pytest.mark.parametrize("steps", [1, 3, 8])
+def test_dilate_is_scipy_square_dilation(steps: int) -> None:
+    from massclass.descriptors import _dilate
+
+    rng = np.random.default_rng(steps)
+    mask = (rng.random((3, 40, 33)) > 0.99).astype(np.float32)
+    mask[0, 0, 0] = mask[1, -1, -1] = 1.0  # corners: the border must not spill
+    square = np.ones((1, 2 * steps + 1, 2 * steps + 1), bool)
+    expected = ndimage.binary_dilation(mask > 0, structure=square)
+    assert np.array_equal(np.asarray(_dilate(mask, steps)) > 0.5, expected)
+
+
+@pytest.mark.parametrize("sigma", [0.5, 1.5, 2.0, 9.0])
+def test_gaussian_is_scipy_mirror_blur(sigma: float) -> None:
+    import math
+
+    import tensorflow as tf
+
+    from massclass.descriptors import _gaussian
+
+    rng = np.random.default_rng(0)
+    img = rng.random((2, 24, 17)).astype(np.float32)
+    radius = max(1, math.ceil(3.0 * sigma))  # sigma 9: wider than the image, mirrored twice
+    expected = img.astype(np.float64)
+    for axis in (1, 2):
+        expected = ndimage.gaussian_filter1d(expected, sigma, axis=axis, mode="reflect",
+                                             radius=radius)
+    static = np.asarray(_gaussian(img, sigma))
+    np.testing.assert_allclose(static, expected, atol=1e-5)
+    if radius < min(img.shape[1:]):  # the convolution path (unknown size) pads once
+        dynamic = tf.function(
+            lambda x: _gaussian(x, sigma),
+            input_signature=[tf.TensorSpec((None, None, None), tf.float32)],
+        )
+        np.testing.assert_allclose(np.asarray(dynamic(img)), expected, atol=1e-5)
