@@ -31,13 +31,23 @@ Usage::
     .venv/bin/python bench/demo_spread.py                    # seeds 0 1 2 (~30-45 min)
     .venv/bin/python bench/demo_spread.py --seeds 3 4        # more seeds, same results file
     .venv/bin/python bench/demo_spread.py --seeds 0 1 2 --data-seeds   # vary the data too
+    # seed 0 is this checkout's own demo run (metrics/*.json, dvc.lock), seeds 1 2 are re-run:
+    .venv/bin/python bench/demo_spread.py --name demo_spread_300 --checkout 0 --seeds 0 1 2
+
+``--checkout SEED`` saves one run (about an hour on the slower 2-core machines): it records the
+checkout's ``metrics/*.json`` as the run of training seed SEED instead of repeating it, after
+checking that ``params.yaml`` trains every stage with that seed and that ``dvc status`` reports
+the pipeline up to date (so the metrics are what the committed code and data produce). Its wall
+and CPU times are not known (``null``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,6 +130,48 @@ def run_one(seed: int, args: argparse.Namespace, runner: R.Runner) -> dict[str, 
     return record
 
 
+def checkout_run(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """This checkout's own demo run as the run of training seed ``seed`` (no re-run).
+
+    Raises:
+        SystemExit: When ``params.yaml`` trains a stage with another seed, a metrics file is
+            missing or ``dvc status`` does not report the pipeline up to date.
+    """
+    params = R.read_params(R.REPO / "params.yaml")
+    wrong = {k: R._dotted(params, k) for k in TRAIN_SEED_KEYS if R._dotted(params, k) != seed}
+    if wrong:
+        raise SystemExit(f"--checkout {seed}: params.yaml trains with other seeds: {wrong}; "
+                         "run that seed in a copy instead (drop --checkout)")
+    status = subprocess.run([str(R.VENV_BIN / "dvc"), "status", "-q"], cwd=R.REPO,
+                            env={**os.environ, "DVC_NO_ANALYTICS": "1"}, check=False,
+                            capture_output=True, text=True)
+    if status.returncode != 0:
+        raise SystemExit("--checkout: `dvc status` reports changed stages or data; run "
+                         "`dvc repro` first (or drop --checkout)\n" + status.stdout[-2000:])
+    metrics = R.read_metrics(R.REPO)
+    missing = [k for k, v in metrics.items() if v is None]
+    if missing:
+        raise SystemExit(f"--checkout: metrics missing in {R.REPO / 'metrics'}: {missing}")
+    return {
+        "seed": seed,
+        "group": run_group(False, None, None, None),
+        "train_seed_keys": list(TRAIN_SEED_KEYS),
+        "data": {"seed": None, "cases": None, "size": None, "style": None,
+                 "default_synth_arguments": True},
+        "code": "checkout",
+        "copy": None,
+        "copy_git": R.git_state(R.REPO),
+        "resumed": False,
+        "from_checkout": "metrics/*.json of this checkout (dvc status: up to date), not re-run",
+        "metrics": metrics,
+        "dvc_repro": None,
+        "synth": None,
+        "wall_s": None,
+        "cpu_s": None,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 def summarize(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """Per metric: n, mean, sd, min, max over the runs, target, every run clears it."""
     out = []
@@ -155,6 +207,15 @@ def _payload(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "targets": {m.name: m.target for m in R.METRICS if m.target is not None}}
 
 
+def _times(run: dict[str, Any]) -> list[Any]:
+    """Wall and CPU minutes and load averages of a run (``None`` for a ``--checkout`` run)."""
+    repro = run.get("dvc_repro")
+    if not repro:
+        return [None, None, "checkout"]
+    return [run["wall_s"] / 60, run["cpu_s"] / 60,
+            f"{repro['loadavg_start'][0]:.1f}/{repro['loadavg_end'][0]:.1f}"]
+
+
 def print_summary(runs: dict[str, dict[str, Any]], summary: list[dict[str, Any]]) -> None:
     """The spread table and the per-run times."""
     R.print_table(
@@ -167,9 +228,7 @@ def print_summary(runs: dict[str, dict[str, Any]], summary: list[dict[str, Any]]
         ["run", *(m.label for m in R.METRICS if m.target is not None), "wall min", "CPU min",
          "load start/end", "resumed"],
         [[k, *(r["metrics"].get(m.name) for m in R.METRICS if m.target is not None),
-          r["wall_s"] / 60, r["cpu_s"] / 60,
-          f"{r['dvc_repro']['loadavg_start'][0]:.1f}/{r['dvc_repro']['loadavg_end'][0]:.1f}",
-          r["resumed"]] for k, r in runs.items()],
+          *_times(r), r["resumed"]] for k, r in runs.items()],
         title="Per run (dvc repro)")
 
 
@@ -190,17 +249,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--force", action="store_true", help="re-run seeds already in the results")
     p.add_argument("--keep", action="store_true", help="keep each copy after its run")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    p.add_argument("--name", default=NAME,
+                   help=f"results file bench/results/<name>.json (default: {NAME})")
+    p.add_argument("--checkout", type=int, default=None, metavar="SEED",
+                   help="record this checkout's metrics/*.json as the run of training seed "
+                        "SEED instead of re-running it (params.yaml must train with SEED and "
+                        "dvc status be clean)")
     args = p.parse_args(argv)
+    if args.checkout is not None and (args.data_seeds or args.style or args.cases or args.size):
+        p.error("--checkout records the default demo; it does not combine with --data-seeds, "
+                "--style, --cases or --size")
     args.work = args.work.resolve()
 
     runner = R.Runner(dry_run=args.dry_run, log_dir=args.work / "logs")
-    previous = R.load_results(NAME)
+    previous = R.load_results(args.name)
     runs: dict[str, dict[str, Any]] = dict(previous.get("runs", {}))
     todo = []
     for seed in args.seeds:
         key = run_key(seed, args)
         if key in runs and not args.force:
-            R.log(f"{key}: in {R.results_path(NAME)} already, skipped (--force re-runs it)")
+            R.log(f"{key}: in {R.results_path(args.name)} already, skipped (--force re-runs it)")
         else:
             todo.append((seed, key))
     R.log(f"{len(todo)} run(s) to do: {', '.join(k for _, k in todo) or 'none'}"
@@ -211,19 +279,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         R.log(f"run {i}/{len(todo)}: {key}")
         if args.dry_run:
             print(f"\n## {key}", flush=True)
-        record = run_one(seed, args, runner)
+        if seed == args.checkout:
+            record = {} if args.dry_run else checkout_run(seed, args)
+            runner.note(f"{key}: this checkout's metrics/*.json, not re-run")
+        else:
+            record = run_one(seed, args, runner)
         if args.dry_run:
             continue
         runs[key] = record
         R.log(f"{key}: " + ", ".join(f"{k}={v:.3f}" for k, v in record["metrics"].items()
-                                     if v is not None) + f"; {record['wall_s'] / 60:.1f} min")
-        R.write_results(NAME, _payload(runs))
+                                     if v is not None)
+              + ("" if record["wall_s"] is None else f"; {record['wall_s'] / 60:.1f} min"))
+        R.write_results(args.name, _payload(runs))
     if args.dry_run:
         return
     selected = {k: runs[k] for k in (run_key(s, args) for s in args.seeds) if k in runs}
     if selected:
         print_summary(selected, summarize(selected))
-    path = R.write_results(NAME, _payload(runs))
+    path = R.write_results(args.name, _payload(runs))
     R.log(f"wrote {path} ({len(runs)} run(s) in all; the table above: the --seeds asked for)")
 
 
