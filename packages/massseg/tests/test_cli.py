@@ -37,7 +37,8 @@ def _card_folder(folder: Path, shape: tuple[int, int, int]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("command", ["train", "cv", "predict", "evaluate", "models"])
+@pytest.mark.parametrize("command",
+                         ["train", "cv", "predict", "evaluate", "models", "refit-fp"])
 def test_help_teaches(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])
     assert result.exit_code == 0, result.output
@@ -47,7 +48,7 @@ def test_help_teaches(command: str) -> None:
 def test_top_level_help_lists_commands() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("models", "train", "cv", "predict", "evaluate"):
+    for command in ("models", "train", "cv", "predict", "evaluate", "refit-fp"):
         assert command in result.output
 
 
@@ -162,3 +163,12 @@ def test_predict_refuses_a_model_of_another_stage(data: dict[str, Path], tmp_pat
     _fails(["predict", "--model", str(folder), "--data", str(data["breast"]), "--out", str(out)],
            "breastseg model")
     assert not out.exists()
+
+
+def test_refit_fp_refuses_bad_input(data: dict[str, Path], tmp_path: Path) -> None:
+    common = ["--data", str(data["breast"]), "--splits", str(data["splits"])]
+    _fails(["refit-fp", "--model", str(tmp_path / "nope"), *common], "does not exist")
+    folder = _card_folder(tmp_path / "fold_1", (64, 64, 1))
+    _fails(["refit-fp", "--model", str(folder), *common, "--max-objects", "many"],
+           "--max-objects", "auto, none or a number")
+    _fails(["refit-fp", "--model", str(folder), *common], "trained on all folds", "fold")

@@ -17,6 +17,7 @@ import pytest
 from mammo_common.errors import ModelFolderError
 from massseg.fp_reduction import (
     FEATURES,
+    FORMAT_1_FEATURES,
     FP_REDUCTION_FILE,
     FPReduction,
     ObjectSet,
@@ -130,7 +131,7 @@ def test_reject_objects_caps_the_rejected_objects_below_the_threshold() -> None:
     assert np.array_equal(left, scene["prob"])
     # an ensemble averages its scorers: one that keeps everything halves the scores
     keep_all = FPReduction(mean=[0.0] * 7, scale=[1.0] * 7, coef=[0.0] * 7, intercept=20.0,
-                           threshold=0.0)
+                           threshold=0.0, features=list(FORMAT_1_FEATURES))
     both = reject_objects([scorer, keep_all], scene["image"], scene["prob"], scene["prob"],
                           threshold=0.5, min_object_pixels=5)
     assert np.array_equal(both >= 0.5, scene["prob"] >= 0.5)
@@ -252,3 +253,92 @@ def test_a_scorer_file_without_a_cap_reads_as_uncapped(tmp_path: Path) -> None:
     del raw["max_objects"]  # a file from before the cap
     (tmp_path / FP_REDUCTION_FILE).write_text(json.dumps(raw))
     assert load_fp_reduction(tmp_path).max_objects is None
+
+
+def test_boosted_trees_score_exactly_as_scikit_learn_and_survive_the_file(
+    tmp_path: Path,
+) -> None:
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    from massseg.fp_reduction import TREE_SETTINGS
+
+    rng = np.random.default_rng(9)
+    train, valid = _objects(rng, 12), _objects(rng, 8)
+    scorer = fit_fp_reduction(train, valid, scorer="boosted_trees", seed=3)
+    assert scorer.kind == "boosted_trees" and scorer.features == list(FEATURES)
+    assert len(scorer.trees) == TREE_SETTINGS["n_estimators"]
+    assert scorer.info["scorer"] == "boosted_trees"
+    assert scorer.info["valid_dice"] == pytest.approx(1.0)  # separable: every false one goes
+    reference = GradientBoostingClassifier(random_state=3, **TREE_SETTINGS).fit(
+        train.features, train.is_mass)
+    probe = np.concatenate([valid.features, _objects(rng, 4).features])
+    assert np.allclose(scorer.scores(probe), reference.predict_proba(probe)[:, 1],
+                       rtol=0, atol=1e-12)
+    scorer.save(tmp_path)
+    back = load_fp_reduction(tmp_path)
+    assert back.kind == "boosted_trees"
+    assert np.array_equal(back.scores(probe), scorer.scores(probe))
+    raw = json.loads((tmp_path / FP_REDUCTION_FILE).read_text())
+    assert raw["format_version"] == 2
+    raw["kind"] = "forest"
+    (tmp_path / FP_REDUCTION_FILE).write_text(json.dumps(raw))
+    with pytest.raises(ModelFolderError, match="kind"):
+        load_fp_reduction(tmp_path)
+    with pytest.raises(ValueError, match="scorer"):
+        fit_fp_reduction(train, valid, scorer="forest")
+
+
+def test_a_first_format_file_still_loads_and_reads_its_seven_measurements(
+    tmp_path: Path,
+) -> None:
+    coef = [1.5, 0.0, 0.0, 0.0, 2.0, 0.0, 0.0]
+    raw = {"format": "mammo-fp-reduction", "format_version": 1, "mean": [0.0] * 7,
+           "scale": [1.0] * 7, "coef": coef, "intercept": -0.5, "threshold": 0.3,
+           "features": list(FORMAT_1_FEATURES), "info": {}, "max_objects": None}
+    (tmp_path / FP_REDUCTION_FILE).write_text(json.dumps(raw))
+    scorer = load_fp_reduction(tmp_path)
+    assert scorer.kind == "logistic" and scorer.features == list(FORMAT_1_FEATURES)
+    objs = _objects(np.random.default_rng(10), 3)
+    assert objs.features.shape[1] == len(FEATURES) > 7
+    z = objs.features[:, :7] @ np.asarray(coef) - 0.5
+    assert np.allclose(scorer.scores(objs.features), 1 / (1 + np.exp(-z)))
+    # a logistic scorer of the current format reads the first seven measurements too
+    fitted = fit_fp_reduction(objs, objs, scorer="logistic")
+    assert fitted.features == list(FORMAT_1_FEATURES)
+
+
+def test_breast_context_and_image_rank_measurements() -> None:
+    """What the second format adds: the object against its breast and its image's others."""
+    shape = (96, 96)
+    image = np.full(shape, 0.05, np.float32)  # background
+    breast = np.zeros(shape, bool)
+    breast[:, :80] = True  # the chest wall at the left image edge, the skin line at x = 80
+    _, xx = np.mgrid[0:96, 0:96]
+    image[breast] = 0.3 + 0.4 * (xx[breast] % 2)  # a breast of dark and bright stripes
+    deep = _disc(shape, (48, 30), 6)  # far from the skin line, brighter than the breast
+    skin = _disc(shape, (20, 74), 4)  # at the skin line, as dark as the dark stripes
+    dim = _disc(shape, (76, 40), 5)
+    image[deep] = 0.95
+    image[skin] = 0.3
+    image[dim] = 0.3
+    prob = np.zeros(shape, np.float32)
+    prob[deep], prob[skin], prob[dim] = 0.95, 0.6, 0.8
+    objs = collect_objects([image], [prob], [prob], None, threshold=0.5, min_object_pixels=5,
+                           breasts=[breast])
+    f = {name: objs.features[:, k] for k, name in enumerate(FEATURES)}
+    order = np.argsort(objs.area)[::-1]  # deep (r 6), dim (r 5), skin (r 4)
+    deep_i, dim_i, skin_i = order
+    assert f["breast_percentile"][deep_i] > 0.95  # brighter than all the rest of its breast
+    assert f["breast_percentile"][dim_i] < 0.05  # as dark as the darkest breast pixels
+    assert f["breast_contrast"][deep_i] > 0 > f["breast_contrast"][dim_i]
+    assert f["edge_distance"][deep_i] > 0.5 > f["edge_distance"][skin_i]
+    assert f["coarse_rank"][[deep_i, dim_i, skin_i]].tolist() == [0, 1, 2]
+    assert np.allclose(f["coarse_max_share"][[deep_i, dim_i, skin_i]], [1.0, 0.8 / 0.95,
+                                                                      0.6 / 0.95])
+    assert f["objects_in_image"].tolist() == [3, 3, 3]
+    assert np.allclose(f["coarse_prob_high"][[deep_i, dim_i, skin_i]], [1.0, 0.0, 0.0])
+    assert 0.9 < f["solidity"][deep_i] <= 1.0 and f["eccentricity"][deep_i] < 0.3
+    # without a breast mask the whole image is the breast: the same object, other values
+    plain = collect_objects([image], [prob], [prob], None, threshold=0.5, min_object_pixels=5)
+    assert np.array_equal(plain.features[:, :7], objs.features[:, :7])
+    assert not np.allclose(plain.features[:, 12], objs.features[:, 12])

@@ -189,3 +189,39 @@ def test_fp_reduction_is_fitted_used_and_refused_when_lost(
     with pytest.raises(ModelFolderError, match="fp_reduction.json"):
         predict(PredictConfig(models=[copy], data=breast, out=tmp_path / "bad.zarr"))
     assert not (tmp_path / "bad.zarr").exists()
+
+
+def test_refit_replaces_only_the_scorer_and_reproduces_training(
+    refined: dict[str, Any], tmp_path: Path
+) -> None:
+    from mammo_common.errors import ConfigError
+    from massseg.fp_refit import RefitConfig, refit_fp_reduction
+
+    out, breast = refined["out"], refined["breast"]
+    copy = tmp_path / "fold_1"
+    shutil.copytree(out, copy)
+    network = (copy / "model.keras").read_bytes()
+    trained = load_fp_reduction(out)
+    # the tiny network finds only masses: training kept every object (and refitting must too)
+    assert "one kind" in trained.info["threshold_from"]
+    config = RefitConfig(model=copy, data=breast, splits=refined["root"] / "splits.json",
+                         settings={"scorer": "logistic"})
+    result = refit_fp_reduction(config)
+    assert result.scorer == "logistic"
+    scorer = load_fp_reduction(copy)
+    card = json.loads((copy / "model_card.json").read_text())
+    assert scorer.kind == "logistic" and card["training"]["fp_reduction"]["scorer"] == "logistic"
+    assert card["training"]["fp_reduction"]["min_object_pixels"] == 5  # the card's, kept
+    assert card["metrics"]["fp_reduction_threshold"] == scorer.threshold
+    assert (copy / "model.keras").read_bytes() == network  # the network is untouched
+    # refitting the training's own settings gives the scorer training fitted
+    back = refit_fp_reduction(config.model_copy(update={"settings": {"scorer": "boosted_trees"}}))
+    again = load_fp_reduction(copy)
+    assert back.valid_dice == trained.info.get("valid_dice")
+    assert again.trees == trained.trees and again.threshold == trained.threshold
+    with pytest.raises(ConfigError, match="scorer"):
+        refit_fp_reduction(config.model_copy(update={"settings": {"scorer": "forest"}}))
+    other = tmp_path / "other.zarr"
+    write_breast_store(other, 30, seed=2)  # other cases: another metadata digest
+    with pytest.raises(ModelFolderError, match="another store"):
+        refit_fp_reduction(config.model_copy(update={"data": other}))

@@ -27,7 +27,7 @@ class BreastsegStage:
     selection_metric = "val_dice"
 
     def run(self, case: Any, model_dirs: Sequence[Path]) -> None:
-        """Fill ``work_image``, ``transform`` and ``breast_mask`` of ``case``.
+        """Fill ``work_image``, ``transform``, ``breast_mask`` and ``work_breast_mask``.
 
         The laterality (``L``/``R``) is read from ``case.laterality`` (``mammo run`` takes it
         from the DICOM header or the file name) when the case has one; post-processing notes
@@ -64,6 +64,7 @@ class BreastsegStage:
         if cropped.empty:
             case.notes.append("breastseg found no breast; the whole image was kept")
         case.breast_mask = None if cropped.empty else mask
+        case.work_breast_mask = None if cropped.empty else cropped.breast_mask
         case.work_image = cropped.image
         case.transform = cropped.transform
         case.model_ids[self.name] = [c.model_id for _, c in loaded]

@@ -113,6 +113,8 @@ class OneShotCase:
         work_image: What the mass stages see (the breast crop, or the native image).
         transform: Native -> work mapping (None: the work image is the native image).
         breast_mask: Native breast mask (uint8 0/1), if breastseg ran.
+        work_breast_mask: The breast mask on the work image (uint8 0/1), as ``breastseg
+            predict`` stores it beside the crop, if breastseg ran and found a breast.
         mass_probs: Mass probability map on the work image, if massseg ran.
         mass_pred: Post-processed mass mask on the work image (uint8 0/1).
         min_object_pixels: Smallest mass kept (massseg's post-processing).
@@ -130,6 +132,7 @@ class OneShotCase:
     work_image: NDArray | None = None
     transform: CaseTransform | None = None
     breast_mask: NDArray | None = None
+    work_breast_mask: NDArray | None = None
     mass_probs: NDArray | None = None
     mass_pred: NDArray | None = None
     min_object_pixels: int = 30

@@ -305,6 +305,53 @@ def _print_cv(summary: Any) -> None:
     console.print(table)
 
 
+@app.command("refit-fp")
+@handle_errors
+def refit_fp(
+    model: Annotated[Path, typer.Option("--model", help="Trained model folder to refit.")],
+    data: Data,
+    splits: SplitsOpt,
+    scorer: Annotated[
+        str | None,
+        typer.Option("--scorer", help="boosted_trees or logistic (default: the card's)."),
+    ] = None,
+    max_objects: Annotated[
+        str | None,
+        typer.Option("--max-objects", help="auto, none or a number (default: the card's)."),
+    ] = None,
+) -> None:
+    """Refit a model folder's false-positive scorer without training the network again.
+
+    Runs the saved network (and refiner) on the fold's training and validation images of the
+    store it was trained on, fits the scorer (massseg.fp_reduction) and replaces
+    fp_reduction.json and the card's fp_reduction settings and metrics; the network is
+    untouched. Settings not given keep the card's values.
+
+    Example: massseg refit-fp --model models/massseg/unet5l/fold_1 --data data/breast.zarr
+    --splits data/splits.json --scorer boosted_trees
+    """
+    from massseg.fp_refit import RefitConfig, refit_fp_reduction
+
+    settings: dict[str, Any] = {}
+    if scorer is not None:
+        settings["scorer"] = scorer
+    if max_objects is not None:
+        cap = max_objects.strip().lower()
+        if cap not in ("auto", "none") and not cap.isdigit():
+            raise ConfigError(f"--max-objects {max_objects!r} is not auto, none or a number",
+                              field="max_objects", fix="pass --max-objects auto, none or 1")
+        settings["max_objects"] = None if cap == "none" else (cap if cap == "auto" else int(cap))
+    result = refit_fp_reduction(RefitConfig(model=model, data=data, splits=splits,
+                                            settings=settings))
+    table = Table("scorer", "threshold", "cap", "valid Dice (before)", "valid AUC",
+                  "masses kept", "false kept", title=f"refitted {result.model}")
+    table.add_row(result.scorer, _fmt(result.threshold), str(result.max_objects or "none"),
+                  f"{_fmt(result.valid_dice)} ({_fmt(result.valid_dice_before)})",
+                  _fmt(result.valid_auc), str(result.valid_masses_kept),
+                  str(result.valid_false_kept))
+    console.print(table)
+
+
 @app.command()
 @handle_errors
 def predict(

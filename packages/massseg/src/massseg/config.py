@@ -144,8 +144,11 @@ class FPReductionSettings(_Strict):
     """False-positive reduction fitted after training (:mod:`massseg.fp_reduction`).
 
     Attributes:
-        c: Inverse L2 regularisation strength of the logistic regression over each detected
-            object's measurements.
+        scorer: The classifier over each detected object's measurements: ``boosted_trees``
+            (the default: gradient-boosted trees on every measurement, shape and breast
+            context included) or ``logistic`` (a logistic regression on the first seven, the
+            first version's scorer).
+        c: Inverse L2 regularisation strength of the logistic regression.
         tolerance: Score thresholds whose validation Dice (images with a mass) is within this
             of the best count as equally good; the highest, which keeps the fewest false
             detections, is the operating point.
@@ -157,6 +160,7 @@ class FPReductionSettings(_Strict):
             or ``null`` (never cap).
     """
 
+    scorer: Literal["boosted_trees", "logistic"] = "boosted_trees"
     c: float = Field(default=1.0, gt=0)
     tolerance: float = Field(default=0.005, ge=0.0, lt=1.0)
     max_objects: Literal["auto"] | Annotated[int, Field(ge=1)] | None = "auto"

@@ -63,7 +63,8 @@ class MasssegStage:
         scorers = load_fp_reductions(folders, cards)
         if scorers is not None:
             prob = reject_objects(scorers, case.work_image, coarse, prob, threshold=threshold,
-                                  min_object_pixels=settings.min_object_pixels)
+                                  min_object_pixels=settings.min_object_pixels,
+                                  breast=getattr(case, "work_breast_mask", None))
         pred = postprocess(prob, threshold, settings.min_object_pixels, settings.largest_component)
         case.mass_probs = prob
         case.mass_pred = pred

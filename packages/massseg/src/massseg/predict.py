@@ -232,7 +232,8 @@ def predict(config: PredictConfig) -> PredictResult:
                 if scorers is not None:
                     prob = reject_objects(scorers, batch["images"][k], probs[k], prob,
                                           threshold=threshold,
-                                          min_object_pixels=config.min_object_pixels)
+                                          min_object_pixels=config.min_object_pixels,
+                                          breast=batch["breast_masks"][k])
                 pred = postprocess(prob, threshold, config.min_object_pixels,
                                    config.largest_component)
                 areas.append(int(pred.sum()))

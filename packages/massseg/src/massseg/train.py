@@ -292,22 +292,36 @@ def _save_refiner(
     save_model_folder(refiner_folder(config.out), model, refiner_card, history)
 
 
-def _fit_fp_reduction(
-    config: TrainConfig,
+def fit_scorer(
+    settings: Any,
     model: Any,
-    refiner: Any,
+    refiners: Any,
     images: Any,
     masks: Any,
     train_idx: list[int],
     valid_idx: list[int],
+    *,
+    threshold: float,
+    seed: int,
+    breasts: Any = None,
 ) -> Any:
-    """Fit the false-positive scorer on what the trained network finds (massseg.fp_reduction)."""
+    """Fit the false-positive scorer on what the trained network finds (massseg.fp_reduction).
+
+    Args:
+        settings: The :class:`~massseg.config.FPReductionSettings`.
+        model: The trained network (unfolded, as training leaves it).
+        refiners: Its :class:`~massseg.refine.Refiners`, or ``None``.
+        images: ``(n, H, W)`` store images.
+        masks: ``(n, H, W)`` ground-truth mass masks.
+        train_idx: The fold's training cases (the scorer's examples).
+        valid_idx: Its validation cases (the operating point).
+        threshold: The segmentation threshold that defines the objects.
+        seed: The scorer's random state.
+        breasts: ``(n, H, W)`` breast masks, or ``None``.
+    """
     from mammo_common.keras.deployment.inference import predict_probabilities
     from massseg.fp_reduction import train_fp_reduction
-    from massseg.refine import Refiners
 
-    settings = config.fp_reduction
-    assert settings is not None
     shape = tuple(int(d) for d in model.input_shape[1:])
 
     def predict(x: Any) -> Any:
@@ -315,20 +329,17 @@ def _fit_fp_reduction(
                                      batch_size=settings.batch_size)
 
     refine = None
-    if refiner is not None:
-        assert config.refine is not None
-        refiners = Refiners(models=[refiner], margin=float(config.refine.margin),
-                            size=int(config.refine.size), model_ids=[])
+    if refiners is not None:
 
         def refine(image: Any, prob: Any) -> Any:
-            return refiners(image, prob, threshold=config.threshold,
+            return refiners(image, prob, threshold=threshold,
                             min_object_pixels=settings.min_object_pixels)
 
     return train_fp_reduction(
-        predict, refine, images, masks, train_idx, valid_idx, threshold=config.threshold,
+        predict, refine, images, masks, train_idx, valid_idx, threshold=threshold,
         min_object_pixels=settings.min_object_pixels, c=settings.c,
         tolerance=settings.tolerance, max_objects=settings.max_objects,
-        batch=settings.batch_size,
+        batch=settings.batch_size, breasts=breasts, scorer=settings.scorer, seed=seed,
     )
 
 
@@ -478,10 +489,10 @@ def train(
         full.set_weights(model.get_weights())
         model = full
     refiner = None
+    breasts = _Rows(store.array("breast_masks")) if store.has("breast_masks") else None
     if config.refine is not None:
         from massseg.refine import train_refiner
 
-        breasts = _Rows(store.array("breast_masks")) if store.has("breast_masks") else None
         refiner, refine_history, refine_metrics = train_refiner(
             config.refine, images, masks, train_idx, valid_idx, seed=config.seed,
             breasts=breasts,
@@ -489,7 +500,16 @@ def train(
         card.metrics.update({f"refiner_{k}": v for k, v in refine_metrics.items()})
     scorer = None
     if config.fp_reduction is not None:
-        scorer = _fit_fp_reduction(config, model, refiner, images, masks, train_idx, valid_idx)
+        refiners = None
+        if refiner is not None:
+            from massseg.refine import Refiners
+
+            assert config.refine is not None
+            refiners = Refiners(models=[refiner], margin=float(config.refine.margin),
+                                size=int(config.refine.size), model_ids=[])
+        scorer = fit_scorer(config.fp_reduction, model, refiners, images, masks, train_idx,
+                            valid_idx, threshold=config.threshold, seed=config.seed,
+                            breasts=breasts)
         card.metrics.update({
             f"fp_reduction_{k}": float(v) for k, v in scorer.info.items()
             if isinstance(v, int | float) and not isinstance(v, bool)
