@@ -218,6 +218,7 @@ def test_refit_replaces_only_the_scorer_and_reproduces_training(
     back = refit_fp_reduction(config.model_copy(update={"settings": {"scorer": "boosted_trees"}}))
     again = load_fp_reduction(copy)
     assert back.valid_dice == trained.info.get("valid_dice")
+    assert again.info == trained.info  # the same objects, counts and operating point
     assert again.trees == trained.trees and again.threshold == trained.threshold
     with pytest.raises(ConfigError, match="scorer"):
         refit_fp_reduction(config.model_copy(update={"settings": {"scorer": "forest"}}))

@@ -185,16 +185,12 @@ def object_features(
     height, width = obj.shape
     rows, cols = box
     side = max(rows.stop - rows.start, cols.stop - cols.start)
-    area = int(obj[box].sum())
-    radius = max(round(math.sqrt(area / math.pi)), 2)
-    pad = max(side + _RING, 3 * radius)
+    pad = side + _RING
     y0, y1 = max(rows.start - pad, 0), min(rows.stop + pad, height)
     x0, x1 = max(cols.start - pad, 0), min(cols.stop + pad, width)
     local = (slice(y0, y1), slice(x0, x1))
     inside = obj[local]
     ring = ndi.binary_dilation(inside, iterations=_RING) & ~inside
-    near = ndi.binary_dilation(inside, iterations=radius)
-    wide = ndi.binary_dilation(near, iterations=radius) & ~near
     context_image = image[local]
     low, high = np.percentile(context_image, [5.0, 95.0])
     spread = float(high - low) + 1e-3
@@ -202,7 +198,15 @@ def object_features(
     mean_in = float(values_in.mean())
     ring_mean = float(values_ring.mean()) if values_ring.size else float(context_image.mean())
     ring_std = float(values_ring.std()) if values_ring.size else 0.0
-    wide_mean = float(context_image[wide].mean()) if wide.any() else ring_mean
+    # the wide ring: one to two equivalent radii outside the outline (its own window)
+    area = int(obj[box].sum())
+    radius = max(round(math.sqrt(area / math.pi)), 2)
+    far = 2 * radius + 1
+    wy = slice(max(rows.start - far, 0), min(rows.stop + far, height))
+    wx = slice(max(cols.start - far, 0), min(cols.stop + far, width))
+    near = ndi.binary_dilation(obj[wy, wx], iterations=radius)
+    wide = ndi.binary_dilation(near, iterations=radius) & ~near
+    wide_mean = float(image[wy, wx][wide].mean()) if wide.any() else ring_mean
     coarse_in = coarse[local][inside]
     props = regionprops(obj[box].astype(np.uint8))[0]
     cy, cx = (round(float(c)) for c in ndi.center_of_mass(obj[box]))
