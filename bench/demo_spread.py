@@ -34,6 +34,10 @@ Usage::
     # seed 0 is this checkout's own demo run (metrics/*.json, dvc.lock), seeds 1 2 are re-run:
     .venv/bin/python bench/demo_spread.py --name demo_spread_300 --checkout 0 --seeds 0 1 2
 
+``--checkout SEED --metrics-dir DIR --note TEXT`` records the ``metrics/*.json`` of DIR instead
+(whose ``params.yaml`` must train with SEED; no ``dvc status`` check: the note says how they were
+made, e.g. a kept run's model refitted with ``massseg refit-fp`` and re-predicted).
+
 ``--checkout SEED`` saves one run (about an hour on the slower 2-core machines): it records the
 checkout's ``metrics/*.json`` as the run of training seed SEED instead of repeating it, after
 checking that ``params.yaml`` trains every stage with that seed and that ``dvc status`` reports
@@ -137,21 +141,23 @@ def checkout_run(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         SystemExit: When ``params.yaml`` trains a stage with another seed, a metrics file is
             missing or ``dvc status`` does not report the pipeline up to date.
     """
-    params = R.read_params(R.REPO / "params.yaml")
+    root = (args.metrics_dir or R.REPO).resolve()
+    params = R.read_params(root / "params.yaml")
     wrong = {k: R._dotted(params, k) for k in TRAIN_SEED_KEYS if R._dotted(params, k) != seed}
     if wrong:
-        raise SystemExit(f"--checkout {seed}: params.yaml trains with other seeds: {wrong}; "
-                         "run that seed in a copy instead (drop --checkout)")
-    status = subprocess.run([str(R.VENV_BIN / "dvc"), "status", "-q"], cwd=R.REPO,
-                            env={**os.environ, "DVC_NO_ANALYTICS": "1"}, check=False,
-                            capture_output=True, text=True)
-    if status.returncode != 0:
-        raise SystemExit("--checkout: `dvc status` reports changed stages or data; run "
-                         "`dvc repro` first (or drop --checkout)\n" + status.stdout[-2000:])
-    metrics = R.read_metrics(R.REPO)
+        raise SystemExit(f"--checkout {seed}: {root / 'params.yaml'} trains with other seeds: "
+                         f"{wrong}; run that seed in a copy instead (drop --checkout)")
+    if root == R.REPO.resolve():
+        status = subprocess.run([str(R.VENV_BIN / "dvc"), "status", "-q"], cwd=R.REPO,
+                                env={**os.environ, "DVC_NO_ANALYTICS": "1"}, check=False,
+                                capture_output=True, text=True)
+        if status.returncode != 0:
+            raise SystemExit("--checkout: `dvc status` reports changed stages or data; run "
+                             "`dvc repro` first (or drop --checkout)\n" + status.stdout[-2000:])
+    metrics = R.read_metrics(root)
     missing = [k for k, v in metrics.items() if v is None]
     if missing:
-        raise SystemExit(f"--checkout: metrics missing in {R.REPO / 'metrics'}: {missing}")
+        raise SystemExit(f"--checkout: metrics missing in {root / 'metrics'}: {missing}")
     return {
         "seed": seed,
         "group": run_group(False, None, None, None),
@@ -162,7 +168,11 @@ def checkout_run(seed: int, args: argparse.Namespace) -> dict[str, Any]:
         "copy": None,
         "copy_git": R.git_state(R.REPO),
         "resumed": False,
-        "from_checkout": "metrics/*.json of this checkout (dvc status: up to date), not re-run",
+        "from_checkout": (
+            "metrics/*.json of this checkout (dvc status: up to date), not re-run"
+            if root == R.REPO.resolve() else
+            f"metrics/*.json of {root} (its params.yaml; not a DVC run: {args.note or 'no note'})"
+        ),
         "metrics": metrics,
         "dvc_repro": None,
         "synth": None,
@@ -255,7 +265,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                    help="record this checkout's metrics/*.json as the run of training seed "
                         "SEED instead of re-running it (params.yaml must train with SEED and "
                         "dvc status be clean)")
+    p.add_argument("--metrics-dir", type=Path, default=None,
+                   help="with --checkout: read metrics/*.json and params.yaml here instead of "
+                        "this checkout (no dvc status check; say how they were made in --note)")
+    p.add_argument("--note", default=None, help="with --metrics-dir: how its metrics were made")
     args = p.parse_args(argv)
+    if args.metrics_dir is not None and args.checkout is None:
+        p.error("--metrics-dir goes with --checkout SEED")
     if args.checkout is not None and (args.data_seeds or args.style or args.cases or args.size):
         p.error("--checkout records the default demo; it does not combine with --data-seeds, "
                 "--style, --cases or --size")
