@@ -81,15 +81,25 @@ def network_maps(mm: MassModel, store: Any, indices: list[int]) -> tuple[list, l
     return imgs, coarse, truths
 
 
-def measure_objects(mm: MassModel, maps: tuple[list, list, list], threshold: float) -> Any:
-    """The :class:`massseg.fp_reduction.ObjectSet` of the refined maps at ``threshold``."""
+def breast_masks(store: Any, indices: list[int]) -> list[np.ndarray] | None:
+    """The store's breast masks of ``indices`` (what the scorer measures against), or None."""
+    if not store.has("breast_masks"):
+        return None
+    masks = store.array("breast_masks")
+    return [np.asarray(masks[i]) > 0 for i in indices]
+
+
+def measure_objects(mm: MassModel, maps: tuple[list, list, list], threshold: float,
+                    breasts: list[np.ndarray] | None = None) -> Any:
+    """The :class:`massseg.fp_reduction.ObjectSet` of the refined maps at ``threshold``
+    (``breasts``: the images' breast masks, as :func:`breast_masks` gives them)."""
     from massseg.fp_reduction import collect_objects
 
     imgs, coarse, truths = maps
     refined = [mm.refiners(x, m, threshold=threshold, min_object_pixels=mm.min_pixels)
                if mm.refiners else m for x, m in zip(imgs, coarse, strict=True)]
     return collect_objects(imgs, coarse, refined, truths, threshold=threshold,
-                           min_object_pixels=mm.min_pixels)
+                           min_object_pixels=mm.min_pixels, breasts=breasts)
 
 
 def case_indices(store: Any, splits: Path, part: str, fold: int | None) -> list[int]:

@@ -67,7 +67,6 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
     mm = M.load_mass_model(model_dir)
     settings = mm.fp_settings
     store = open_store(data, "breast")
-    breasts = store.array("breast_masks")
     objs = {}
     for part in ("train", "valid", "test"):
         C.log(f"network on the {part} images")
@@ -77,7 +76,7 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
                    if mm.refiners else m for x, m in zip(imgs, coarse, strict=True)]
         objs[part] = collect_objects(imgs, coarse, refined, truths, threshold=mm.card.threshold,
                                      min_object_pixels=mm.min_pixels,
-                                     breasts=[np.asarray(breasts[i]) > 0 for i in idx])
+                                     breasts=M.breast_masks(store, idx))
     train, valid, test = objs["train"], objs["valid"], objs["test"]
     rows: dict[str, Any] = {}
     for name in SCORERS:

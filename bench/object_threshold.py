@@ -45,18 +45,21 @@ def measure(model_dir: Path, data: Path, splits: Path, thresholds: list[float]) 
     settings = mm.fp_settings
     store = open_store(data, "breast")
 
-    def part(which: str) -> tuple[list, list, list]:
+    def part(which: str) -> tuple[tuple[list, list, list], Any]:
         C.log(f"network on the {which} images")
-        return M.network_maps(mm, store, M.case_indices(store, splits, which, mm.card.data.fold))
+        rows = M.case_indices(store, splits, which, mm.card.data.fold)
+        return M.network_maps(mm, store, rows), M.breast_masks(store, rows)
 
     parts = {name: part(name) for name in ("train", "valid", "test")}
     rows: dict[str, Any] = {}
     for t in thresholds:
         C.log(f"object threshold {t}")
-        objs = {name: M.measure_objects(mm, p, t) for name, p in parts.items()}
+        objs = {name: M.measure_objects(mm, p, t, b) for name, (p, b) in parts.items()}
         scorer = fit_fp_reduction(objs["train"], objs["valid"], c=float(settings.get("c", 1.0)),
                                   tolerance=float(settings.get("tolerance", 0.005)),
-                                  max_objects=settings.get("max_objects", "auto"))
+                                  max_objects=settings.get("max_objects", "auto"),
+                                  scorer=settings.get("scorer", "logistic"),
+                                  seed=int(mm.card.training.get("seed", 0)))
         test = objs["test"]
         scores = scorer.scores(test.features)
         keep = _keep(scores, test.rank(scores), scorer.threshold, scorer.max_objects)
@@ -81,8 +84,8 @@ def measure(model_dir: Path, data: Path, splits: Path, thresholds: list[float]) 
         "model": str(model_dir),
         "model_id": mm.card.model_id,
         "data": str(data),
-        "test_images": len(parts["test"][0]),
-        "test_images_with_mass": int(sum(t.any() for t in parts["test"][2])),
+        "test_images": len(parts["test"][0][0]),
+        "test_images_with_mass": int(sum(t.any() for t in parts["test"][0][2])),
         "thresholds": rows,
     }
 

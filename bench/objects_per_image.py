@@ -56,7 +56,8 @@ def measure(model_dir: Path, data: Path, splits: Path) -> dict[str, Any]:
 
     def objects(part: str) -> Any:
         rows = M.case_indices(store, splits, part, mm.card.data.fold)
-        return M.measure_objects(mm, M.network_maps(mm, store, rows), threshold)
+        return M.measure_objects(mm, M.network_maps(mm, store, rows), threshold,
+                                 M.breast_masks(store, rows))
 
     valid = objects("valid")
     test = objects("test")
