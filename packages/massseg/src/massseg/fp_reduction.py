@@ -495,6 +495,15 @@ class FPReduction:
         return reject_objects([self], image, coarse, prob, threshold=threshold,
                               min_object_pixels=min_object_pixels, breast=breast)
 
+    def card_metrics(self) -> dict[str, float]:
+        """Its numbers as model-card metrics (``fp_reduction_<info key>``, threshold, cap; no
+        cap is written as 0, metrics being numbers)."""
+        metrics = {f"fp_reduction_{k}": float(v) for k, v in self.info.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool)}
+        metrics["fp_reduction_threshold"] = float(self.threshold)
+        metrics["fp_reduction_max_objects"] = float(self.max_objects or 0)
+        return metrics
+
     def to_json(self) -> dict[str, Any]:
         """The JSON form written to :data:`FP_REDUCTION_FILE`."""
         return {"format": "mammo-fp-reduction", "format_version": _FORMAT,

@@ -122,10 +122,7 @@ def refit_fp_reduction(config: RefitConfig) -> RefitResult:
     )
     training = {**card.training, "fp_reduction": settings.model_dump(mode="json")}
     metrics = {k: v for k, v in card.metrics.items() if not k.startswith("fp_reduction_")}
-    metrics.update({f"fp_reduction_{k}": float(v) for k, v in scorer.info.items()
-                    if isinstance(v, int | float) and not isinstance(v, bool)})
-    metrics["fp_reduction_threshold"] = float(scorer.threshold)
-    metrics["fp_reduction_max_objects"] = float(scorer.max_objects or 0)
+    metrics.update(scorer.card_metrics())
     new_card = card.model_copy(update={"training": training, "metrics": metrics})
     scorer.save(folder)
     write_text_atomic(folder / CARD_FILE, new_card.to_json())

@@ -32,7 +32,7 @@ from mammo_common.schema.splits import Splits
 from mammo_common.stage import load_fold, training_card, training_work_dir
 from mammo_common.store import BreastStore, open_store
 from massseg import __version__
-from massseg.config import TrainConfig
+from massseg.config import FPReductionSettings, TrainConfig
 
 __all__ = [
     "PACKAGE",
@@ -293,7 +293,7 @@ def _save_refiner(
 
 
 def fit_scorer(
-    settings: Any,
+    settings: FPReductionSettings,
     model: Any,
     refiners: Any,
     images: Any,
@@ -510,13 +510,7 @@ def train(
         scorer = fit_scorer(config.fp_reduction, model, refiners, images, masks, train_idx,
                             valid_idx, threshold=config.threshold, seed=config.seed,
                             breasts=breasts)
-        card.metrics.update({
-            f"fp_reduction_{k}": float(v) for k, v in scorer.info.items()
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        })
-        card.metrics["fp_reduction_threshold"] = float(scorer.threshold)
-        # no cap is written as 0 (metrics are numbers)
-        card.metrics["fp_reduction_max_objects"] = float(scorer.max_objects or 0)
+        card.metrics.update(scorer.card_metrics())
     if is_chief(distribution):  # multi-worker: only the chief writes
         save_model_folder(config.out, model, card, result)
         if refiner is not None:
