@@ -1,4 +1,4 @@
-"""breastseg train config: the ``intensity_augment`` mapping from ``params.yaml`` (no Keras)."""
+"""breastseg train config: ``intensity_augment`` and ``lr_schedule`` from ``params.yaml``."""
 
 from __future__ import annotations
 
@@ -49,3 +49,22 @@ def test_renamed_keys_are_refused_naming_the_new_key(tmp_path) -> None:
         load_section(TrainConfig, params, "breastseg.train",
                      {"data": "d", "splits": "s", "out": "o"})
     assert err.value.field == "breastseg.train.lr_patience"
+
+
+def test_lr_schedule_from_params(tmp_path: Path) -> None:
+    """``lr_schedule``: the reference's plateau rule by default, nnU-Net's poly decay on ask;
+    the harness gets the matching arguments (no plateau rule beside the poly decay)."""
+    from mammo_common.keras.training.harness import ReduceLROnPlateauConfig, schedule_arguments
+
+    assert TrainConfig(**PATHS).lr_schedule == "plateau"
+    params = tmp_path / "params.yaml"
+    params.write_text("breastseg:\n  train:\n    lr_schedule: poly\n", encoding="utf-8")
+    cfg = load_section(TrainConfig, params, "breastseg.train", PATHS)
+    assert schedule_arguments(cfg.lr_schedule, 3, 0.1, 1e-8) == {
+        "reduce_lr": None, "lr_schedule": "poly"}
+    plateau = schedule_arguments("plateau", 2, 0.5, 1e-6)
+    assert plateau["lr_schedule"] == "constant"
+    assert plateau["reduce_lr"] == ReduceLROnPlateauConfig(patience=2, factor=0.5, min_lr=1e-6)
+    params.write_text("breastseg:\n  train:\n    lr_schedule: cosine\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"breastseg\.train\.lr_schedule"):
+        load_section(TrainConfig, params, "breastseg.train", PATHS)

@@ -26,6 +26,7 @@ from mammo_common.keras.training.harness import (
     ReduceLROnPlateauConfig,
     fit_resumable,
     mixed_precision_policy,
+    poly_learning_rate,
     read_history_csv,
     set_global_determinism,
     write_history_csv,
@@ -213,6 +214,53 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(tmp_path):
     # resume=False starts afresh
     _, fresh = run_training(tmp_path / "cut", epochs=1, resume=False)
     assert fresh.resumed_from == 0 and fresh.epochs_run == 1
+
+
+def run_poly(out: Path, epochs: int = 4, boom: int | None = None):
+    """A poly-schedule run (the one the poly resume test interrupts and repeats)."""
+    train, valid = datasets()
+    model = tiny_model()
+    result = fit_resumable(
+        model, train, valid, out_dir=out, epochs=epochs, learning_rate=1e-2, reduce_lr=None,
+        lr_schedule="poly", early_stopping_patience=None, seed=0, deterministic=True,
+        progress=False, callbacks=[] if boom is None else [Boom(boom)], restore_best=False,
+    )
+    return model, result
+
+
+def test_poly_schedule_decays_every_epoch_and_resumes_exactly(tmp_path):
+    assert poly_learning_rate(1e-2, 0, 4) == pytest.approx(1e-2)
+    assert poly_learning_rate(1e-2, 2, 4) == pytest.approx(1e-2 * 0.5**0.9)
+    ref_model, ref = run_poly(tmp_path / "ref")
+    expected = [1e-2 * (1 - e / 4) ** 0.9 for e in range(4)]
+    assert [r["lr"] for r in ref.history] == pytest.approx(expected)
+    assert ref.history[-1]["lr"] < ref.history[0]["lr"] / 3
+    # the optimizer really trains at the scheduled rate (not only the history says so)
+    assert float(ref_model.optimizer.learning_rate.numpy()) == pytest.approx(expected[-1])
+    with pytest.raises(KeyboardInterrupt):
+        run_poly(tmp_path / "cut", boom=2)
+    model, result = run_poly(tmp_path / "cut")
+    assert result.resumed_from == 2
+    assert strip(result.history) == strip(ref.history)
+    for a, b in zip(model.get_weights(), ref_model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # the schedule depends on the run's length: resuming with other epochs is refused
+    with pytest.raises(ConfigError, match="epochs"):
+        run_poly(tmp_path / "cut", epochs=6)
+
+
+def test_poly_schedule_refuses_the_plateau_rule_beside_it(tmp_path):
+    train, valid = datasets()
+    with pytest.raises(ConfigError, match="plateau"):
+        fit_resumable(
+            tiny_model(), train, valid, out_dir=tmp_path, epochs=1, lr_schedule="poly",
+            progress=False,
+        )
+    with pytest.raises(ConfigError, match="unknown lr_schedule"):
+        fit_resumable(
+            tiny_model(), train, valid, out_dir=tmp_path, epochs=1, lr_schedule="cosine",
+            reduce_lr=None, progress=False,
+        )
 
 
 def test_training_curves_are_logged_with_dvclive_every_epoch(tmp_path):

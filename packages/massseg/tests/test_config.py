@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from mammo_common.errors import ConfigError
 from mammo_common.params import load_section
@@ -60,6 +61,10 @@ def test_reference_defaults() -> None:
     s = TrainSettings()
     assert (s.epochs, s.batch_size, s.loss, s.steps_multiplier) == (100, 2, "dice", 3)
     assert (s.reduce_lr_patience, s.reduce_lr_factor, s.min_lr) == (3, 0.1, 1e-8)
+    assert s.lr_schedule == "plateau"  # the reference's; "poly" is nnU-Net's decay
+    assert TrainSettings(lr_schedule="poly").lr_schedule == "poly"
+    with pytest.raises(ValidationError):
+        TrainSettings(lr_schedule="cosine")
     assert s.early_stopping_patience == 5 and s.augment and s.threshold == 0.5
     assert reference_learning_rate("unet5l") == 1e-3
     assert TrainSettings(arch="unet5l").effective_learning_rate == 1e-3

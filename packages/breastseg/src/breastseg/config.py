@@ -80,6 +80,9 @@ class TrainConfig(_Config):
             contrast, background level, noise, blur), as between mammogram sources
             (``mammo_common.keras.training.augment.IntensityConfig``; a mapping, or ``sources``).
             Identity by default; applied after the geometry, also with ``augment`` off.
+        lr_schedule: ``plateau`` (the reference: ReduceLROnPlateau on validation loss with
+            the three settings below) or ``poly`` (nnU-Net's decay over ``epochs``: epoch e of
+            E trains at ``learning_rate * (1 - e / E) ** 0.9``).
         reduce_lr_patience / reduce_lr_factor / min_lr: ReduceLROnPlateau on validation loss.
         early_stopping_patience: Epochs without improvement before stopping.
         mask_source: ``store`` (breast masks must be in the store), ``labeller`` (always the
@@ -112,6 +115,7 @@ class TrainConfig(_Config):
     steps_per_epoch: int | None = Field(default=None, ge=1)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
+    lr_schedule: Literal["plateau", "poly"] = "plateau"
     reduce_lr_patience: int = Field(default=3, ge=1)
     reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)

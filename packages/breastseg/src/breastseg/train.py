@@ -258,7 +258,7 @@ def train(
         model = build_model(
             config.arch, input_shape=(*size, 1), filters=config.filters, dropout=config.dropout
         )
-    from mammo_common.keras.training.harness import ReduceLROnPlateauConfig
+    from mammo_common.keras.training.harness import schedule_arguments
 
     work = training_dir(out)
     fit = fit_resumable(
@@ -271,8 +271,8 @@ def train(
         loss=config.loss,
         metrics=[DiceCoefficient(), IoU()],
         monitor="val_loss",
-        reduce_lr=ReduceLROnPlateauConfig(
-            patience=config.reduce_lr_patience, factor=config.reduce_lr_factor, min_lr=config.min_lr
+        **schedule_arguments(
+            config.lr_schedule, config.reduce_lr_patience, config.reduce_lr_factor, config.min_lr
         ),
         early_stopping_patience=config.early_stopping_patience,
         seed=config.seed,

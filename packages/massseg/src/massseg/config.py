@@ -201,6 +201,10 @@ class TrainSettings(_Strict):
             contrast, background level, noise, blur), as between mammogram sources
             (``mammo_common.keras.training.augment.IntensityConfig``; a mapping, or ``sources``).
             Identity by default; applied after the geometry, also with ``augment`` off.
+        lr_schedule: How the learning rate changes: ``plateau`` (the reference:
+            ReduceLROnPlateau on the monitored value, the ``reduce_lr_*`` settings) or
+            ``poly`` (nnU-Net's polynomial decay over ``epochs``: epoch e of E trains at
+            ``learning_rate * (1 - e / E) ** 0.9``; the ``reduce_lr_*`` settings are unused).
         reduce_lr_patience: ReduceLROnPlateau patience on validation loss (reference 3).
         reduce_lr_factor: ReduceLROnPlateau factor (reference 0.1).
         min_lr: ReduceLROnPlateau floor (reference 1e-8).
@@ -245,6 +249,7 @@ class TrainSettings(_Strict):
     foreground_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     augment: bool = True
     intensity_augment: IntensityConfig = Field(default_factory=IntensityConfig)
+    lr_schedule: Literal["plateau", "poly"] = "plateau"
     reduce_lr_patience: int = Field(default=3, ge=1)
     reduce_lr_factor: float = Field(default=0.1, gt=0, lt=1)
     min_lr: float = Field(default=1e-8, ge=0)

@@ -375,7 +375,7 @@ def train(
     from mammo_common.keras.training.augment import AugmentConfig, with_intensity
     from mammo_common.keras.training.data import SegmentationDataset
     from mammo_common.keras.training.distribute import get_strategy, is_chief, strategy_scope
-    from mammo_common.keras.training.harness import ReduceLROnPlateauConfig, fit_resumable
+    from mammo_common.keras.training.harness import fit_resumable, schedule_arguments
     from mammo_common.keras.training.metrics import DiceCoefficient, IoU
     from massseg.models import weights_origin
 
@@ -423,10 +423,8 @@ def train(
             DiceCoefficient(threshold=config.threshold, empty="skip", name="dice_mass"),
         ],
         monitor=config.monitor,
-        reduce_lr=ReduceLROnPlateauConfig(
-            patience=config.reduce_lr_patience,
-            factor=config.reduce_lr_factor,
-            min_lr=config.min_lr,
+        **schedule_arguments(
+            config.lr_schedule, config.reduce_lr_patience, config.reduce_lr_factor, config.min_lr
         ),
         early_stopping_patience=config.early_stopping_patience,
         seed=config.seed,

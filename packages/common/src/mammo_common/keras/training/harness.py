@@ -8,6 +8,9 @@
 * ``ReduceLROnPlateau`` (patience 3, factor 0.1, min 1e-8, min_delta 1e-4) and early stopping
   (patience 5, min_delta 0) are implemented here with Keras' rules, so their state (best
   values, wait and cooldown counters, current learning rate) is saved and restored;
+* or, instead of the plateau rule, ``lr_schedule="poly"``: nnU-Net's polynomial decay, epoch
+  ``e`` (0-based) of ``E`` trains at ``learning_rate * (1 - e / E) ** 0.9``: a function of the
+  epoch alone, so a resumed run follows it exactly;
 * after every epoch it writes a checkpoint (model variables including BatchNorm statistics
   and dropout seed-generator states, optimizer variables, callback state, history) that is
   complete or absent: ``checkpoint/epoch_NNNN/`` is staged under a temporary name and renamed,
@@ -65,7 +68,9 @@ __all__ = [
     "TrainResult",
     "fit_resumable",
     "mixed_precision_policy",
+    "poly_learning_rate",
     "read_history_csv",
+    "schedule_arguments",
     "set_global_determinism",
     "set_mixed_precision",
     "write_history_csv",
@@ -94,6 +99,24 @@ _MAX_MODES = (
 )
 
 Precision = Literal["bfloat16", "float16", "float32"]
+LRSchedule = Literal["constant", "poly"]
+#: Exponent of the polynomial learning-rate decay (nnU-Net's ``poly_lr``).
+POLY_EXPONENT = 0.9
+
+
+def poly_learning_rate(learning_rate: float, epoch: int, epochs: int) -> float:
+    """nnU-Net's polynomial decay: the learning rate of 0-based ``epoch`` of ``epochs``.
+
+    Args:
+        learning_rate: The first epoch's learning rate.
+        epoch: 0-based epoch.
+        epochs: Total epochs of the run.
+
+    Returns:
+        ``learning_rate * (1 - epoch / epochs) ** 0.9``: the full rate at epoch 0, falling to
+        ``learning_rate * (1 / epochs) ** 0.9`` in the last epoch.
+    """
+    return float(learning_rate) * (1.0 - epoch / max(1, epochs)) ** POLY_EXPONENT
 
 
 # --------------------------------------------------------------------------- configs, result
@@ -109,6 +132,27 @@ class ReduceLROnPlateauConfig(BaseModel):
     min_lr: float = Field(1e-8, ge=0)
     min_delta: float = Field(1e-4, ge=0, description="as Keras' default")
     cooldown: int = Field(0, ge=0)
+
+
+def schedule_arguments(
+    lr_schedule: Literal["plateau", "poly"], patience: int, factor: float, min_lr: float
+) -> dict[str, Any]:
+    """The :func:`fit_resumable` arguments of a stage config's ``lr_schedule`` setting.
+
+    Args:
+        lr_schedule: ``plateau`` (ReduceLROnPlateau with the other three settings) or ``poly``
+            (:func:`poly_learning_rate` every epoch; the plateau settings are unused).
+        patience: ReduceLROnPlateau patience.
+        factor: ReduceLROnPlateau factor.
+        min_lr: ReduceLROnPlateau floor.
+
+    Returns:
+        ``reduce_lr`` and ``lr_schedule`` keyword arguments.
+    """
+    if lr_schedule == "poly":
+        return {"reduce_lr": None, "lr_schedule": "poly"}
+    plateau = ReduceLROnPlateauConfig(patience=patience, factor=factor, min_lr=min_lr)
+    return {"reduce_lr": plateau, "lr_schedule": "constant"}
 
 
 class EarlyStoppingConfig(BaseModel):
@@ -544,6 +588,7 @@ def fit_resumable(
     monitor: str = "val_loss",
     mode: Literal["auto", "min", "max"] = "auto",
     reduce_lr: ReduceLROnPlateauConfig | None = ReduceLROnPlateauConfig(),
+    lr_schedule: LRSchedule = "constant",
     early_stopping_patience: int | None = 5,
     seed: int = 0,
     resume: bool = True,
@@ -572,6 +617,9 @@ def fit_resumable(
         monitor: Log key watched by best-weights, plateau and early stopping.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy/dice/iou/auc-like keys).
         reduce_lr: Plateau settings, or None to keep the learning rate.
+        lr_schedule: ``"constant"`` (``learning_rate`` throughout, or what the plateau rule
+            makes of it) or ``"poly"`` (:func:`poly_learning_rate` per epoch; needs
+            ``reduce_lr=None``).
         early_stopping_patience: Epochs without improvement before stopping (None: never).
         seed: Seed of the run (recorded; with ``deterministic`` also applied globally).
         resume: Continue from ``out_dir/checkpoint`` if there is one; False starts afresh
@@ -617,7 +665,8 @@ def fit_resumable(
     return _fit(
         model, train_ds, valid_ds, out=out, chief=chief, strategy=strategy, epochs=epochs,
         learning_rate=learning_rate, loss=loss, metrics=metrics, monitor=monitor, mode=mode,
-        reduce_lr=reduce_lr, early_stopping_patience=early_stopping_patience, seed=seed,
+        reduce_lr=reduce_lr, lr_schedule=lr_schedule,
+        early_stopping_patience=early_stopping_patience, seed=seed,
         resume=resume, mixed_precision=mixed_precision, deterministic=deterministic,
         progress=progress, callbacks=callbacks, restore_best=restore_best,
         jit_compile=jit_compile,
@@ -639,6 +688,7 @@ def _fit(
     monitor: str,
     mode: str,
     reduce_lr: ReduceLROnPlateauConfig | None,
+    lr_schedule: LRSchedule,
     early_stopping_patience: int | None,
     seed: int,
     resume: bool,
@@ -664,6 +714,14 @@ def _fit(
             f"monitor {monitor!r} needs validation data",
             fix="pass valid_ds or monitor a training key such as 'loss'",
         )
+    if lr_schedule not in ("constant", "poly"):
+        raise ConfigError(f"unknown lr_schedule {lr_schedule!r}", fix="use 'constant' or 'poly'")
+    if lr_schedule == "poly" and reduce_lr is not None:
+        raise ConfigError(
+            "lr_schedule 'poly' sets every epoch's learning rate: it cannot be combined with "
+            "the plateau rule",
+            fix="pass reduce_lr=None with lr_schedule='poly'",
+        )
     _check_precision(model, mixed_precision)
     if deterministic:
         set_global_determinism(seed)
@@ -683,6 +741,9 @@ def _fit(
         )
     ckpt = _Checkpointer(out, write=chief)
     fingerprint = _fingerprint(seed, monitor, maximize, learning_rate, loss, model)
+    if lr_schedule == "poly":
+        # the schedule depends on the run's length: a resume must keep both
+        fingerprint.update(lr_schedule="poly", epochs=int(epochs))
     state = None
     if resume:
         state = ckpt.load()
@@ -716,6 +777,8 @@ def _fit(
     best_in_memory: list[Any] | None = None  # non-chief workers keep the best weights here
     while not state.finished and state.epochs_done < epochs:
         epoch = state.epochs_done
+        if lr_schedule == "poly":
+            state.lr = poly_learning_rate(learning_rate, epoch, epochs)
         _set_lr(model, state.lr)
         if progress:
             logger.info("Epoch %d/%d (lr %.3g)", epoch + 1, epochs, state.lr)
