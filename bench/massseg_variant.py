@@ -1,0 +1,171 @@
+"""One change to the mass-segmentation recipe, measured the way the demo measures it.
+
+A change to ``massseg.train`` (learning-rate schedule, epochs, input size...) is judged by what
+the cascade then reports, and against the same seed's run without it: one training seed's
+mass Dice swings by 0.07 between seeds (``demo_spread_300_boosted.json``), so only a paired
+comparison says anything. This script takes a finished demo pipeline (``--base``: its
+``data/breast.zarr``, ``data/splits.json``, ``models/massclass/descriptors/fold_1`` and
+``metrics/*.json``, the baseline), writes the checkout's ``params.yaml`` with ``--set`` applied
+and ``massseg.train.seed`` = ``--seed`` into a work folder, and there runs what ``dvc repro``
+would run after the change:
+
+1. ``massseg train`` (network, refiner, false-positive scorer) on the base's breast store;
+2. ``massseg predict`` and ``massseg evaluate`` (``metrics/massseg.json``);
+3. ``massclass predict`` with the base's classifier and ``massclass evaluate``
+   (``metrics/massclass.json``; the classifier trains on true outlines, so it does not depend on
+   the mass network and is not retrained).
+
+Reported per run (``runs.seed<N>``): the variant's headline metrics beside the base's and their
+difference, the kept epoch, wall and CPU time of each command. A command whose output exists in
+the work folder is not run again (an interrupted run continues; ``--force`` starts afresh).
+
+Usage::
+
+    # nnU-Net's poly decay from 3e-3 instead of the plateau rule at 1e-3, on this checkout's demo
+    .venv/bin/python bench/massseg_variant.py --name massseg_lr_poly \\
+        --set massseg.train.lr_schedule=poly --set massseg.train.learning_rate=0.003 --seed 0
+    # the same change on a kept seed-1 demo run (bench/demo_spread.py --keep)
+    .venv/bin/python bench/massseg_variant.py --name massseg_lr_poly --base /tmp/keep/train1 \\
+        --set massseg.train.lr_schedule=poly --set massseg.train.learning_rate=0.003 --seed 1
+
+About 30 minutes per run for the demo settings on 2 cores (the mass network's 17 epochs).
+Writes ``bench/results/<name>.json`` (runs of other seeds or bases in it are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import _demo_runner as R
+import yaml
+
+#: Headline metrics compared (names of ``_demo_runner.METRICS``).
+COMPARED = ("mass_dice", "mass_jaccard", "mass_pixel_auc", "mass_empty_images_clean",
+            "case_roc_auc", "case_roc_auc_ci_low", "case_roc_auc_ci_high")
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (dotted keys, YAML values) as a dict; exits on a malformed one."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.startswith("massseg.train."):
+            raise SystemExit(f"--set {item!r}: expected massseg.train.KEY=VALUE")
+        out[key] = yaml.safe_load(raw)
+    return out
+
+
+def write_params(dest: Path, updates: dict[str, Any]) -> dict[str, Any]:
+    """The checkout's params.yaml with ``updates`` (new keys allowed: the CLI validates them)."""
+    doc = R.read_params(R.REPO / "params.yaml")
+    for key, value in updates.items():
+        node = doc
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    dest.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return doc["massseg"]["train"]
+
+
+def kept_epoch(model: Path) -> dict[str, Any]:
+    """The epoch the training kept (best ``val_dice_mass``) and the last epoch's loss."""
+    with (model / "history.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    metrics = yaml.safe_load((model / "model_card.json").read_text(encoding="utf-8"))["metrics"]
+    return {"epochs": len(rows), "best_epoch": metrics.get("best_epoch"),
+            "best_val_dice_mass": metrics.get("best_val_dice_mass"),
+            "fp_reduction_valid_dice": metrics.get("fp_reduction_valid_dice"),
+            "last_loss": float(rows[-1]["loss"]), "lr_first": float(rows[0]["lr"]),
+            "lr_last": float(rows[-1]["lr"])}
+
+
+def run_variant(args: argparse.Namespace, updates: dict[str, Any]) -> dict[str, Any]:
+    """Runs (or continues) one variant in its work folder; returns its results record."""
+    base, work = args.base.resolve(), args.work.resolve()
+    if args.force and work.exists():
+        shutil.rmtree(work)
+    (work / "metrics").mkdir(parents=True, exist_ok=True)
+    params = work / "params.yaml"
+    train = write_params(params, {**updates, "massseg.train.seed": args.seed})
+    runner = R.Runner(dry_run=args.dry_run, log_dir=work / "logs")
+    breast, splits = base / "data" / "breast.zarr", base / "data" / "splits.json"
+    classifier = base / "models" / "massclass" / "descriptors" / "fold_1"
+    model, masses, diagnosis = work / "model", work / "masses.zarr", work / "diagnosis.zarr"
+    steps = [
+        ("massseg_train", model / "model_card.json",
+         ["massseg", "train", "--params", params, "--arch", "unet5l", "--fold", "1",
+          "--data", breast, "--splits", splits, "--out", model, "--overwrite"]),
+        ("massseg_predict", masses / "zarr.json",
+         ["massseg", "predict", "--params", params, "--model", model, "--data", breast,
+          "--out", masses, "--overwrite"]),
+        ("massseg_evaluate", work / "metrics" / "massseg.json",
+         ["massseg", "evaluate", "--params", params, "--data", masses, "--splits", splits,
+          "--out", work / "metrics" / "massseg.json"]),
+        ("massclass_predict", diagnosis / "zarr.json",
+         ["massclass", "predict", "--params", params, "--model", classifier, "--data", masses,
+          "--out", diagnosis, "--overwrite"]),
+        ("massclass_evaluate", work / "metrics" / "massclass.json",
+         ["massclass", "evaluate", "--params", params, "--data", diagnosis, "--splits", splits,
+          "--out", work / "metrics" / "massclass.json"]),
+    ]
+    times: dict[str, Any] = {}
+    for name, output, cmd in steps:
+        if output.exists():
+            runner.note(f"{name}: {output} exists, not run again")
+            continue
+        rec = runner.run(R.with_venv_exe([str(c) for c in cmd]), cwd=R.REPO, name=name)
+        times[name] = {"wall_s": rec.wall_s, "cpu_s": rec.cpu_s}
+    if args.dry_run:
+        return {}
+    variant, baseline = R.read_metrics(work), R.read_metrics(base)
+    delta = {k: (None if variant[k] is None or baseline[k] is None else variant[k] - baseline[k])
+             for k in COMPARED}
+    return {
+        "seed": args.seed, "base": str(base), "work": str(work), "set": updates,
+        "massseg_train": train, "training": kept_epoch(model), "times": times,
+        "variant": {k: variant[k] for k in COMPARED},
+        "baseline": {k: baseline[k] for k in COMPARED}, "delta": delta,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", required=True, help="results file bench/results/<name>.json")
+    p.add_argument("--set", action="append", default=[], metavar="massseg.train.KEY=VALUE",
+                   help="a change to massseg.train (repeatable; YAML values)")
+    p.add_argument("--seed", type=int, default=0, help="massseg.train.seed (match the base's)")
+    p.add_argument("--base", type=Path, default=R.REPO,
+                   help="a finished demo pipeline's root (default: this checkout)")
+    p.add_argument("--work", type=Path, default=None,
+                   help="work folder (default: $MAMMO_BENCH_WORK/massseg_variant/<name>_seed<N>)")
+    p.add_argument("--key", default=None, help="results key of the run (default: seed<N>)")
+    p.add_argument("--force", action="store_true", help="delete the work folder first")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = p.parse_args(argv)
+    updates = parse_set(args.set)
+    if not updates:
+        raise SystemExit("nothing to compare: give at least one --set massseg.train.KEY=VALUE")
+    args.work = args.work or R.WORK_DIR / "massseg_variant" / f"{args.name}_seed{args.seed}"
+    record = run_variant(args, updates)
+    if args.dry_run:
+        return
+    doc = R.load_results(args.name)
+    runs = {**doc.get("runs", {}), (args.key or f"seed{args.seed}"): record}
+    R.print_table(
+        ["run", "metric", "base", "variant", "difference"],
+        [[key, m, r["baseline"][m], r["variant"][m], r["delta"][m]]
+         for key, r in runs.items() for m in COMPARED],
+        title=f"{args.name}: {', '.join(f'{k}={v}' for k, v in updates.items())}",
+    )
+    path = R.write_results(args.name, {"runs": runs})
+    R.log(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
