@@ -17,7 +17,8 @@ would run after the change:
 
 Reported per run (``runs.seed<N>``): the variant's headline metrics beside the base's and their
 difference, the kept epoch, wall and CPU time of each command. A command whose output exists in
-the work folder is not run again (an interrupted run continues; ``--force`` starts afresh).
+the work folder is not run again (an interrupted run continues; ``--force`` starts afresh);
+``not_run_by_this_call`` lists those, whose times are then not in the record.
 
 Usage::
 
@@ -115,9 +116,11 @@ def run_variant(args: argparse.Namespace, updates: dict[str, Any]) -> dict[str, 
           "--out", work / "metrics" / "massclass.json"]),
     ]
     times: dict[str, Any] = {}
+    skipped: list[str] = []
     for name, output, cmd in steps:
         if output.exists():
             runner.note(f"{name}: {output} exists, not run again")
+            skipped.append(name)
             continue
         rec = runner.run(R.with_venv_exe([str(c) for c in cmd]), cwd=R.REPO, name=name)
         times[name] = {"wall_s": rec.wall_s, "cpu_s": rec.cpu_s}
@@ -129,6 +132,7 @@ def run_variant(args: argparse.Namespace, updates: dict[str, Any]) -> dict[str, 
     return {
         "seed": args.seed, "base": str(base), "work": str(work), "set": updates,
         "massseg_train": train, "training": kept_epoch(model), "times": times,
+        "not_run_by_this_call": skipped,
         "variant": {k: variant[k] for k in COMPARED},
         "baseline": {k: baseline[k] for k in COMPARED}, "delta": delta,
     }
