@@ -46,7 +46,11 @@ def _build(name: str):
         from massclass.models import build_model
 
         backbone = name.split(":", 1)[1]
-        options = {"backbone_options": {"widths": [4, 8]}} if backbone == "tinycnn" else {}
+        options = {
+            "tinycnn": {"backbone_options": {"widths": [4, 8]}},
+            # the demo's setting: the eight descriptors and the margin profile
+            "descriptors": {"backbone_options": {"profile": True}},
+        }.get(backbone, {})
         return build_model(backbone, (32, 32, 3), weights=None, **options), (32, 32, 3)
     raise KeyError(name)
 

@@ -11,7 +11,12 @@ from scipy import ndimage
 from mammo_common.metrics import roc_auc
 from mammo_common.testing import run_model_test
 from massclass.config import PhaseConfig, RoiConfig, TrainSettings
-from massclass.descriptors import DESCRIPTOR_NAMES, MassDescriptors
+from massclass.descriptors import (
+    DESCRIPTOR_NAMES,
+    PROFILE_NAMES,
+    MassDescriptors,
+    descriptor_names,
+)
 from massclass.models import MassClassifier, build_model
 from massclass.train import fit_phases, predict_rois
 
@@ -101,11 +106,52 @@ def test_margin_signals_hold_under_grain() -> None:
         MassDescriptors(smooth=-1)
 
 
+def _profile(image: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    values = np.asarray(MassDescriptors(smooth=1.0, profile=True)(_roi(image, mask)))[0]
+    return dict(zip(descriptor_names(True), values.tolist(), strict=True))
+
+
+def test_margin_profile_follows_the_margin() -> None:
+    """Sharp margins drop within a band, blurred ones over several; lines outside raise the
+    outer bands' spread; the profile does not depend on the image's brightness or contrast."""
+    yy, xx = _grid()
+    rng = np.random.default_rng(0)
+    mask = np.hypot(yy, xx) <= 14
+    background = 0.3 + 0.02 * ndimage.gaussian_filter(rng.normal(size=mask.shape), 1.0)
+    sharp = _profile(background + 0.3 * mask, mask)
+    blurred = _profile(
+        background + 0.3 * ndimage.gaussian_filter(mask.astype(np.float32), 4.0), mask
+    )
+    assert sharp["profile_mean_in5_2"] == pytest.approx(1.0, abs=0.1)
+    assert abs(sharp["profile_mean_out2_5"]) < 0.1
+    # the blurred margin: the inside fades towards the outline, the outside is lit beyond it
+    assert blurred["profile_mean_in2_0"] < sharp["profile_mean_in2_0"] - 0.1
+    assert blurred["profile_mean_out2_5"] > sharp["profile_mean_out2_5"] + 0.1
+    # scaled by the mass-to-surround step: brightness and contrast do not move it
+    rescaled = _profile(0.1 + 0.5 * (background + 0.3 * mask), mask)
+    for name in PROFILE_NAMES:
+        assert rescaled[name] == pytest.approx(sharp[name], abs=0.02), name
+    ang = np.arctan2(yy, xx)
+    spokes = sum((np.abs(np.angle(np.exp(1j * (ang - k * np.pi / 6)))) < 0.08) for k in range(12))
+    lines = _profile(background + 0.3 * mask + 0.2 * spokes * ~mask, mask)
+    assert lines["profile_sd_out5_9"] > sharp["profile_sd_out5_9"] + 0.1
+    # the first eight are the descriptors without the profile, unchanged
+    plain = _measure(background + 0.3 * mask, mask)
+    assert len(sharp) == len(DESCRIPTOR_NAMES) + len(PROFILE_NAMES) == 28
+    layer = MassDescriptors(profile=True)
+    assert MassDescriptors.from_config(layer.get_config()).profile is True
+    assert MassDescriptors.from_config({"name": "old"}).profile is False  # saved before it
+    with_profile = np.asarray(MassDescriptors(profile=True)(_roi(background + 0.3 * mask, mask)))
+    np.testing.assert_allclose(with_profile[0, : len(DESCRIPTOR_NAMES)],
+                               [plain[n] for n in DESCRIPTOR_NAMES], rtol=1e-5, atol=1e-6)
+
+
 def test_empty_and_full_masks_give_finite_values() -> None:
     image = np.random.default_rng(1).random((SIZE, SIZE)).astype(np.float32)
     for mask in (np.zeros((SIZE, SIZE), bool), np.ones((SIZE, SIZE), bool)):
-        values = np.asarray(MassDescriptors()(_roi(image, mask)))
-        assert np.isfinite(values).all() and np.abs(values).max() <= 20
+        for profile in (False, True):
+            values = np.asarray(MassDescriptors(profile=profile)(_roi(image, mask)))
+            assert np.isfinite(values).all() and np.abs(values).max() <= 20
 
 
 def test_descriptors_need_image_and_mask() -> None:
@@ -114,15 +160,19 @@ def test_descriptors_need_image_and_mask() -> None:
     assert TrainSettings(arch="descriptors", roi=RoiConfig(representation="image+mask"))
 
 
-def test_descriptors_pass_the_model_tester(tmp_path, keras_session, fresh_process) -> None:
+@pytest.mark.parametrize("profile", [False, True], ids=["descriptors", "with_profile"])
+def test_descriptors_pass_the_model_tester(
+    tmp_path, keras_session, fresh_process, profile: bool
+) -> None:
     """Exact counts, config and .keras round trips, a fresh process (the shared tester)."""
-    n = len(DESCRIPTOR_NAMES)
+    n = len(descriptor_names(profile))
     base = 4 * n  # descriptor_bn: gamma, beta, moving mean and variance; frozen
     head = n * 8 + 8 + 8 * 4 + 4 + 4 + 1  # dense_units=(8, 4) and the malignancy unit
     x = _roi(np.random.default_rng(0).random((SIZE, SIZE)).astype(np.float32),
              np.hypot(*_grid()) <= 14)
     result = run_model_test(
-        lambda: build_model("descriptors", (SIZE, SIZE, 3), dense_units=(8, 4)),
+        lambda: build_model("descriptors", (SIZE, SIZE, 3), dense_units=(8, 4),
+                            backbone_options={"profile": profile}),
         np.concatenate([x, x[:, ::-1]]),
         expected_output_shape=(2, 1),
         expected_params=(base + head, base),

@@ -34,6 +34,18 @@ a Gaussian of 1.5 pixels per 96 (``smooth``): raw gradients of a grainy film or 
 measure the noise, not the margin. Spiculation keeps finer detail (thin lines) and relies on
 the structure tensor's averaging instead.
 
+With ``profile=True`` the layer also measures the *margin profile* (:data:`PROFILE_NAMES`): how
+the intensity falls from the mass into its surroundings, in ten bands that follow the outline
+(five inside it, by erosion, and five outside, by dilation; band edges at 2, 5, 10 and 15
+pixels per 96 inside, 2, 5, 9, 14 and 20 outside), each band's mean on the crop smoothed by
+0.75 pixel per 96, scaled so that the mass's inside is 1 and the outermost band 0, and each
+band's standard deviation in the same unit. A circumscribed margin drops within a band; an
+ill-defined one over several, with a skirt; an obscured one partly; spicules and strands raise
+the outer bands' spread. This is how a reader judges a margin, and no one generator's
+rendering: the bands are fractions of the ROI side, which the ROI margin ties to the mass's
+size. On the 551 true outlines of the 300-patient demo (grouped 5-fold CV of a logistic
+regression) the eight descriptors gave a mass-level AUC of 0.796, with the profile 0.812.
+
 The ``descriptors`` backbone is ``MassDescriptors -> BatchNormalization``, a vector shaped as
 a 1x1 feature map so the classifier's usual head (global pooling, two dense layers, sigmoid)
 sits on it: a small multilayer perceptron on standardised descriptors.
@@ -49,7 +61,13 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-__all__ = ["DESCRIPTOR_NAMES", "MassDescriptors", "build_descriptor_backbone"]
+__all__ = [
+    "DESCRIPTOR_NAMES",
+    "PROFILE_NAMES",
+    "MassDescriptors",
+    "build_descriptor_backbone",
+    "descriptor_names",
+]
 
 #: The descriptors, in output order.
 DESCRIPTOR_NAMES: tuple[str, ...] = (
@@ -63,7 +81,31 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     "heterogeneity",
 )
 
+#: Edges of the margin profile's bands, in pixels per 96 of the ROI side, inside the outline
+#: (erosions) and outside it (dilations).
+PROFILE_INNER: tuple[int, ...] = (2, 5, 10, 15)
+PROFILE_OUTER: tuple[int, ...] = (2, 5, 9, 14, 20)
+_INNER_BANDS = tuple(
+    f"in{b}_{a}" for a, b in zip((0, *PROFILE_INNER[:-1]), PROFILE_INNER, strict=True)
+)
+_OUTER_BANDS = tuple(
+    f"out{a}_{b}" for a, b in zip((0, *PROFILE_OUTER[:-1]), PROFILE_OUTER, strict=True)
+)
+_BANDS: tuple[str, ...] = ("core", *_INNER_BANDS[::-1], *_OUTER_BANDS)
+#: The margin profile's descriptors (``profile=True``), after :data:`DESCRIPTOR_NAMES`: each
+#: band's scaled mean, then each band's scaled standard deviation, from the centre outwards.
+PROFILE_NAMES: tuple[str, ...] = tuple(f"profile_mean_{b}" for b in _BANDS) + tuple(
+    f"profile_sd_{b}" for b in _BANDS
+)
+#: Smoothing of the crop before the profile, as a share of the ROI side (0.75 px at 96).
+_PROFILE_SMOOTH_FRACTION = 0.75 / 96.0
+
 _EPS = 1e-6
+
+
+def descriptor_names(profile: bool = False) -> tuple[str, ...]:
+    """The descriptors :class:`MassDescriptors` outputs, in order."""
+    return DESCRIPTOR_NAMES + (PROFILE_NAMES if profile else ())
 #: Smoothing (pixels) of the crop before the spiculation's gradients, and of its tensor.
 _SPICULE_SMOOTH = 0.5
 _TENSOR_SMOOTH = 2.0
@@ -105,6 +147,51 @@ def _dilate(mask: Any, steps: int) -> Any:
     if steps <= 0:
         return mask
     return _window_max(_window_max(mask, steps, 1), steps, 2)
+
+
+def _erode(mask: Any, steps: int) -> Any:
+    """Binary erosion of a 0/1 ``(n, h, w)`` mask by ``steps`` 3x3 steps (outside the crop
+    counts as mask, so a mass cut by the crop's edge is not eaten from there)."""
+    if steps <= 0:
+        return mask
+    return 1.0 - _dilate(1.0 - mask, steps)
+
+
+def _band_profile(img: Any, mask: Any, size: int) -> Any:
+    """The margin profile (:data:`PROFILE_NAMES`) of smoothed crops ``img`` ``(n, h, w)``."""
+    scale = size / 96.0
+    inner, outer = [mask], [mask]
+    done = 0
+    for edge in PROFILE_INNER:
+        step = max(1, round(edge * scale)) - done
+        inner.append(_erode(inner[-1], max(step, 0)))
+        done += max(step, 0)
+    done = 0
+    for edge in PROFILE_OUTER:
+        step = max(1, round(edge * scale)) - done
+        outer.append(_dilate(outer[-1], max(step, 0)))
+        done += max(step, 0)
+    bands = [inner[-1]]
+    bands += [inner[k] - inner[k + 1] for k in range(len(PROFILE_INNER) - 1, -1, -1)]
+    bands += [outer[k + 1] - outer[k] for k in range(len(PROFILE_OUTER))]
+    inside = _wmean(img, mask)
+    means, sds = [], []
+    for band in bands:
+        count = ops.sum(band, axis=(1, 2))
+        mean = ops.where(count > 0.5, _wmean(img, band), inside)
+        var = _wmean((img - mean[:, None, None]) ** 2, band)
+        means.append(mean)
+        sds.append(ops.where(count > 1.5, ops.sqrt(ops.maximum(var, 0.0)), 0.0))
+    means = ops.stack(means, axis=-1)
+    sds = ops.stack(sds, axis=-1)
+    n_in = len(PROFILE_INNER) + 1
+    hi = ops.mean(means[:, :n_in], axis=-1, keepdims=True)
+    lo = means[:, -1:]
+    step = hi - lo
+    step = ops.where(ops.abs(step) < 1e-3, ops.where(step < 0, -1e-3, 1e-3), step)
+    scaled_means = ops.clip((means - lo) / step, -5.0, 5.0)
+    scaled_sds = ops.clip(sds / ops.abs(step), 0.0, 5.0)
+    return ops.concatenate([scaled_means, scaled_sds], axis=-1)
 
 
 def _gaussian_taps(sigma: float) -> list[float]:
@@ -172,9 +259,11 @@ class MassDescriptors(layers.Layer):
             the margin descriptors (contrast, sharpness, spiculation, heterogeneity): film grain
             and detector noise otherwise dominate their gradients. 0 (the default, and what
             models saved before it existed get) measures the raw crop.
+        profile: Also output the margin profile (:data:`PROFILE_NAMES`). False (the default,
+            and what models saved before it existed get): the eight descriptors only.
         **kwargs: Passed to :class:`keras.layers.Layer`.
 
-    Input ``(n, h, w, c)``; output ``(n, len(DESCRIPTOR_NAMES))`` float32.
+    Input ``(n, h, w, c)``; output ``(n, len(descriptor_names(profile)))`` float32.
     """
 
     def __init__(
@@ -184,6 +273,7 @@ class MassDescriptors(layers.Layer):
         mask_channel: int = 2,
         ring: float = 1.0 / 12.0,
         smooth: float = 0.0,
+        profile: bool = False,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("dtype", "float32")
@@ -200,6 +290,12 @@ class MassDescriptors(layers.Layer):
         if not 0.0 <= float(smooth) <= 8.0:
             raise ValueError(f"smooth must be in [0, 8] pixels, got {smooth}")
         self.smooth = float(smooth)
+        self.profile = bool(profile)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The descriptors this layer outputs, in order."""
+        return descriptor_names(self.profile)
 
     def call(self, inputs: Any) -> Any:
         lo, hi = self.value_range
@@ -273,11 +369,14 @@ class MassDescriptors(layers.Layer):
             spiculation, heterogeneity,
         ]
         out = ops.stack(feats, axis=-1)
+        if self.profile:
+            soft = _gaussian(x[..., self.image_channel], _PROFILE_SMOOTH_FRACTION * size)
+            out = ops.concatenate([out, _band_profile(soft, mask, size)], axis=-1)
         # bounded, finite: an empty or full mask gives edge values, never NaN or inf
         return ops.clip(ops.where(ops.isfinite(out), out, 0.0), -20.0, 20.0)
 
     def compute_output_shape(self, input_shape: Sequence[int | None]) -> tuple[int | None, int]:
-        return (input_shape[0], len(DESCRIPTOR_NAMES))
+        return (input_shape[0], len(self.names))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -287,6 +386,7 @@ class MassDescriptors(layers.Layer):
             "mask_channel": self.mask_channel,
             "ring": self.ring,
             "smooth": self.smooth,
+            "profile": self.profile,
         }
 
 
@@ -296,7 +396,7 @@ SMOOTH_FRACTION = 1.5 / 96.0
 
 def build_descriptor_backbone(
     input_shape: Sequence[int], weights: Any = None, ring: float = 1.0 / 12.0,
-    smooth: float | None = None,
+    smooth: float | None = None, profile: bool = False,
 ) -> keras.Model:
     """The ``descriptors`` backbone: descriptors, standardised, as a 1x1 feature map.
 
@@ -305,9 +405,10 @@ def build_descriptor_backbone(
         weights: Must be ``None`` (nothing is pretrained).
         ring: See :class:`MassDescriptors`.
         smooth: See :class:`MassDescriptors`; ``None``: :data:`SMOOTH_FRACTION` of the ROI side.
+        profile: See :class:`MassDescriptors` (``arch_options: {profile: true}``).
 
     Returns:
-        A model ``(n, size, size, 3) -> (n, 1, 1, len(DESCRIPTOR_NAMES))``.
+        A model ``(n, size, size, 3) -> (n, 1, 1, len(descriptor_names(profile)))``.
     """
     if weights not in (None, "auto"):
         raise ValueError("descriptors have no pretrained weights; use weights=None")
@@ -319,7 +420,10 @@ def build_descriptor_backbone(
     inputs = keras.Input(shape=shape, name="descriptors_input")
     if smooth is None:
         smooth = SMOOTH_FRACTION * shape[0]
-    x = MassDescriptors(ring=ring, smooth=smooth, name="mass_descriptors")(inputs)
+    descriptors = MassDescriptors(
+        ring=ring, smooth=smooth, profile=profile, name="mass_descriptors"
+    )
+    x = descriptors(inputs)
     x = layers.BatchNormalization(name="descriptor_bn")(x)
-    x = layers.Reshape((1, 1, len(DESCRIPTOR_NAMES)), name="descriptor_map")(x)
+    x = layers.Reshape((1, 1, len(descriptors.names)), name="descriptor_map")(x)
     return keras.Model(inputs, x, name="descriptors")
