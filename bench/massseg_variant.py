@@ -116,20 +116,30 @@ def kept_epoch(model: Path) -> dict[str, Any]:
             "lr_last": float(rows[-1]["lr"])}
 
 
-def massclass_steps(base: Path, work: Path, params: Path) -> list[tuple[str, Path, list]]:
-    """The commands of a ``massclass.train`` variant: train, predict, evaluate."""
-    masses, splits = base / "data" / "masses.zarr", base / "data" / "splits.json"
-    model, diagnosis = work / "model", work / "diagnosis.zarr"
+def classify_steps(
+    classifier: Path, masses: Path, splits: Path, work: Path, params: Path
+) -> list[tuple[str, Path, list]]:
+    """``massclass predict`` with ``classifier`` on ``masses`` and ``massclass evaluate``."""
+    diagnosis = work / "diagnosis.zarr"
     return [
-        ("massclass_train", model / "model_card.json",
-         ["massclass", "train", "--params", params, "--arch", "descriptors", "--fold", "1",
-          "--data", masses, "--splits", splits, "--out", model]),
         ("massclass_predict", diagnosis / "zarr.json",
-         ["massclass", "predict", "--params", params, "--model", model, "--data", masses,
+         ["massclass", "predict", "--params", params, "--model", classifier, "--data", masses,
           "--out", diagnosis, "--overwrite"]),
         ("massclass_evaluate", work / "metrics" / "massclass.json",
          ["massclass", "evaluate", "--params", params, "--data", diagnosis, "--splits", splits,
           "--out", work / "metrics" / "massclass.json"]),
+    ]
+
+
+def massclass_steps(base: Path, work: Path, params: Path) -> list[tuple[str, Path, list]]:
+    """The commands of a ``massclass.train`` variant: train, predict, evaluate."""
+    masses, splits = base / "data" / "masses.zarr", base / "data" / "splits.json"
+    model = work / "model"
+    return [
+        ("massclass_train", model / "model_card.json",
+         ["massclass", "train", "--params", params, "--arch", "descriptors", "--fold", "1",
+          "--data", masses, "--splits", splits, "--out", model]),
+        *classify_steps(model, masses, splits, work, params),
     ]
 
 
@@ -147,7 +157,7 @@ def run_variant(
     runner = R.Runner(dry_run=args.dry_run, log_dir=work / "logs")
     breast, splits = base / "data" / "breast.zarr", base / "data" / "splits.json"
     classifier = base / "models" / "massclass" / "descriptors" / "fold_1"
-    model, masses, diagnosis = work / "model", work / "masses.zarr", work / "diagnosis.zarr"
+    model, masses = work / "model", work / "masses.zarr"
     predict_only = stage == "massseg" and not any(k.startswith("massseg.train.") for k in updates)
     if predict_only:
         model = base / "models" / "massseg" / "unet5l" / "fold_1"
@@ -161,12 +171,7 @@ def run_variant(
         ("massseg_evaluate", work / "metrics" / "massseg.json",
          ["massseg", "evaluate", "--params", params, "--data", masses, "--splits", splits,
           "--out", work / "metrics" / "massseg.json"]),
-        ("massclass_predict", diagnosis / "zarr.json",
-         ["massclass", "predict", "--params", params, "--model", classifier, "--data", masses,
-          "--out", diagnosis, "--overwrite"]),
-        ("massclass_evaluate", work / "metrics" / "massclass.json",
-         ["massclass", "evaluate", "--params", params, "--data", diagnosis, "--splits", splits,
-          "--out", work / "metrics" / "massclass.json"]),
+        *classify_steps(classifier, masses, splits, work, params),
     ]
     if predict_only:
         steps = steps[1:]
