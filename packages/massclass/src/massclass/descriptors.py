@@ -43,8 +43,10 @@ band's standard deviation in the same unit. A circumscribed margin drops within 
 ill-defined one over several, with a skirt; an obscured one partly; spicules and strands raise
 the outer bands' spread. This is how a reader judges a margin, and no one generator's
 rendering: the bands are fractions of the ROI side, which the ROI margin ties to the mass's
-size. On the 551 true outlines of the 300-patient demo (grouped 5-fold CV of a logistic
-regression) the eight descriptors gave a mass-level AUC of 0.796, with the profile 0.812.
+size. On the 551 true outlines of the 300-patient demo (a logistic regression, 5-fold CV
+grouped by patient) the eight descriptors give a mass-level AUC of 0.789, with the profile
+0.807; fitted on the film patients and scored on the digital ones 0.790 -> 0.831, the reverse
+0.776 -> 0.801 (``bench/descriptor_sets.py``).
 
 The ``descriptors`` backbone is ``MassDescriptors -> BatchNormalization``, a vector shaped as
 a 1x1 feature map so the classifier's usual head (global pooling, two dense layers, sigmoid)
