@@ -194,6 +194,10 @@ METRICS: tuple[Metric, ...] = (
            "case.roc_auc_ci.1"),
     Metric("case_n_evaluated", "cases evaluated (classification)", "metrics/massclass.json",
            "n_evaluated"),
+    Metric("case_mcc", "case Matthews correlation at the operating point",
+           "metrics/massclass.json", "case.mcc"),
+    Metric("mass_roc_auc", "mass-level ROC AUC (detections on a true mass)",
+           "metrics/massclass.json", "mass.roc_auc"),
 )
 
 

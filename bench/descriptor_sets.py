@@ -31,7 +31,6 @@ from typing import Any
 
 import _common as C
 import numpy as np
-import yaml
 
 
 def patient_styles(case_ids: list[str], synth_seed: int) -> list[str]:
@@ -88,15 +87,16 @@ def main() -> None:
     parser.add_argument("--name", default="descriptor_sets")
     args = parser.parse_args()
 
+    from mammo_common.params import load_section
     from mammo_common.schema.splits import Splits
     from mammo_common.store import open_store
-    from massclass.config import RoiConfig
+    from massclass.config import TrainSettings
     from massclass.descriptors import SMOOTH_FRACTION, MassDescriptors, descriptor_names
     from massclass.rois import extract_rois
 
-    train = (yaml.safe_load(args.params.read_text(encoding="utf-8"))["massclass"]["train"])
-    size = int(train.get("input_size", 96))
-    roi = RoiConfig.model_validate({**train.get("roi", {}), "source": "truth"})
+    train = load_section(TrainSettings, args.params, "massclass.train",
+                         {"roi": {"source": "truth"}})
+    size, roi = int(train.input_size), train.roi
     splits = Splits.load(args.splits)
     fold = splits.fold(1)
     development = list(fold.train) + list(fold.valid)

@@ -57,7 +57,8 @@ import yaml
 
 #: Headline metrics compared (names of ``_demo_runner.METRICS``).
 COMPARED = ("mass_dice", "mass_jaccard", "mass_pixel_auc", "mass_empty_images_clean",
-            "case_roc_auc", "case_roc_auc_ci_low", "case_roc_auc_ci_high")
+            "case_roc_auc", "case_roc_auc_ci_low", "case_roc_auc_ci_high", "case_mcc",
+            "mass_roc_auc")
 
 
 #: The stages whose ``train`` section a variant may change.

@@ -103,14 +103,14 @@ PROFILE_NAMES: tuple[str, ...] = tuple(f"profile_mean_{b}" for b in _BANDS) + tu
 _PROFILE_SMOOTH_FRACTION = 0.75 / 96.0
 
 _EPS = 1e-6
+#: Smoothing (pixels) of the crop before the spiculation's gradients, and of its tensor.
+_SPICULE_SMOOTH = 0.5
+_TENSOR_SMOOTH = 2.0
 
 
 def descriptor_names(profile: bool = False) -> tuple[str, ...]:
     """The descriptors :class:`MassDescriptors` outputs, in order."""
     return DESCRIPTOR_NAMES + (PROFILE_NAMES if profile else ())
-#: Smoothing (pixels) of the crop before the spiculation's gradients, and of its tensor.
-_SPICULE_SMOOTH = 0.5
-_TENSOR_SMOOTH = 2.0
 
 
 def _diff(x: Any) -> tuple[Any, Any]:
@@ -159,20 +159,22 @@ def _erode(mask: Any, steps: int) -> Any:
     return 1.0 - _dilate(1.0 - mask, steps)
 
 
+def _nested(mask: Any, edges: Sequence[int], scale: float, grow: Any) -> list[Any]:
+    """``mask`` and ``mask`` grown (by :func:`_dilate`) or shrunk (by :func:`_erode`) to each
+    of ``edges`` (pixels per 96, times ``scale``) in turn, each from the previous one."""
+    out, done = [mask], 0
+    for edge in edges:
+        step = max(max(1, round(edge * scale)) - done, 0)
+        out.append(grow(out[-1], step))
+        done += step
+    return out
+
+
 def _band_profile(img: Any, mask: Any, size: int) -> Any:
     """The margin profile (:data:`PROFILE_NAMES`) of smoothed crops ``img`` ``(n, h, w)``."""
     scale = size / 96.0
-    inner, outer = [mask], [mask]
-    done = 0
-    for edge in PROFILE_INNER:
-        step = max(1, round(edge * scale)) - done
-        inner.append(_erode(inner[-1], max(step, 0)))
-        done += max(step, 0)
-    done = 0
-    for edge in PROFILE_OUTER:
-        step = max(1, round(edge * scale)) - done
-        outer.append(_dilate(outer[-1], max(step, 0)))
-        done += max(step, 0)
+    inner = _nested(mask, PROFILE_INNER, scale, _erode)
+    outer = _nested(mask, PROFILE_OUTER, scale, _dilate)
     bands = [inner[-1]]
     bands += [inner[k] - inner[k + 1] for k in range(len(PROFILE_INNER) - 1, -1, -1)]
     bands += [outer[k + 1] - outer[k] for k in range(len(PROFILE_OUTER))]
